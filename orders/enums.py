@@ -1,0 +1,96 @@
+"""The order vocabulary shared by models, services, the API and the broker adapters."""
+
+from django.db import models
+
+
+class OrderStatus(models.TextChoices):
+    PENDING = "PENDING", "Pending (recorded, not yet sent)"
+    SUBMITTED = "SUBMITTED", "Submitted (in flight)"
+    UNKNOWN = "UNKNOWN", "Unknown (broker did not answer)"
+    OPEN = "OPEN", "Open"
+    TRIGGER_PENDING = "TRIGGER_PENDING", "Trigger pending"
+    PARTIALLY_FILLED = "PARTIALLY_FILLED", "Partially filled"
+    CANCEL_PENDING = "CANCEL_PENDING", "Cancel pending"
+    FILLED = "FILLED", "Filled"
+    CANCELLED = "CANCELLED", "Cancelled"
+    REJECTED = "REJECTED", "Rejected"
+    EXPIRED = "EXPIRED", "Expired"
+
+    @classmethod
+    def terminal(cls) -> frozenset["OrderStatus"]:
+        return frozenset({cls.FILLED, cls.CANCELLED, cls.REJECTED, cls.EXPIRED})
+
+    @classmethod
+    def active(cls) -> frozenset["OrderStatus"]:
+        return frozenset(set(cls) - cls.terminal())
+
+
+class OrderType(models.TextChoices):
+    MARKET = "MARKET", "Market"
+    LIMIT = "LIMIT", "Limit"
+    SL = "SL", "Stop-loss limit"
+    SL_M = "SL-M", "Stop-loss market"
+
+
+class OrderSide(models.TextChoices):
+    BUY = "BUY", "Buy"
+    SELL = "SELL", "Sell"
+
+    @property
+    def sign(self) -> int:
+        return 1 if self == OrderSide.BUY else -1
+
+    @property
+    def opposite(self) -> "OrderSide":
+        return OrderSide.SELL if self == OrderSide.BUY else OrderSide.BUY
+
+
+class Product(models.TextChoices):
+    MIS = "MIS", "Intraday (MIS)"
+    CNC = "CNC", "Delivery (CNC)"
+    NRML = "NRML", "Carry-forward F&O (NRML)"
+
+
+class Validity(models.TextChoices):
+    DAY = "DAY", "Day"
+    IOC = "IOC", "Immediate or cancel"
+
+
+class Exchange(models.TextChoices):
+    NSE = "NSE", "NSE"
+    BSE = "BSE", "BSE"
+    NFO = "NFO", "NSE F&O"
+    BFO = "BFO", "BSE F&O"
+
+
+class Segment(models.TextChoices):
+    EQ = "EQ", "Equity"
+    FUT = "FUT", "Futures"
+    OPT = "OPT", "Options"
+
+
+class EventSource(models.TextChoices):
+    API = "API", "Strategy API"
+    ADMIN = "ADMIN", "Admin"
+    BROKER = "BROKER", "Broker"
+    SYSTEM = "SYSTEM", "System"
+
+
+class EventKind(models.TextChoices):
+    TRANSITION = "TRANSITION", "Status change"
+    FILL = "FILL", "Fill"
+    MODIFY = "MODIFY", "Modification"
+    REFUSED = "REFUSED", "Refused transition"
+    NOTE = "NOTE", "Note"
+
+
+class StrategyStatus(models.TextChoices):
+    ACTIVE = "ACTIVE", "Active"
+    INACTIVE = "INACTIVE", "Inactive"
+    PAUSED = "PAUSED", "Paused"
+    ERROR = "ERROR", "Error"
+
+
+class StrategyMode(models.TextChoices):
+    PAPER = "PAPER", "Paper"
+    LIVE = "LIVE", "Live"

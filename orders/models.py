@@ -1,0 +1,350 @@
+"""Strategies, orders, their append-only history, and the fills (trades) that execute them."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pgtrigger
+from django.db import models
+from django.db.models import F, Q
+
+from omsproject.pg import append_only_triggers, choices_check, on_paisa_check, updated_at_trigger
+from orders.enums import (
+    EventKind,
+    EventSource,
+    Exchange,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    Product,
+    Segment,
+    StrategyMode,
+    StrategyStatus,
+    Validity,
+)
+
+PRICE = {"max_digits": 14, "decimal_places": 4}  # checked to the paisa by a constraint
+AVERAGE = {"max_digits": 20, "decimal_places": 6}  # weighted averages are not on the paisa
+MONEY = {"max_digits": 18, "decimal_places": 2}
+ZERO = Decimal("0")
+
+
+class Strategy(models.Model):
+    """A program (or a person, for "Manual Trading") that sends orders; owns its positions."""
+
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    status = models.CharField(
+        max_length=10, choices=StrategyStatus.choices, default=StrategyStatus.ACTIVE
+    )
+    mode = models.CharField(max_length=5, choices=StrategyMode.choices, default=StrategyMode.PAPER)
+    config = models.JSONField(default=dict, blank=True)
+    total_trades = models.PositiveIntegerField(default=0)
+    winning_trades = models.PositiveIntegerField(default=0)
+    losing_trades = models.PositiveIntegerField(default=0)
+    total_pnl = models.DecimalField(**MONEY, default=ZERO)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "strategies"
+        verbose_name_plural = "strategies"
+        ordering = ["name"]
+        constraints = [
+            choices_check("status", StrategyStatus, "strategy_status_valid"),
+            choices_check("mode", StrategyMode, "strategy_mode_valid"),
+            models.CheckConstraint(
+                condition=Q(winning_trades__gte=0)
+                & Q(losing_trades__gte=0)
+                & Q(total_trades__gte=F("winning_trades") + F("losing_trades")),
+                name="strategy_counters_consistent",
+            ),
+            models.CheckConstraint(condition=~Q(name=""), name="strategy_name_not_blank"),
+        ]
+        triggers = [updated_at_trigger()]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def win_rate(self) -> Decimal:
+        """Winning round trips as a percentage of decided ones (0 when none is decided)."""
+        decided = self.winning_trades + self.losing_trades
+        if not decided:
+            return ZERO
+        return (Decimal(self.winning_trades) * 100 / decided).quantize(Decimal("0.01"))
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == StrategyStatus.ACTIVE
+
+    @property
+    def is_live(self) -> bool:
+        return self.mode == StrategyMode.LIVE
+
+
+class Order(models.Model):
+    """One order from its request to its last fill; the broker decides the fields it reports."""
+
+    strategy = models.ForeignKey(Strategy, on_delete=models.PROTECT, related_name="orders")
+    client_order_id = models.CharField(max_length=64)
+    broker_tag = models.CharField(
+        max_length=20, unique=True, help_text="Our reference, sent to the broker as its tag."
+    )
+    broker_order_id = models.CharField(max_length=64, null=True, blank=True)
+    symbol = models.CharField(max_length=50)
+    exchange = models.CharField(max_length=5, choices=Exchange.choices, default=Exchange.NSE)
+    segment = models.CharField(max_length=3, choices=Segment.choices, default=Segment.EQ)
+    side = models.CharField(max_length=4, choices=OrderSide.choices)
+    quantity = models.PositiveIntegerField()
+    order_type = models.CharField(max_length=6, choices=OrderType.choices)
+    price = models.DecimalField(**PRICE, null=True, blank=True)
+    trigger_price = models.DecimalField(**PRICE, null=True, blank=True)
+    product = models.CharField(max_length=4, choices=Product.choices)
+    validity = models.CharField(max_length=3, choices=Validity.choices, default=Validity.DAY)
+    status = models.CharField(
+        max_length=16, choices=OrderStatus.choices, default=OrderStatus.PENDING
+    )
+    filled_quantity = models.PositiveIntegerField(default=0)
+    average_price = models.DecimalField(**AVERAGE, null=True, blank=True)
+    stop_loss = models.DecimalField(**PRICE, null=True, blank=True)
+    take_profit = models.DecimalField(**PRICE, null=True, blank=True)
+    tag = models.CharField(max_length=64, blank=True)
+    status_message = models.TextField(blank=True)
+    request_fingerprint = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="SHA-256 of the request, to tell a replay from a clash.",
+    )
+    modification_count = models.PositiveSmallIntegerField(default=0)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    last_fill_at = models.DateTimeField(null=True, blank=True)
+    filled_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    rejected_at = models.DateTimeField(null=True, blank=True)
+    expired_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "orders"
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["strategy", "client_order_id"], name="order_client_id_unique_per_strategy"
+            ),
+            models.UniqueConstraint(
+                fields=["broker_order_id"],
+                condition=Q(broker_order_id__isnull=False),
+                name="order_broker_order_id_unique",
+            ),
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="order_quantity_positive"),
+            models.CheckConstraint(
+                condition=Q(filled_quantity__gte=0) & Q(filled_quantity__lte=F("quantity")),
+                name="order_filled_within_quantity",
+            ),
+            on_paisa_check("price", "order_price_on_paisa"),
+            on_paisa_check("trigger_price", "order_trigger_price_on_paisa"),
+            on_paisa_check("stop_loss", "order_stop_loss_on_paisa"),
+            on_paisa_check("take_profit", "order_take_profit_on_paisa"),
+            models.CheckConstraint(
+                condition=Q(order_type__in=[OrderType.MARKET, OrderType.SL_M], price__isnull=True)
+                | Q(order_type__in=[OrderType.LIMIT, OrderType.SL], price__isnull=False),
+                name="order_price_matches_type",
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    order_type__in=[OrderType.MARKET, OrderType.LIMIT], trigger_price__isnull=True
+                )
+                | Q(order_type__in=[OrderType.SL, OrderType.SL_M], trigger_price__isnull=False),
+                name="order_trigger_matches_type",
+            ),
+            models.CheckConstraint(
+                condition=Q(filled_quantity=0, average_price__isnull=True)
+                | Q(filled_quantity__gt=0, average_price__gt=0),
+                name="order_average_price_iff_filled",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=OrderStatus.FILLED) | Q(filled_quantity=F("quantity")),
+                name="order_filled_status_means_complete",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=OrderStatus.PENDING)
+                | Q(filled_quantity=0, broker_order_id__isnull=True),
+                name="order_pending_not_at_broker",
+            ),
+            models.CheckConstraint(condition=~Q(client_order_id=""), name="order_client_id_set"),
+            models.CheckConstraint(condition=~Q(symbol=""), name="order_symbol_set"),
+            choices_check("status", OrderStatus, "order_status_valid"),
+            choices_check("side", OrderSide, "order_side_valid"),
+            choices_check("order_type", OrderType, "order_type_valid"),
+            choices_check("product", Product, "order_product_valid"),
+            choices_check("validity", Validity, "order_validity_valid"),
+            choices_check("exchange", Exchange, "order_exchange_valid"),
+            choices_check("segment", Segment, "order_segment_valid"),
+        ]
+        indexes = [
+            models.Index(fields=["strategy", "-created_at"], name="order_strategy_created_idx"),
+            models.Index(fields=["-created_at", "-id"], name="order_created_idx"),
+            models.Index(
+                fields=["status", "strategy"],
+                condition=Q(status__in=sorted(OrderStatus.active())),
+                name="order_active_idx",
+            ),
+            models.Index(fields=["symbol", "exchange"], name="order_symbol_idx"),
+        ]
+        triggers = [updated_at_trigger()]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.side} {self.quantity} {self.symbol} {self.status}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in OrderStatus.active()
+
+    @property
+    def is_filled(self) -> bool:
+        return self.status == OrderStatus.FILLED
+
+    @property
+    def remaining_quantity(self) -> int:
+        return self.quantity - self.filled_quantity
+
+    @property
+    def fill_percentage(self) -> Decimal:
+        if not self.quantity:
+            return ZERO
+        return (Decimal(self.filled_quantity) * 100 / self.quantity).quantize(Decimal("0.01"))
+
+
+class OrderEvent(models.Model):
+    """Append-only history of an order: every status change, fill, modification and refusal."""
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="events")
+    kind = models.CharField(max_length=10, choices=EventKind.choices, default=EventKind.TRANSITION)
+    from_status = models.CharField(max_length=16, choices=OrderStatus.choices, blank=True)
+    to_status = models.CharField(max_length=16, choices=OrderStatus.choices)
+    source = models.CharField(max_length=6, choices=EventSource.choices)
+    reason = models.TextField(blank=True)
+    actor = models.CharField(max_length=150, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "order_events"
+        ordering = ["created_at", "id"]
+        constraints = [
+            choices_check("kind", EventKind, "order_event_kind_valid"),
+            choices_check("source", EventSource, "order_event_source_valid"),
+            choices_check("to_status", OrderStatus, "order_event_to_status_valid"),
+            models.CheckConstraint(
+                condition=Q(from_status="") | Q(from_status__in=OrderStatus.values),
+                name="order_event_from_status_valid",
+            ),
+        ]
+        indexes = [models.Index(fields=["order", "created_at"], name="order_event_order_idx")]
+        triggers = append_only_triggers()
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.from_status or '-'} -> {self.to_status}"
+
+
+class Trade(models.Model):
+    """One fill. Its values are computed by the database, and it is never changed afterwards."""
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="trades")
+    strategy = models.ForeignKey(Strategy, on_delete=models.PROTECT, related_name="trades")
+    trade_id = models.CharField(max_length=64, unique=True, help_text="The broker's trade id.")
+    symbol = models.CharField(max_length=50)
+    exchange = models.CharField(max_length=5, choices=Exchange.choices)
+    product = models.CharField(max_length=4, choices=Product.choices)
+    side = models.CharField(max_length=4, choices=OrderSide.choices)
+    quantity = models.PositiveIntegerField()
+    price = models.DecimalField(**PRICE)
+    gross_value = models.DecimalField(**MONEY, default=ZERO)
+    brokerage = models.DecimalField(**MONEY, default=ZERO)
+    stt = models.DecimalField(**MONEY, default=ZERO)
+    exchange_charges = models.DecimalField(**MONEY, default=ZERO)
+    sebi_charges = models.DecimalField(**MONEY, default=ZERO)
+    stamp_duty = models.DecimalField(**MONEY, default=ZERO)
+    gst = models.DecimalField(**MONEY, default=ZERO)
+    total_charges = models.DecimalField(**MONEY, default=ZERO)
+    net_value = models.DecimalField(
+        **MONEY, default=ZERO, help_text="Cash moved: value plus charges on a buy, minus on a sell."
+    )
+    executed_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "trades"
+        ordering = ["-executed_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="trade_quantity_positive"),
+            on_paisa_check("price", "trade_price_on_paisa", nullable=False),
+            models.CheckConstraint(
+                condition=Q(gross_value=F("quantity") * F("price")), name="trade_gross_value_exact"
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    total_charges=F("brokerage")
+                    + F("stt")
+                    + F("exchange_charges")
+                    + F("sebi_charges")
+                    + F("stamp_duty")
+                    + F("gst")
+                ),
+                name="trade_total_charges_sum",
+            ),
+            models.CheckConstraint(
+                condition=Q(side=OrderSide.BUY, net_value=F("gross_value") + F("total_charges"))
+                | Q(side=OrderSide.SELL, net_value=F("gross_value") - F("total_charges")),
+                name="trade_net_value_exact",
+            ),
+            choices_check("side", OrderSide, "trade_side_valid"),
+            choices_check("product", Product, "trade_product_valid"),
+            choices_check("exchange", Exchange, "trade_exchange_valid"),
+        ]
+        indexes = [
+            models.Index(fields=["order", "executed_at"], name="trade_order_idx"),
+            models.Index(fields=["strategy", "-executed_at"], name="trade_strategy_idx"),
+            models.Index(fields=["-executed_at", "-id"], name="trade_executed_idx"),
+        ]
+        triggers = [
+            *append_only_triggers(),
+            # Values come from the database, so a direct INSERT is as right as the ORM's.
+            pgtrigger.Trigger(
+                name="compute_values",
+                when=pgtrigger.Before,
+                operation=pgtrigger.Insert,
+                func="""
+                NEW.gross_value := NEW.quantity * NEW.price;
+                NEW.total_charges := NEW.brokerage + NEW.stt + NEW.exchange_charges
+                    + NEW.sebi_charges + NEW.stamp_duty + NEW.gst;
+                NEW.net_value := CASE WHEN NEW.side = 'BUY'
+                    THEN NEW.gross_value + NEW.total_charges
+                    ELSE NEW.gross_value - NEW.total_charges END;
+                RETURN NEW;
+                """,
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.trade_id} {self.side} {self.quantity} {self.symbol} @ {self.price}"
+
+    @property
+    def is_buy(self) -> bool:
+        return self.side == OrderSide.BUY
+
+    @property
+    def is_sell(self) -> bool:
+        return self.side == OrderSide.SELL
+
+    @property
+    def charges_percentage(self) -> Decimal:
+        """Charges as a percentage of the fill's value (0 for a zero value)."""
+        if not self.gross_value:
+            return ZERO
+        return (self.total_charges * 100 / self.gross_value).quantize(Decimal("0.0001"))

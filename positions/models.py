@@ -1,0 +1,291 @@
+"""Positions per strategy and instrument, reconciliation issues, and daily statistics."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+from omsproject.pg import choices_check, on_paisa_check, updated_at_trigger
+from orders.enums import Exchange, Product
+from orders.models import AVERAGE, MONEY, PRICE, ZERO, Strategy
+from positions import pnl
+
+
+class Position(models.Model):
+    """A strategy's net holding in one instrument and product.
+
+    ``quantity`` is signed (long > 0, short < 0). A position that reaches zero is closed
+    (``closed_at`` set) and kept; the next fill opens a new row.
+    """
+
+    strategy = models.ForeignKey(Strategy, on_delete=models.PROTECT, related_name="positions")
+    symbol = models.CharField(max_length=50)
+    exchange = models.CharField(max_length=5, choices=Exchange.choices)
+    product = models.CharField(max_length=4, choices=Product.choices)
+    quantity = models.IntegerField(default=0)
+    average_price = models.DecimalField(**AVERAGE, default=ZERO)
+    realized_pnl = models.DecimalField(**MONEY, default=ZERO)
+    unrealized_pnl = models.DecimalField(**MONEY, default=ZERO)
+    last_price = models.DecimalField(**PRICE, null=True, blank=True)
+    stop_loss = models.DecimalField(**PRICE, null=True, blank=True)
+    take_profit = models.DecimalField(**PRICE, null=True, blank=True)
+    highest_price = models.DecimalField(**PRICE, null=True, blank=True)
+    lowest_price = models.DecimalField(**PRICE, null=True, blank=True)
+    peak_pnl = models.DecimalField(**MONEY, default=ZERO, help_text="Best total PnL seen.")
+    max_drawdown = models.DecimalField(**MONEY, default=ZERO)
+    exit_order = models.ForeignKey(
+        "orders.Order",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The order placed to close this position (stop-loss, take-profit, square-off).",
+    )
+    opened_at = models.DateTimeField(default=timezone.now)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "positions"
+        ordering = ["-opened_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["strategy", "symbol", "exchange", "product"],
+                condition=Q(closed_at__isnull=True),
+                name="position_one_open_per_instrument",
+            ),
+            models.CheckConstraint(
+                condition=Q(closed_at__isnull=True, average_price__gt=0) & ~Q(quantity=0)
+                | Q(closed_at__isnull=False, quantity=0),
+                name="position_open_iff_nonzero",
+            ),
+            models.CheckConstraint(
+                condition=Q(closed_at__isnull=True) | Q(closed_at__gte=F("opened_at")),
+                name="position_closed_after_opened",
+            ),
+            models.CheckConstraint(
+                condition=Q(max_drawdown__gte=0), name="position_drawdown_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(highest_price__isnull=True)
+                | Q(lowest_price__isnull=True)
+                | Q(highest_price__gte=F("lowest_price")),
+                name="position_extremes_ordered",
+            ),
+            on_paisa_check("last_price", "position_last_price_on_paisa"),
+            on_paisa_check("stop_loss", "position_stop_loss_on_paisa"),
+            on_paisa_check("take_profit", "position_take_profit_on_paisa"),
+            choices_check("product", Product, "position_product_valid"),
+            choices_check("exchange", Exchange, "position_exchange_valid"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["strategy", "symbol"],
+                condition=Q(closed_at__isnull=True),
+                name="position_open_idx",
+            ),
+            models.Index(fields=["strategy", "-opened_at"], name="position_strategy_idx"),
+        ]
+        triggers = [updated_at_trigger()]
+
+    def __str__(self) -> str:
+        return f"{self.strategy_id}:{self.symbol} {self.quantity:+d} @ {self.average_price}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.closed_at is None and self.quantity != 0
+
+    @property
+    def is_long(self) -> bool:
+        return self.quantity > 0
+
+    @property
+    def is_short(self) -> bool:
+        return self.quantity < 0
+
+    def calculate_unrealized_pnl(self, price: Decimal) -> Decimal:
+        return pnl.unrealized_pnl(self.quantity, self.average_price, price)
+
+    @property
+    def total_pnl(self) -> Decimal:
+        return self.realized_pnl + self.unrealized_pnl
+
+    def should_trigger_stop_loss(self, price: Decimal) -> bool:
+        return pnl.stop_loss_hit(self.quantity, self.stop_loss, price)
+
+    def should_trigger_take_profit(self, price: Decimal) -> bool:
+        return pnl.take_profit_hit(self.quantity, self.take_profit, price)
+
+    def mark(self, price: Decimal) -> None:
+        """Mark to market in memory: last price, unrealized PnL, extremes and drawdown."""
+        self.last_price = price
+        self.unrealized_pnl = self.calculate_unrealized_pnl(price) if self.is_open else ZERO
+        self.update_price_extremes(price)
+        self.peak_pnl, self.max_drawdown = pnl.drawdown(
+            self.total_pnl, self.peak_pnl, self.max_drawdown
+        )
+
+    def update_price_extremes(self, price: Decimal) -> None:
+        self.highest_price = price if self.highest_price is None else max(self.highest_price, price)
+        self.lowest_price = price if self.lowest_price is None else min(self.lowest_price, price)
+
+
+class IssueType(models.TextChoices):
+    QUANTITY_MISMATCH = "QUANTITY_MISMATCH", "Quantity mismatch"
+    PRICE_MISMATCH = "PRICE_MISMATCH", "Average price mismatch"
+    MISSING_AT_BROKER = "MISSING_AT_BROKER", "Position missing at broker"
+    UNKNOWN_POSITION = "UNKNOWN_POSITION", "Position unknown to us"
+    ORDER_STATUS_MISMATCH = "ORDER_STATUS_MISMATCH", "Order status mismatch"
+    MISSING_FILL = "MISSING_FILL", "Fill missing"
+
+
+class Severity(models.TextChoices):
+    INFO = "INFO", "Info"
+    WARNING = "WARNING", "Warning"
+    CRITICAL = "CRITICAL", "Critical"
+
+    @property
+    def rank(self) -> int:
+        return {"INFO": 1, "WARNING": 2, "CRITICAL": 3}[self.value]
+
+
+class ReconciliationIssue(models.Model):
+    """A difference between our book and the broker's, open until resolved by a person or a fix."""
+
+    strategy = models.ForeignKey(
+        Strategy, null=True, blank=True, on_delete=models.PROTECT, related_name="issues"
+    )
+    issue_type = models.CharField(max_length=24, choices=IssueType.choices)
+    severity = models.CharField(max_length=8, choices=Severity.choices)
+    symbol = models.CharField(max_length=50, blank=True)
+    exchange = models.CharField(max_length=5, blank=True)
+    product = models.CharField(max_length=4, blank=True)
+    order = models.ForeignKey(
+        "orders.Order", null=True, blank=True, on_delete=models.PROTECT, related_name="issues"
+    )
+    internal_quantity = models.IntegerField(null=True, blank=True)
+    broker_quantity = models.IntegerField(null=True, blank=True)
+    internal_price = models.DecimalField(**AVERAGE, null=True, blank=True)
+    broker_price = models.DecimalField(**AVERAGE, null=True, blank=True)
+    description = models.TextField(blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    fingerprint = models.CharField(
+        max_length=200, help_text="What the issue is about; one unresolved issue per fingerprint."
+    )
+    occurrences = models.PositiveIntegerField(default=1)
+    resolved = models.BooleanField(default=False)
+    resolution = models.TextField(blank=True)
+    resolved_by = models.CharField(max_length=150, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    auto_fixed = models.BooleanField(default=False)
+    detected_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "reconciliation_log"
+        ordering = ["resolved", "-detected_at"]
+        constraints = [
+            choices_check("issue_type", IssueType, "issue_type_valid"),
+            choices_check("severity", Severity, "issue_severity_valid"),
+            models.CheckConstraint(
+                condition=Q(resolved=False, resolved_at__isnull=True)
+                | (Q(resolved=True, resolved_at__isnull=False) & ~Q(resolution="")),
+                name="issue_resolved_has_when_and_why",
+            ),
+            models.CheckConstraint(
+                condition=Q(auto_fixed=False) | Q(resolved=True),
+                name="issue_auto_fixed_is_resolved",
+            ),
+            models.UniqueConstraint(
+                fields=["fingerprint"],
+                condition=Q(resolved=False),
+                name="issue_one_open_per_fingerprint",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["severity", "detected_at"],
+                condition=Q(resolved=False),
+                name="issue_unresolved_idx",
+            ),
+        ]
+        triggers = [updated_at_trigger()]
+
+    def __str__(self) -> str:
+        return f"{self.severity} {self.issue_type} {self.symbol}"
+
+    @property
+    def is_critical(self) -> bool:
+        return self.severity == Severity.CRITICAL
+
+    def hours_unresolved(self, now: datetime | None = None) -> Decimal:
+        """Hours since detection, up to resolution (or now, while unresolved)."""
+        end = self.resolved_at or now or timezone.now()
+        seconds = Decimal((end - self.detected_at).total_seconds())
+        return (seconds / 3600).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+
+
+class DailyStats(models.Model):
+    """One trading day's figures, globally (strategy NULL) and per strategy."""
+
+    date = models.DateField()
+    strategy = models.ForeignKey(
+        Strategy, null=True, blank=True, on_delete=models.PROTECT, related_name="daily_stats"
+    )
+    total_orders = models.PositiveIntegerField(default=0)
+    filled_orders = models.PositiveIntegerField(default=0)
+    cancelled_orders = models.PositiveIntegerField(default=0)
+    rejected_orders = models.PositiveIntegerField(default=0)
+    total_trades = models.PositiveIntegerField(default=0)
+    winning_trades = models.PositiveIntegerField(default=0)
+    losing_trades = models.PositiveIntegerField(default=0)
+    gross_pnl = models.DecimalField(**MONEY, default=ZERO)
+    total_charges = models.DecimalField(**MONEY, default=ZERO)
+    net_pnl = models.DecimalField(**MONEY, default=ZERO)
+    turnover = models.DecimalField(**MONEY, default=ZERO)
+    max_drawdown = models.DecimalField(**MONEY, default=ZERO)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "daily_stats"
+        verbose_name_plural = "daily stats"
+        ordering = ["-date", "strategy_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["date", "strategy"],
+                condition=Q(strategy__isnull=False),
+                name="daily_stats_one_per_strategy_day",
+            ),
+            models.UniqueConstraint(
+                fields=["date"],
+                condition=Q(strategy__isnull=True),
+                name="daily_stats_one_global_day",
+            ),
+            models.CheckConstraint(
+                condition=Q(net_pnl=F("gross_pnl") - F("total_charges")),
+                name="daily_stats_net_is_gross_less_charges",
+            ),
+            models.CheckConstraint(
+                condition=Q(total_charges__gte=0) & Q(turnover__gte=0) & Q(max_drawdown__gte=0),
+                name="daily_stats_amounts_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    total_orders__gte=F("filled_orders")
+                    + F("cancelled_orders")
+                    + F("rejected_orders")
+                ),
+                name="daily_stats_order_counts_consistent",
+            ),
+        ]
+        triggers = [updated_at_trigger()]
+
+    def __str__(self) -> str:
+        return f"{self.date} {self.strategy or 'ALL'}"

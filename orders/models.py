@@ -348,3 +348,108 @@ class Trade(models.Model):
         if not self.gross_value:
             return ZERO
         return (self.total_charges * 100 / self.gross_value).quantize(Decimal("0.0001"))
+
+
+class PaperOrder(models.Model):
+    """The paper broker's own order book: what a simulated exchange knows, apart from ours."""
+
+    strategy = models.ForeignKey(Strategy, on_delete=models.PROTECT, related_name="+")
+    tag = models.CharField(max_length=20, unique=True)
+    broker_order_id = models.CharField(max_length=64, unique=True)
+    symbol = models.CharField(max_length=50)
+    exchange = models.CharField(max_length=5)
+    product = models.CharField(max_length=4)
+    side = models.CharField(max_length=4)
+    order_type = models.CharField(max_length=6)
+    validity = models.CharField(max_length=3)
+    quantity = models.PositiveIntegerField()
+    price = models.DecimalField(**PRICE, null=True, blank=True)
+    trigger_price = models.DecimalField(**PRICE, null=True, blank=True)
+    status = models.CharField(max_length=20, help_text="Kite's status words.")
+    triggered = models.BooleanField(default=False)
+    filled_quantity = models.PositiveIntegerField(default=0)
+    average_price = models.DecimalField(**AVERAGE, null=True, blank=True)
+    message = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "paper_orders"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(filled_quantity__lte=F("quantity")), name="paper_order_not_overfilled"
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["symbol", "exchange"],
+                condition=Q(status__in=["OPEN", "TRIGGER PENDING"]),
+                name="paper_order_working_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.broker_order_id} {self.status}"
+
+
+class PaperTrade(models.Model):
+    paper_order = models.ForeignKey(PaperOrder, on_delete=models.PROTECT, related_name="trades")
+    trade_id = models.CharField(max_length=64, unique=True)
+    quantity = models.PositiveIntegerField()
+    price = models.DecimalField(**PRICE)
+    executed_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "paper_trades"
+
+    def __str__(self) -> str:
+        return f"{self.trade_id} {self.quantity} @ {self.price}"
+
+
+class TodayOrder(models.Model):
+    """Read-only: the orders created since midnight IST, with their strategy's name.
+
+    Backed by the view ``v_today_orders`` (orders/migrations/0002_views_functions.py).
+    """
+
+    id = models.BigIntegerField(primary_key=True)
+    strategy = models.ForeignKey(Strategy, on_delete=models.DO_NOTHING, related_name="+")
+    strategy_name = models.CharField(max_length=100)
+    client_order_id = models.CharField(max_length=64)
+    broker_tag = models.CharField(max_length=20)
+    broker_order_id = models.CharField(max_length=64, null=True)
+    symbol = models.CharField(max_length=50)
+    exchange = models.CharField(max_length=5, choices=Exchange.choices)
+    segment = models.CharField(max_length=3, choices=Segment.choices)
+    side = models.CharField(max_length=4, choices=OrderSide.choices)
+    quantity = models.PositiveIntegerField()
+    filled_quantity = models.PositiveIntegerField()
+    remaining_quantity = models.PositiveIntegerField()
+    order_type = models.CharField(max_length=6, choices=OrderType.choices)
+    price = models.DecimalField(**PRICE, null=True)
+    trigger_price = models.DecimalField(**PRICE, null=True)
+    average_price = models.DecimalField(**AVERAGE, null=True)
+    product = models.CharField(max_length=4, choices=Product.choices)
+    validity = models.CharField(max_length=3, choices=Validity.choices)
+    status = models.CharField(max_length=16, choices=OrderStatus.choices)
+    stop_loss = models.DecimalField(**PRICE, null=True)
+    take_profit = models.DecimalField(**PRICE, null=True)
+    tag = models.CharField(max_length=64)
+    status_message = models.TextField()
+    modification_count = models.PositiveSmallIntegerField()
+    created_at = models.DateTimeField()
+    submitted_at = models.DateTimeField(null=True)
+    acknowledged_at = models.DateTimeField(null=True)
+    last_fill_at = models.DateTimeField(null=True)
+    filled_at = models.DateTimeField(null=True)
+    cancelled_at = models.DateTimeField(null=True)
+    rejected_at = models.DateTimeField(null=True)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        managed = False
+        db_table = "v_today_orders"
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.side} {self.quantity} {self.symbol} {self.status}"

@@ -289,3 +289,96 @@ class DailyStats(models.Model):
 
     def __str__(self) -> str:
         return f"{self.date} {self.strategy or 'ALL'}"
+
+
+class MarketPrice(models.Model):
+    """The last traded price the OMS knows for an instrument (fed by the API or a command)."""
+
+    symbol = models.CharField(max_length=50)
+    exchange = models.CharField(max_length=5, choices=Exchange.choices)
+    last_price = models.DecimalField(**PRICE)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "market_prices"
+        constraints = [
+            models.UniqueConstraint(fields=["symbol", "exchange"], name="market_price_unique"),
+            on_paisa_check("last_price", "market_price_on_paisa", nullable=False),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.exchange}:{self.symbol} {self.last_price}"
+
+
+class ActivePosition(models.Model):
+    """Read-only: open positions with their strategy's name and exposure (``v_active_positions``).
+
+    ``exposure`` is ``abs(quantity) * coalesce(last_price, average_price)`` to the paisa.
+    """
+
+    id = models.BigIntegerField(primary_key=True)
+    strategy = models.ForeignKey(Strategy, on_delete=models.DO_NOTHING, related_name="+")
+    strategy_name = models.CharField(max_length=100)
+    symbol = models.CharField(max_length=50)
+    exchange = models.CharField(max_length=5, choices=Exchange.choices)
+    product = models.CharField(max_length=4, choices=Product.choices)
+    quantity = models.IntegerField()
+    average_price = models.DecimalField(**AVERAGE)
+    last_price = models.DecimalField(**PRICE, null=True)
+    realized_pnl = models.DecimalField(**MONEY)
+    unrealized_pnl = models.DecimalField(**MONEY)
+    total_pnl = models.DecimalField(**MONEY)
+    stop_loss = models.DecimalField(**PRICE, null=True)
+    take_profit = models.DecimalField(**PRICE, null=True)
+    exposure = models.DecimalField(**MONEY)
+    opened_at = models.DateTimeField()
+
+    class Meta:
+        managed = False
+        db_table = "v_active_positions"
+        ordering = ["-opened_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.strategy_name}:{self.symbol} {self.quantity:+d} @ {self.average_price}"
+
+
+class OpenReconciliationIssue(models.Model):
+    """Read-only: unresolved reconciliation issues (``v_reconciliation_issues``).
+
+    Order by ``-severity_rank`` (CRITICAL 3, WARNING 2, INFO 1), then ``detected_at``: a view's
+    own ORDER BY does not survive an outer query.
+    """
+
+    id = models.BigIntegerField(primary_key=True)
+    strategy = models.ForeignKey(
+        Strategy, null=True, on_delete=models.DO_NOTHING, related_name="+"
+    )
+    strategy_name = models.CharField(max_length=100, null=True)
+    issue_type = models.CharField(max_length=24, choices=IssueType.choices)
+    severity = models.CharField(max_length=8, choices=Severity.choices)
+    severity_rank = models.SmallIntegerField()
+    symbol = models.CharField(max_length=50)
+    exchange = models.CharField(max_length=5)
+    product = models.CharField(max_length=4)
+    order = models.ForeignKey(
+        "orders.Order", null=True, on_delete=models.DO_NOTHING, related_name="+"
+    )
+    internal_quantity = models.IntegerField(null=True)
+    broker_quantity = models.IntegerField(null=True)
+    internal_price = models.DecimalField(**AVERAGE, null=True)
+    broker_price = models.DecimalField(**AVERAGE, null=True)
+    description = models.TextField()
+    details = models.JSONField()
+    fingerprint = models.CharField(max_length=200)
+    occurrences = models.PositiveIntegerField()
+    detected_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    hours_unresolved = models.DecimalField(max_digits=12, decimal_places=1)
+
+    class Meta:
+        managed = False
+        db_table = "v_reconciliation_issues"
+        ordering = ["-severity_rank", "detected_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.severity} {self.issue_type} {self.symbol}"

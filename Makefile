@@ -1,0 +1,48 @@
+# The two commands of the quick start: `make run` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+
+.PHONY: run test setup lint format serve worker db-stop clean
+
+$(INSTALLED): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $(INSTALLED)
+
+## setup: virtualenv, packages, database (embedded unless DATABASE_URL), migrations
+setup: $(INSTALLED)
+	$(PY) manage.py migrate --noinput
+
+## run: set up, load demo data, create the admin login, serve on :8000 with a worker
+run: setup
+	$(PY) manage.py seed_demo
+	$(PY) manage.py ensure_admin
+	bash bin/run
+
+## test: the whole suite (unit, database, API, concurrency) on real PostgreSQL
+test: $(INSTALLED)
+	bash bin/test
+
+lint: $(INSTALLED)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(INSTALLED)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+## serve / worker: the production shape, one process kind each (see README)
+serve: setup
+	$(VENV)/bin/gunicorn omsproject.wsgi --bind $${OMS_BIND:-127.0.0.1:8000} --workers $${WEB_CONCURRENCY:-2} --threads $${OMS_WEB_THREADS:-4}
+
+worker: setup
+	$(PY) manage.py procrastinate worker --concurrency $${OMS_WORKER_CONCURRENCY:-4}
+
+db-stop: $(INSTALLED)
+	$(PY) manage.py embedded_db stop
+
+clean: db-stop
+	rm -rf $(VENV) var staticfiles

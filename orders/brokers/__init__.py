@@ -1,0 +1,38 @@
+"""Broker adapters behind one small interface; nothing outside this package knows which is used."""
+
+from orders.brokers.base import (
+    Broker,
+    BrokerError,
+    BrokerFill,
+    BrokerOrderUpdate,
+    BrokerPosition,
+    BrokerRejected,
+    BrokerTimeout,
+    BrokerUnavailable,
+    PlaceAck,
+)
+
+
+def broker_for(strategy) -> Broker:
+    """The paper simulator for PAPER strategies, Kite Connect for LIVE ones."""
+    if strategy.is_live:
+        from orders.brokers.kite import KiteBroker
+
+        return KiteBroker.from_settings()
+    from orders.brokers.paper import PaperBroker
+
+    return PaperBroker(strategy)
+
+
+__all__ = [
+    "Broker",
+    "BrokerError",
+    "BrokerFill",
+    "BrokerOrderUpdate",
+    "BrokerPosition",
+    "BrokerRejected",
+    "BrokerTimeout",
+    "BrokerUnavailable",
+    "PlaceAck",
+    "broker_for",
+]

@@ -1,0 +1,104 @@
+"""The broker interface and the plain values that cross it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Protocol
+
+from orders.enums import OrderStatus
+
+if TYPE_CHECKING:
+    from orders.models import Order
+
+
+class BrokerError(Exception):
+    """Something went wrong talking to the broker."""
+
+
+class BrokerTimeout(BrokerError):
+    """No answer: the broker may or may not have the order. Resolve by tag, never by resending."""
+
+
+class BrokerRejected(BrokerError):
+    """The broker refused the request; its message is kept on the order."""
+
+
+class BrokerUnavailable(BrokerError):
+    """Nothing was sent (rate limit, session, network down before sending): safe to retry later."""
+
+    def __init__(self, message: str, retry_in: float = 1.0):
+        super().__init__(message)
+        self.retry_in = retry_in
+
+
+@dataclass(frozen=True)
+class BrokerFill:
+    trade_id: str
+    quantity: int
+    price: Decimal
+    executed_at: datetime
+
+
+@dataclass(frozen=True)
+class BrokerOrderUpdate:
+    """The broker's view of one order. ``filled_quantity`` and ``average_price`` are cumulative.
+
+    ``fills`` lists individual executions when the broker reports them (the paper broker does;
+    a Kite postback does not, and the increment is derived from the cumulative figures).
+    """
+
+    broker_order_id: str
+    tag: str
+    status: OrderStatus
+    filled_quantity: int = 0
+    average_price: Decimal | None = None
+    message: str = ""
+    fills: tuple[BrokerFill, ...] = ()
+    timestamp: datetime | None = None
+    raw_status: str = ""
+
+
+@dataclass(frozen=True)
+class PlaceAck:
+    broker_order_id: str
+    updates: tuple[BrokerOrderUpdate, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class BrokerPosition:
+    symbol: str
+    exchange: str
+    product: str
+    quantity: int
+    average_price: Decimal
+    last_price: Decimal | None = None
+
+
+class Broker(Protocol):
+    """What the OMS needs from a broker. Calls are made with no database locks held."""
+
+    name: str
+
+    def place(self, order: Order) -> PlaceAck: ...
+
+    def modify(
+        self,
+        order: Order,
+        *,
+        quantity: int,
+        price: Decimal | None,
+        trigger_price: Decimal | None,
+        order_type: str,
+    ) -> tuple[BrokerOrderUpdate, ...]: ...
+
+    def cancel(self, order: Order) -> tuple[BrokerOrderUpdate, ...]: ...
+
+    def find_by_tag(self, tag: str) -> BrokerOrderUpdate | None: ...
+
+    def order_status(self, order: Order) -> BrokerOrderUpdate | None: ...
+
+    def orders(self) -> list[BrokerOrderUpdate]: ...
+
+    def positions(self) -> list[BrokerPosition]: ...

@@ -1,6 +1,8 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/", include("omsproject.api_urls")),
+    path("broker/", include("orders.brokers.urls")),
 ]

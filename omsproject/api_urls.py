@@ -1,0 +1,3 @@
+"""The strategy API: /api/v1/... (versioned), the OpenAPI schema and its documentation."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""Endpoints brokers call: order postbacks."""
+
+urlpatterns: list = []

@@ -1,0 +1,130 @@
+"""Demo data: paper strategies, prices and a trading session's orders, placed through the services.
+
+Idempotent: strategies and prices are upserted, and every demo order has a fixed
+client_order_id, so a second run replays instead of placing again.
+"""
+
+from decimal import Decimal
+
+from django.core.management.base import BaseCommand
+
+from orders.domain import OrderRequest
+from orders.enums import EventSource, StrategyMode, StrategyStatus
+from orders.models import Strategy
+from orders.services import order_place
+from positions.services import market_prices_update
+
+STRATEGIES = [
+    ("Momentum NIFTY50", "Buys strength in large caps, intraday.", StrategyMode.PAPER, {}),
+    (
+        "Mean Reversion Banks",
+        "Fades moves in bank stocks; fills in parts.",
+        StrategyMode.PAPER,
+        {"paper": {"fill_parts": 3}},
+    ),
+    ("Kite Live (disabled)", "A live strategy, switched off.", StrategyMode.LIVE, {}),
+]
+
+PRICES = [
+    ("RELIANCE", "NSE", "2450.00"),
+    ("TCS", "NSE", "3890.50"),
+    ("INFY", "NSE", "1512.30"),
+    ("HDFCBANK", "NSE", "1725.40"),
+    ("ICICIBANK", "NSE", "1248.90"),
+    ("SBIN", "NSE", "812.35"),
+]
+
+# (strategy, client_order_id, symbol, side, quantity, order_type, product, price, sl, tp)
+FIRST_SESSION = [
+    (
+        "Momentum NIFTY50",
+        "demo-001",
+        "RELIANCE",
+        "BUY",
+        10,
+        "MARKET",
+        "MIS",
+        None,
+        "2430.00",
+        "2490.00",
+    ),
+    ("Momentum NIFTY50", "demo-002", "TCS", "BUY", 5, "MARKET", "CNC", None, None, None),
+    ("Momentum NIFTY50", "demo-003", "INFY", "BUY", 20, "LIMIT", "MIS", "1500.00", None, None),
+    ("Mean Reversion Banks", "demo-101", "HDFCBANK", "SELL", 30, "MARKET", "MIS", None, None, None),
+    ("Mean Reversion Banks", "demo-102", "ICICIBANK", "BUY", 40, "MARKET", "MIS", None, None, None),
+    ("Mean Reversion Banks", "demo-103", "SBIN", "BUY", 100, "LIMIT", "MIS", "800.00", None, None),
+]
+LATER_PRICES = [("RELIANCE", "NSE", "2468.00"), ("HDFCBANK", "NSE", "1711.20")]
+SECOND_SESSION = [
+    ("Momentum NIFTY50", "demo-004", "RELIANCE", "SELL", 10, "MARKET", "MIS", None, None, None),
+    ("Mean Reversion Banks", "demo-104", "HDFCBANK", "BUY", 30, "MARKET", "MIS", None, None, None),
+]
+
+
+class Command(BaseCommand):
+    help = "Load demo strategies, prices and orders (paper broker). Safe to run twice."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--no-jobs",
+            action="store_true",
+            help="Only queue the broker jobs; leave them to a running worker.",
+        )
+
+    def handle(self, *args, no_jobs=False, **options):
+        strategies = {}
+        for name, description, mode, config in STRATEGIES:
+            status = StrategyStatus.INACTIVE if mode == StrategyMode.LIVE else StrategyStatus.ACTIVE
+            strategies[name], created = Strategy.objects.get_or_create(
+                name=name,
+                defaults={
+                    "description": description,
+                    "mode": mode,
+                    "status": status,
+                    "config": config,
+                },
+            )
+            self.stdout.write(f"strategy {name}: {'created' if created else 'exists'}")
+        market_prices_update([(s, e, Decimal(p)) for s, e, p in PRICES])
+        placed = self._place(strategies, FIRST_SESSION)
+        if not no_jobs:
+            self._run_jobs()
+            market_prices_update([(s, e, Decimal(p)) for s, e, p in LATER_PRICES])
+        placed += self._place(strategies, SECOND_SESSION)
+        if not no_jobs:
+            self._run_jobs()
+        self.stdout.write(self.style.SUCCESS(f"demo data ready: {placed} new orders"))
+
+    def _place(self, strategies, rows) -> int:
+        placed = 0
+        for strategy, client_id, symbol, side, quantity, order_type, product, price, sl, tp in rows:
+            result = order_place(
+                OrderRequest(
+                    strategy_id=strategies[strategy].pk,
+                    client_order_id=client_id,
+                    symbol=symbol,
+                    side=side,
+                    quantity=quantity,
+                    order_type=order_type,
+                    product=product,
+                    price=price,
+                    stop_loss=sl,
+                    take_profit=tp,
+                    tag="demo",
+                ),
+                actor="seed_demo",
+                source=EventSource.SYSTEM,
+            )
+            placed += 0 if result.replayed else 1
+        return placed
+
+    def _run_jobs(self) -> None:
+        from procrastinate.contrib.django import app
+
+        worker_app = app.with_connector(app.connector.get_worker_connector())
+        worker_app.run_worker(
+            queues=["orders", "prices"],
+            wait=False,
+            install_signal_handlers=False,
+            listen_notify=False,
+        )

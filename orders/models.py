@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 import pgtrigger
 from django.db import models
@@ -72,7 +72,9 @@ class Strategy(models.Model):
         decided = self.winning_trades + self.losing_trades
         if not decided:
             return ZERO
-        return (Decimal(self.winning_trades) * 100 / decided).quantize(Decimal("0.01"))
+        return (Decimal(self.winning_trades) * 100 / decided).quantize(
+            Decimal("0.01"), rounding=ROUND_HALF_UP
+        )
 
     @property
     def is_active(self) -> bool:
@@ -164,7 +166,8 @@ class Order(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(filled_quantity=0, average_price__isnull=True)
-                | Q(filled_quantity__gt=0, average_price__gt=0),
+                # NULL > 0 is NULL, which a CHECK lets pass: say "not null" explicitly.
+                | Q(filled_quantity__gt=0, average_price__isnull=False, average_price__gt=0),
                 name="order_average_price_iff_filled",
             ),
             models.CheckConstraint(
@@ -217,7 +220,9 @@ class Order(models.Model):
     def fill_percentage(self) -> Decimal:
         if not self.quantity:
             return ZERO
-        return (Decimal(self.filled_quantity) * 100 / self.quantity).quantize(Decimal("0.01"))
+        return (Decimal(self.filled_quantity) * 100 / self.quantity).quantize(
+            Decimal("0.01"), rounding=ROUND_HALF_UP
+        )
 
 
 class OrderEvent(models.Model):
@@ -303,6 +308,15 @@ class Trade(models.Model):
                 | Q(side=OrderSide.SELL, net_value=F("gross_value") - F("total_charges")),
                 name="trade_net_value_exact",
             ),
+            models.CheckConstraint(
+                condition=Q(brokerage__gte=0)
+                & Q(stt__gte=0)
+                & Q(exchange_charges__gte=0)
+                & Q(sebi_charges__gte=0)
+                & Q(stamp_duty__gte=0)
+                & Q(gst__gte=0),
+                name="trade_charges_not_negative",
+            ),
             choices_check("side", OrderSide, "trade_side_valid"),
             choices_check("product", Product, "trade_product_valid"),
             choices_check("exchange", Exchange, "trade_exchange_valid"),
@@ -347,7 +361,9 @@ class Trade(models.Model):
         """Charges as a percentage of the fill's value (0 for a zero value)."""
         if not self.gross_value:
             return ZERO
-        return (self.total_charges * 100 / self.gross_value).quantize(Decimal("0.0001"))
+        return (self.total_charges * 100 / self.gross_value).quantize(
+            Decimal("0.0001"), rounding=ROUND_HALF_UP
+        )
 
 
 class PaperOrder(models.Model):

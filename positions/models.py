@@ -350,9 +350,7 @@ class OpenReconciliationIssue(models.Model):
     """
 
     id = models.BigIntegerField(primary_key=True)
-    strategy = models.ForeignKey(
-        Strategy, null=True, on_delete=models.DO_NOTHING, related_name="+"
-    )
+    strategy = models.ForeignKey(Strategy, null=True, on_delete=models.DO_NOTHING, related_name="+")
     strategy_name = models.CharField(max_length=100, null=True)
     issue_type = models.CharField(max_length=24, choices=IssueType.choices)
     severity = models.CharField(max_length=8, choices=Severity.choices)

@@ -1,0 +1,55 @@
+"""Reads of positions, PnL and reconciliation shared by the API, the admin and the commands."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+from django.db import connection
+from django.db.models import QuerySet
+
+from orders.models import Strategy
+from positions.models import ActivePosition, OpenReconciliationIssue
+
+
+def active_positions(*, strategy: Strategy | None = None) -> QuerySet[ActivePosition]:
+    """Open positions (all strategies, or one), newest first."""
+    positions = ActivePosition.objects.all()
+    if strategy is not None:
+        positions = positions.filter(strategy=strategy)
+    return positions.order_by("-opened_at", "-id")
+
+
+def reconciliation_issues_open() -> QuerySet[OpenReconciliationIssue]:
+    """Unresolved issues, most severe first, then oldest first."""
+    return OpenReconciliationIssue.objects.order_by("-severity_rank", "detected_at", "id")
+
+
+def position_unrealized_pnl_sql(quantity: int, average_price: Decimal, price: Decimal) -> Decimal:
+    """The database's ``position_unrealized_pnl``: the same figure as ``pnl.unrealized_pnl``."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT position_unrealized_pnl(%s::integer, %s::numeric, %s::numeric)",
+            [quantity, average_price, price],
+        )
+        return cursor.fetchone()[0]
+
+
+def strategy_metrics(
+    *, strategy: Strategy, date_from: date, date_to: date
+) -> dict[str, int | Decimal]:
+    """A strategy's figures over IST calendar days ``date_from``..``date_to`` (both included).
+
+    Trade counts, turnover and charges come from the trades executed in the range; wins,
+    losses and gross PnL from the positions closed in it (see the SQL function's COMMENT).
+    """
+    if date_from > date_to:
+        raise ValueError(f"date_from {date_from}: must not be after date_to {date_to}")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT * FROM strategy_metrics(%s::bigint, %s::date, %s::date)",
+            [strategy.pk, date_from, date_to],
+        )
+        columns = [column.name for column in cursor.description]
+        row = cursor.fetchone()
+    return dict(zip(columns, row, strict=True))

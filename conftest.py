@@ -1,6 +1,24 @@
 """Suite-wide fixtures. The database is real PostgreSQL: the embedded server, or DATABASE_URL."""
 
+from pathlib import Path
+
 import pytest
+
+SAMPLE_INSTRUMENTS = Path(__file__).parent / "risk" / "fixtures" / "instruments_sample.csv"
+
+
+@pytest.fixture(autouse=True)
+def _reference_data(request, settings):
+    """What every test may assume, as on a desk's machine after set-up: the sample instrument
+    master is loaded, and paper strategies may trade at any hour (tests of market hours set
+    OMS_PAPER_MARKET_HOURS back to "enforce")."""
+    settings.OMS_PAPER_MARKET_HOURS = "ignore"
+    if request.node.get_closest_marker("django_db") is None:
+        return
+    from risk.instruments import instruments_load
+
+    with SAMPLE_INSTRUMENTS.open(newline="") as lines:
+        instruments_load(lines)
 
 
 def _worker_app():

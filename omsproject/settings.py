@@ -27,6 +27,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
     "pgtrigger",
@@ -118,16 +119,41 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = True
 
 # --- API --------------------------------------------------------------------------------------
+# Strategies authenticate with their API key (Bearer); staff with a session or a DRF token,
+# read-only. Requests are counted per key in PostgreSQL, so the limit holds across processes.
 REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "orders.api.authentication.StrategyKeyAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["orders.api.permissions.StrategyOrMonitoringStaff"],
+    "DEFAULT_THROTTLE_CLASSES": ["orders.api.throttling.StrategyKeyRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "strategy_key": env.str("OMS_API_THROTTLE_RATE", default="6000/min") or None,
+    },
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "orders.api.exceptions.api_exception_handler",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "COERCE_DECIMAL_TO_STRING": True,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "OMS strategy API",
-    "DESCRIPTION": "Orders, positions and trades of the strategy whose API key is presented.",
+    "DESCRIPTION": "Orders, positions and trades of the strategy whose API key is presented "
+    "(`Authorization: Bearer <key>`). Errors: `{\"error\": {\"code\", \"message\", \"fields\"}}`.",
     "VERSION": "1.0.0",
+    "SERVE_AUTHENTICATION": [],
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "ENUM_NAME_OVERRIDES": {
+        "OrderStatusEnum": "orders.enums.OrderStatus",
+        "StrategyStatusEnum": "orders.enums.StrategyStatus",
+    },
 }
+# Routes /api/v1/bench/bare-insert/ (bench/api_place.py's yardstick). Never on in production.
+OMS_BENCH_ENDPOINTS = env.bool("OMS_BENCH_ENDPOINTS", default=False)
 
 # --- Background work --------------------------------------------------------------------------
 
@@ -174,3 +200,8 @@ LOGGING = {
 
 # --- Market -----------------------------------------------------------------------------------
 OMS_MARKET_CLOSE = env.str("OMS_MARKET_CLOSE", default="15:30")
+# Paper strategies may trade outside market hours when this is "ignore" (live ones never).
+OMS_PAPER_MARKET_HOURS = env.str("OMS_PAPER_MARKET_HOURS", default="enforce")
+# SEBI: an unregistered algo stays under 10 orders a second (per strategy, unless its limits say less).
+OMS_ORDERS_PER_SECOND = env.int("OMS_ORDERS_PER_SECOND", default=10)
+OMS_MIS_SQUARE_OFF = env.str("OMS_MIS_SQUARE_OFF", default="15:20")

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -238,6 +238,18 @@ def order_place(
 
     try:
         with transaction.atomic():
+            # Requests with one client_order_id queue here: a duplicate waits for the first to
+            # commit and is answered as a replay, without being validated or rate-counted.
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                    [f"order:{strategy.pk}:{request.client_order_id}"],
+                )
+            existing = Order.objects.filter(
+                strategy=strategy, client_order_id=request.client_order_id
+            ).first()
+            if existing is not None:
+                return _replay(existing, fingerprint)
             violations = pre_trade_validate(request, strategy=strategy)
             order = Order.objects.create(
                 strategy=strategy,

@@ -1,4 +1,4 @@
-"""Risk controls: the kill switch's append-only event log (its current state is the last event)."""
+"""Risk controls: the kill switch log, limits, the instrument master, holidays, PnL snapshots."""
 
 from django.db import models
 from django.db.models import Q
@@ -67,3 +67,207 @@ class KillSwitchEvent(models.Model):
     def __str__(self) -> str:
         where = self.strategy or "global"
         return f"{self.state} ({where}) by {self.actor}"
+
+
+class RateBucket(models.Model):
+    """A token bucket in the database, so that every web process and worker shares one rate.
+
+    ``tokens`` is the balance at ``updated_at``; the refill since then is added on the next take,
+    measured with the database's clock. Spent only by ``risk.ratelimit.take_token``, in one
+    statement. ``last_take_granted`` is how that statement reports its decision to the caller
+    (its RETURNING clause sees only the new row, and a refused take and a granted one can leave
+    the same balance).
+    """
+
+    key = models.CharField(max_length=100, unique=True)
+    tokens = models.DecimalField(max_digits=14, decimal_places=6)
+    capacity = models.PositiveIntegerField()
+    refill_per_second = models.DecimalField(max_digits=14, decimal_places=6)
+    last_take_granted = models.BooleanField(default=True)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "rate_buckets"
+        constraints = [
+            models.CheckConstraint(condition=Q(capacity__gte=1), name="rate_bucket_capacity_min"),
+            models.CheckConstraint(
+                condition=Q(refill_per_second__gt=0), name="rate_bucket_refill_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(tokens__gte=0) & Q(tokens__lte=models.F("capacity")),
+                name="rate_bucket_tokens_within_capacity",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.tokens} of {self.capacity}"
+
+
+class InstrumentType(models.TextChoices):
+    EQ = "EQ", "Equity"
+    FUT = "FUT", "Future"
+    CE = "CE", "Call option"
+    PE = "PE", "Put option"
+
+
+class Instrument(models.Model):
+    """One row of the broker's instrument master (Kite's instruments CSV)."""
+
+    instrument_token = models.BigIntegerField(unique=True)
+    exchange_token = models.BigIntegerField(null=True, blank=True)
+    tradingsymbol = models.CharField(max_length=50)
+    name = models.CharField(max_length=100, blank=True)
+    exchange = models.CharField(max_length=5)
+    segment = models.CharField(max_length=10)
+    instrument_type = models.CharField(max_length=3, choices=InstrumentType.choices)
+    expiry = models.DateField(null=True, blank=True)
+    strike = models.DecimalField(max_digits=14, decimal_places=4, default=0)
+    tick_size = models.DecimalField(max_digits=10, decimal_places=4)
+    lot_size = models.PositiveIntegerField()
+    freeze_quantity = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Largest quantity in one order (NSE freeze limit)."
+    )
+    tradable = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "instruments"
+        ordering = ["exchange", "tradingsymbol"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tradingsymbol", "exchange"], name="instrument_symbol_unique"
+            ),
+            models.CheckConstraint(condition=Q(tick_size__gt=0), name="instrument_tick_positive"),
+            models.CheckConstraint(condition=Q(lot_size__gte=1), name="instrument_lot_positive"),
+            choices_check("instrument_type", InstrumentType, "instrument_type_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.exchange}:{self.tradingsymbol}"
+
+    @property
+    def is_option(self) -> bool:
+        return self.instrument_type in (InstrumentType.CE, InstrumentType.PE)
+
+
+class MarketHoliday(models.Model):
+    """A day the exchange is closed that the calendar package does not know (staff-maintained)."""
+
+    date = models.DateField(unique=True)
+    description = models.CharField(max_length=200)
+    created_by = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "market_holidays"
+        ordering = ["-date"]
+
+    def __str__(self) -> str:
+        return f"{self.date} {self.description}"
+
+
+class RiskLimit(models.Model):
+    """Pre-trade limits: one global row (strategy NULL) and optional rows per strategy.
+
+    A blank field means "no limit at this level". The limit in force is the strictest of the
+    global row, the strategy's row and the strategy's JSON config ``limits`` (which may only
+    tighten).
+    """
+
+    strategy = models.ForeignKey(
+        Strategy, null=True, blank=True, on_delete=models.PROTECT, related_name="risk_limits"
+    )
+    max_order_quantity = models.PositiveIntegerField(null=True, blank=True)
+    max_order_value = models.DecimalField(max_digits=18, decimal_places=2, null=True, blank=True)
+    max_position_quantity = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Largest open position in one instrument (shares/units)."
+    )
+    max_strategy_exposure = models.DecimalField(
+        max_digits=18,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="Gross exposure of the strategy's open positions and open orders.",
+    )
+    max_total_exposure = models.DecimalField(
+        max_digits=18,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="Gross exposure of all strategies together (global row only).",
+    )
+    max_open_orders = models.PositiveIntegerField(null=True, blank=True)
+    price_band_percent = models.DecimalField(
+        max_digits=6,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="A LIMIT price further than this from the last price is refused.",
+    )
+    orders_per_second = models.PositiveIntegerField(null=True, blank=True)
+    daily_loss_limit = models.DecimalField(max_digits=18, decimal_places=2, null=True, blank=True)
+    drawdown_limit = models.DecimalField(
+        max_digits=18,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="Halt when the day's PnL falls this far below the day's peak.",
+    )
+    rejection_burst = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Halt after this many broker rejections..."
+    )
+    rejection_window_seconds = models.PositiveIntegerField(default=60)
+    halt_on_critical_issue = models.BooleanField(
+        default=True, help_text="Halt when reconciliation finds a CRITICAL issue."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "risk_limits"
+        constraints = [
+            # One row per strategy and one global row (NULL counts as a value here).
+            models.UniqueConstraint(
+                fields=["strategy"], nulls_distinct=False, name="risk_limit_one_per_scope"
+            ),
+            models.CheckConstraint(
+                condition=Q(price_band_percent__isnull=True) | Q(price_band_percent__gt=0),
+                name="risk_limit_band_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(daily_loss_limit__isnull=True) | Q(daily_loss_limit__gt=0),
+                name="risk_limit_loss_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(drawdown_limit__isnull=True) | Q(drawdown_limit__gt=0),
+                name="risk_limit_drawdown_positive",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"limits: {self.strategy or 'global'}"
+
+
+class PnlSnapshot(models.Model):
+    """Intraday PnL sampled by the risk monitor: the day's peak, drawdown and the chart."""
+
+    strategy = models.ForeignKey(
+        Strategy, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    taken_at = models.DateTimeField()
+    realized_pnl = models.DecimalField(max_digits=18, decimal_places=2)
+    unrealized_pnl = models.DecimalField(max_digits=18, decimal_places=2)
+    total_pnl = models.DecimalField(max_digits=18, decimal_places=2)
+
+    class Meta:
+        db_table = "pnl_snapshots"
+        ordering = ["taken_at"]
+        indexes = [models.Index(fields=["strategy", "taken_at"], name="pnl_snapshot_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(total_pnl=models.F("realized_pnl") + models.F("unrealized_pnl")),
+                name="pnl_snapshot_total",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.taken_at} {self.strategy or 'ALL'} {self.total_pnl}"

@@ -577,7 +577,7 @@ class BrokerSaidNo(Exception):
     pass
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_failed_transaction_leaves_nothing_behind():
     tables = (Strategy, Order, OrderEvent, Trade)
     before = [model.objects.count() for model in tables]

@@ -639,7 +639,7 @@ WRITERS = 20
 
 
 @pytest.mark.slow
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_concurrent_writers_to_one_position_serialise():
     # An open position cannot hold 0, so the writers start from 100.
     position = PositionFactory(quantity=100)

@@ -1,0 +1,49 @@
+"""The NSE trading calendar: sessions from pandas_market_calendars' XNSE, plus the holidays
+staff add in the admin (late one-off closures such as 15 Jan 2026), in IST."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+from django.utils import timezone
+
+IST = ZoneInfo("Asia/Kolkata")
+MARKET_OPEN = time(9, 15)
+MARKET_CLOSE = time(15, 30)
+# Zerodha squares off MIS positions at these times and takes no new MIS orders after them.
+SQUARE_OFF = {"EQ": time(15, 20), "FUT": time(15, 25), "OPT": time(15, 25)}
+
+
+@lru_cache(maxsize=8)
+def _exchange_holidays(year: int) -> frozenset[date]:
+    import pandas as pd
+    import pandas_market_calendars as mcal
+
+    calendar = mcal.get_calendar("XNSE")
+    holidays = pd.DatetimeIndex(calendar.holidays().holidays)
+    return frozenset(d.date() for d in holidays if d.year == year)
+
+
+def is_trading_day(day: date) -> bool:
+    """A weekday that is neither an exchange holiday nor a holiday added by staff."""
+    from risk.models import MarketHoliday
+
+    if day.weekday() >= 5 or day in _exchange_holidays(day.year):
+        return False
+    return not MarketHoliday.objects.filter(date=day).exists()
+
+
+def ist(moment: datetime | None = None) -> datetime:
+    return (moment or timezone.now()).astimezone(IST)
+
+
+def market_is_open(moment: datetime | None = None) -> bool:
+    """The normal session, 09:15 to 15:30 IST on a trading day."""
+    now = ist(moment)
+    return is_trading_day(now.date()) and MARKET_OPEN <= now.time() < MARKET_CLOSE
+
+
+def past_square_off(segment: str, moment: datetime | None = None) -> bool:
+    return ist(moment).time() >= SQUARE_OFF.get(segment, SQUARE_OFF["EQ"])

@@ -1,0 +1,90 @@
+"""Risk monitors run by periodic jobs (and by operators' commands): MIS square-off, stop-loss /
+take-profit exits, PnL snapshots and the automatic kill switch rules."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.conf import settings
+from django.utils import timezone
+
+from orders.enums import EventSource, OrderStatus, Product
+
+logger = logging.getLogger("oms.risk")
+
+
+@dataclass
+class SquareOffPlan:
+    orders_to_cancel: list = field(default_factory=list)
+    positions_to_close: list = field(default_factory=list)
+
+
+def square_off_plan() -> SquareOffPlan:
+    from orders.models import Order
+    from positions.models import Position
+
+    cancellable = [s for s in OrderStatus.active() if s != OrderStatus.CANCEL_PENDING]
+    return SquareOffPlan(
+        orders_to_cancel=list(
+            Order.objects.filter(product=Product.MIS, status__in=cancellable).order_by("pk")
+        ),
+        positions_to_close=list(
+            Position.objects.filter(product=Product.MIS, closed_at__isnull=True).order_by("pk")
+        ),
+    )
+
+
+def square_off_mis(*, dry_run: bool = False, actor: str = "rule:mis-square-off") -> SquareOffPlan:
+    """Cancel open MIS orders and close open MIS positions. Safe to run twice: a cancelled
+    order is skipped, and each closing order's client_order_id is derived from the position
+    and the day, so a second run replays it instead of closing twice."""
+    from orders.services import IllegalOrderState, order_cancel
+    from positions.services import position_close
+
+    plan = square_off_plan()
+    if dry_run:
+        return plan
+    day = timezone.localdate().isoformat()
+    for order in plan.orders_to_cancel:
+        try:
+            order_cancel(order.pk, actor=actor, source=EventSource.SYSTEM, reason="MIS square-off")
+        except IllegalOrderState:
+            continue
+    for position in plan.positions_to_close:
+        position_close(
+            position,
+            actor=actor,
+            reason="MIS square-off",
+            client_order_id=f"sqoff-{position.pk}-{day}",
+        )
+    logger.warning(
+        "MIS square-off: %s orders cancelled, %s positions closing",
+        len(plan.orders_to_cancel),
+        len(plan.positions_to_close),
+    )
+    return plan
+
+
+def square_off_due(now: datetime | None = None) -> bool:
+    """On a trading day, from the square-off time until the close."""
+    from datetime import time
+
+    from risk import calendar
+
+    now = calendar.ist(now)
+    start = time.fromisoformat(settings.OMS_MIS_SQUARE_OFF)
+    return calendar.is_trading_day(now.date()) and start <= now.time() < calendar.MARKET_CLOSE
+
+
+def risk_monitor(*, now: datetime | None = None) -> None:
+    """One pass of every risk monitor (the periodic job calls this each minute)."""
+    from positions.services import positions_check_exits
+    from risk.services import pnl_snapshot_take, risk_auto_triggers
+
+    positions_check_exits()
+    pnl_snapshot_take(now=now)
+    risk_auto_triggers(now=now)
+    if square_off_due(now):
+        square_off_mis()

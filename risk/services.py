@@ -1,0 +1,285 @@
+"""Every write of the risk app: the kill switch, its automatic triggers, PnL snapshots."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import connection, transaction
+from django.db.models import Max, Sum
+from django.utils import timezone
+
+from orders.enums import EventKind, EventSource, OrderStatus
+from risk.models import (
+    ActorType,
+    KillSwitchEvent,
+    KillSwitchScope,
+    KillSwitchState,
+    PnlSnapshot,
+)
+from risk.selectors import KILL_SWITCH_LOCK, kill_switch_state
+
+logger = logging.getLogger("oms.risk")
+
+
+class KillSwitchError(Exception):
+    """A kill switch change that is not allowed; the message names the rule."""
+
+
+def _scope_orders(strategy):
+    from orders.models import Order
+
+    orders = Order.objects.filter(
+        status__in=[s for s in OrderStatus.active() if s != OrderStatus.CANCEL_PENDING]
+    )
+    return orders.filter(strategy=strategy) if strategy is not None else orders
+
+
+def kill_switch_set(
+    state: KillSwitchState,
+    *,
+    reason: str,
+    actor: str,
+    strategy=None,
+    actor_type: ActorType = ActorType.PERSON,
+    details: dict | None = None,
+) -> KillSwitchEvent:
+    """Change the kill switch for one strategy or globally, and act on it.
+
+    Guarantees: the change is one kill_switch_events row; it waits for every order placement
+    already validating (an exclusive lock against the placements' shared one), so no order is
+    accepted after it commits. HALTED asks the broker to cancel every open order of its scope
+    (as jobs). Going back to ACTIVE is a person's act only. A notification goes out after the
+    commit.
+    """
+    from orders.services import IllegalOrderState, order_cancel
+
+    state = KillSwitchState(state)
+    if not reason or not reason.strip():
+        raise KillSwitchError("reason missing: every kill switch change needs a reason")
+    if state == KillSwitchState.ACTIVE and actor_type != ActorType.PERSON:
+        raise KillSwitchError("only a person may set the kill switch back to ACTIVE")
+    scope = KillSwitchScope.STRATEGY if strategy is not None else KillSwitchScope.GLOBAL
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [KILL_SWITCH_LOCK])
+        previous = kill_switch_state(strategy=strategy)
+        event = KillSwitchEvent.objects.create(
+            state=state,
+            scope=scope,
+            strategy=strategy,
+            reason=reason.strip(),
+            actor=actor,
+            actor_type=actor_type,
+            details={**(details or {}), "previous_state": str(previous)},
+        )
+        cancelled = 0
+        if state == KillSwitchState.HALTED:
+            for order_id in _scope_orders(strategy).values_list("pk", flat=True):
+                try:
+                    order_cancel(
+                        order_id,
+                        actor=f"kill switch ({actor})",
+                        source=EventSource.SYSTEM,
+                        reason=f"kill switch HALTED: {reason}",
+                    )
+                    cancelled += 1
+                except IllegalOrderState:
+                    continue  # it finished meanwhile
+        transaction.on_commit(lambda: _notify(event, cancelled))
+    logger.warning(
+        "kill switch %s (%s) by %s: %s; %s orders cancelling",
+        state,
+        strategy or "global",
+        actor,
+        reason,
+        cancelled,
+    )
+    return event
+
+
+def _notify(event: KillSwitchEvent, cancelled: int) -> None:
+    where = event.strategy.name if event.strategy else "ALL strategies"
+    subject = f"[OMS] kill switch {event.state} for {where}"
+    body = (
+        f"State: {event.state}\nScope: {where}\nBy: {event.actor} ({event.actor_type})\n"
+        f"Reason: {event.reason}\nOpen orders being cancelled: {cancelled}\n"
+        f"Details: {event.details}\nAt: {timezone.localtime(event.created_at)}\n"
+    )
+    logger.warning("notification: %s", subject)
+    if settings.OMS_RISK_EMAILS:
+        send_mail(subject, body, None, settings.OMS_RISK_EMAILS, fail_silently=True)
+
+
+def positions_flatten(*, actor: str, reason: str, strategy=None) -> list:
+    """Close every open position of the scope with MARKET orders (a separate, confirmed act)."""
+    from positions.models import Position
+    from positions.services import position_close
+
+    positions = Position.objects.filter(closed_at__isnull=True)
+    if strategy is not None:
+        positions = positions.filter(strategy=strategy)
+    return [
+        position_close(position, actor=actor, reason=reason, client_order_id=f"flat-{position.pk}")
+        for position in positions
+    ]
+
+
+# --- PnL of the day and automatic triggers -----------------------------------------------------
+
+
+def day_pnl(strategy=None, *, now=None) -> tuple[Decimal, Decimal]:
+    """Today's (IST) realized and unrealized PnL, net of today's charges.
+
+    Realized: positions closed today, plus what open positions realized (their open life is
+    counted whole); unrealized: open positions at their last price.
+    """
+    from orders.models import Trade
+    from positions.models import Position
+
+    now = timezone.localtime(now or timezone.now())
+    start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    positions = Position.objects.all()
+    trades = Trade.objects.filter(executed_at__gte=start)
+    if strategy is not None:
+        positions = positions.filter(strategy=strategy)
+        trades = trades.filter(strategy=strategy)
+    closed = positions.filter(closed_at__gte=start).aggregate(r=Sum("realized_pnl"))["r"] or 0
+    open_ = positions.filter(closed_at__isnull=True).aggregate(
+        r=Sum("realized_pnl"), u=Sum("unrealized_pnl")
+    )
+    charges = trades.aggregate(c=Sum("total_charges"))["c"] or 0
+    realized = Decimal(closed) + (open_["r"] or 0) - charges
+    return realized.quantize(Decimal("0.01")), Decimal(open_["u"] or 0).quantize(Decimal("0.01"))
+
+
+def pnl_snapshot_take(*, now=None) -> list[PnlSnapshot]:
+    """Record the day's PnL now, per strategy that traded and globally."""
+    from orders.models import Strategy
+
+    now = now or timezone.now()
+    snapshots = []
+    for strategy in [None, *Strategy.objects.filter(positions__isnull=False).distinct()]:
+        realized, unrealized = day_pnl(strategy, now=now)
+        snapshots.append(
+            PnlSnapshot(
+                strategy=strategy,
+                taken_at=now,
+                realized_pnl=realized,
+                unrealized_pnl=unrealized,
+                total_pnl=realized + unrealized,
+            )
+        )
+    return PnlSnapshot.objects.bulk_create(snapshots)
+
+
+def _already(state: KillSwitchState, strategy) -> bool:
+    current = kill_switch_state(strategy=strategy)
+    order = [KillSwitchState.ACTIVE, KillSwitchState.REDUCING, KillSwitchState.HALTED]
+    return order.index(current) >= order.index(state)
+
+
+def risk_auto_triggers(*, now=None) -> list[KillSwitchEvent]:
+    """Fire the automatic kill switch rules, each recorded with its figures:
+
+    - loss from the day's peak PnL beyond ``drawdown_limit`` -> HALTED;
+    - the day's PnL below ``-daily_loss_limit`` -> REDUCING;
+    - ``rejection_burst`` broker rejections within ``rejection_window_seconds`` -> HALTED.
+    """
+    from orders.models import OrderEvent, Strategy
+    from risk.limits import limits_for
+
+    now = now or timezone.now()
+    start = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    fired = []
+    for strategy in [None, *Strategy.objects.filter(status="ACTIVE")]:
+        limits = limits_for(strategy)
+        snapshots = PnlSnapshot.objects.filter(strategy=strategy, taken_at__gte=start)
+        latest = snapshots.order_by("-taken_at").first()
+        if latest is not None and limits.drawdown_limit is not None:
+            # The day starts flat, so the peak is never below zero.
+            peak = max(Decimal(0), snapshots.aggregate(p=Max("total_pnl"))["p"])
+            drop = peak - latest.total_pnl
+            if drop > limits.drawdown_limit and not _already(KillSwitchState.HALTED, strategy):
+                fired.append(
+                    kill_switch_set(
+                        KillSwitchState.HALTED,
+                        strategy=strategy,
+                        actor="rule:drawdown-from-peak",
+                        actor_type=ActorType.RULE,
+                        reason=f"PnL {latest.total_pnl} is {drop} below the day's peak {peak} "
+                        f"(limit {limits.drawdown_limit})",
+                        details={
+                            "peak": str(peak),
+                            "pnl": str(latest.total_pnl),
+                            "limit": str(limits.drawdown_limit),
+                        },
+                    )
+                )
+        if (
+            latest is not None
+            and limits.daily_loss_limit is not None
+            and latest.total_pnl < -limits.daily_loss_limit
+            and not _already(KillSwitchState.REDUCING, strategy)
+        ):
+            fired.append(
+                kill_switch_set(
+                    KillSwitchState.REDUCING,
+                    strategy=strategy,
+                    actor="rule:daily-loss-limit",
+                    actor_type=ActorType.RULE,
+                    reason=f"day's PnL {latest.total_pnl} beyond the loss limit "
+                    f"{limits.daily_loss_limit}",
+                    details={"pnl": str(latest.total_pnl), "limit": str(limits.daily_loss_limit)},
+                )
+            )
+        if limits.rejection_burst is not None and strategy is not None:
+            since = now - timedelta(seconds=limits.rejection_window_seconds)
+            rejections = OrderEvent.objects.filter(
+                order__strategy=strategy,
+                kind=EventKind.TRANSITION,
+                to_status=OrderStatus.REJECTED,
+                source=EventSource.BROKER,
+                created_at__gte=since,
+            ).count()
+            if rejections >= limits.rejection_burst and not _already(
+                KillSwitchState.HALTED, strategy
+            ):
+                fired.append(
+                    kill_switch_set(
+                        KillSwitchState.HALTED,
+                        strategy=strategy,
+                        actor="rule:rejection-burst",
+                        actor_type=ActorType.RULE,
+                        reason=f"{rejections} broker rejections in "
+                        f"{limits.rejection_window_seconds}s (limit {limits.rejection_burst})",
+                        details={"rejections": rejections, "limit": limits.rejection_burst},
+                    )
+                )
+    return fired
+
+
+def kill_switch_on_critical_issue(issue) -> KillSwitchEvent | None:
+    """Reconciliation found a CRITICAL issue: halt its strategy (or everything), if configured."""
+    from risk.limits import limits_for
+
+    strategy = issue.strategy
+    if not limits_for(strategy).halt_on_critical_issue:
+        return None
+    if _already(KillSwitchState.HALTED, strategy):
+        return None
+    return kill_switch_set(
+        KillSwitchState.HALTED,
+        strategy=strategy,
+        actor="rule:critical-reconciliation",
+        actor_type=ActorType.RULE,
+        reason=f"CRITICAL reconciliation issue #{issue.pk}: {issue.issue_type} {issue.symbol}",
+        details={
+            "issue_id": issue.pk,
+            "internal_quantity": issue.internal_quantity,
+            "broker_quantity": issue.broker_quantity,
+        },
+    )

@@ -17,6 +17,7 @@ setup: $(INSTALLED)
 	$(PY) manage.py migrate --noinput
 
 ## run: set up, load demo data, create the admin login, serve on :8000 with a worker
+run: export OMS_PAPER_MARKET_HOURS ?= ignore
 run: setup
 	$(PY) manage.py seed_demo
 	$(PY) manage.py ensure_admin

@@ -5,6 +5,7 @@ client_order_id, so a second run replays instead of placing again.
 """
 
 from decimal import Decimal
+from pathlib import Path
 
 from django.core.management.base import BaseCommand
 
@@ -13,6 +14,11 @@ from orders.enums import EventSource, StrategyMode, StrategyStatus
 from orders.models import Strategy
 from orders.services import order_place
 from positions.services import market_prices_update
+from risk.instruments import instruments_load
+
+SAMPLE_INSTRUMENTS = (
+    Path(__file__).resolve().parents[3] / "risk" / "fixtures" / "instruments_sample.csv"
+)
 
 STRATEGIES = [
     ("Momentum NIFTY50", "Buys strength in large caps, intraday.", StrategyMode.PAPER, {}),
@@ -72,6 +78,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, no_jobs=False, **options):
+        with SAMPLE_INSTRUMENTS.open(newline="") as lines:
+            loaded = instruments_load(lines)
+        self.stdout.write(f"instruments: {loaded.total} in the sample master")
         strategies = {}
         for name, description, mode, config in STRATEGIES:
             status = StrategyStatus.INACTIVE if mode == StrategyMode.LIVE else StrategyStatus.ACTIVE

@@ -205,3 +205,9 @@ OMS_PAPER_MARKET_HOURS = env.str("OMS_PAPER_MARKET_HOURS", default="enforce")
 # SEBI: an unregistered algo stays under 10 orders a second (per strategy, unless its limits say less).
 OMS_ORDERS_PER_SECOND = env.int("OMS_ORDERS_PER_SECOND", default=10)
 OMS_MIS_SQUARE_OFF = env.str("OMS_MIS_SQUARE_OFF", default="15:20")
+
+# --- Reconciliation -----------------------------------------------------------------------------
+OMS_RECONCILE_INTERVAL_MINUTES = env.int("OMS_RECONCILE_INTERVAL_MINUTES", default=5)
+# An average price differing by more than this percentage is a PRICE_MISMATCH.
+OMS_RECONCILE_PRICE_TOLERANCE = env.float("OMS_RECONCILE_PRICE_TOLERANCE", default=0.5)
+OMS_RECONCILE_AUTO_FIX = env.bool("OMS_RECONCILE_AUTO_FIX", default=True)

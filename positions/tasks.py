@@ -1,0 +1,41 @@
+"""Periodic operations jobs: reconciliation during market hours, statistics after the close."""
+
+import logging
+
+from django.conf import settings
+from django.utils import timezone
+from procrastinate.contrib.django import app
+
+logger = logging.getLogger("oms.jobs")
+
+
+@app.periodic(cron="* * * * *")
+@app.task(name="positions.reconcile", queue="operations", queueing_lock="reconcile")
+def reconcile(timestamp: int) -> None:
+    """Every OMS_RECONCILE_INTERVAL_MINUTES while the market is open."""
+    from positions.reconciliation import reconcile_positions
+    from risk.calendar import market_is_open
+
+    now = timezone.localtime()
+    if not market_is_open(now) or now.minute % settings.OMS_RECONCILE_INTERVAL_MINUTES:
+        return
+    logger.info("reconciliation: %s", reconcile_positions().summary())
+
+
+# 16:00 IST on weekdays (the cron runs in UTC).
+@app.periodic(cron="30 10 * * 1-5")
+@app.task(name="positions.daily_stats", queue="operations", queueing_lock="daily_stats")
+def daily_stats(timestamp: int) -> None:
+    """After the close: today's statistics, then the strategy counters checked against them."""
+    from positions.statistics import daily_stats_compute, strategy_counters_check
+
+    today = timezone.localdate()
+    daily_stats_compute(date_from=today, date_to=today)
+    for mismatch in strategy_counters_check():
+        logger.error(
+            "strategy %s: %s is %s, the book says %s",
+            mismatch.strategy,
+            mismatch.counter,
+            mismatch.stored,
+            mismatch.recomputed,
+        )

@@ -469,3 +469,53 @@ class TodayOrder(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.side} {self.quantity} {self.symbol} {self.status}"
+
+
+class StrategyApiKey(models.Model):
+    """A strategy's credential for the API. Only the key's SHA-256 is kept; the key is shown once.
+
+    Keys look like ``oms_<prefix>_<secret>``; ``prefix`` identifies a key in lists and logs
+    without revealing it. A revoked key stays (who used what, when), and never works again.
+    """
+
+    strategy = models.ForeignKey(Strategy, on_delete=models.PROTECT, related_name="api_keys")
+    name = models.CharField(max_length=100, help_text="What the key is for, e.g. 'prod runner'.")
+    prefix = models.CharField(max_length=8, help_text="The key's public part, shown in lists.")
+    key_hash = models.CharField(max_length=64, unique=True, help_text="SHA-256 of the key, hex.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.CharField(max_length=150, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        db_table = "strategy_api_keys"
+        verbose_name = "strategy API key"
+        ordering = ["strategy_id", "-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(key_hash__regex=r"^[0-9a-f]{64}$"), name="api_key_hash_is_sha256"
+            ),
+            models.CheckConstraint(
+                condition=Q(prefix__regex=r"^[0-9a-f]{8}$"), name="api_key_prefix_format"
+            ),
+            models.CheckConstraint(condition=~Q(name=""), name="api_key_name_set"),
+            models.CheckConstraint(
+                condition=Q(revoked_at__isnull=True) | Q(revoked_at__gte=F("created_at")),
+                name="api_key_revoked_after_created",
+            ),
+            # Two live keys of one strategy are told apart by name.
+            models.UniqueConstraint(
+                fields=["strategy", "name"],
+                condition=Q(revoked_at__isnull=True),
+                name="api_key_live_name_unique_per_strategy",
+            ),
+        ]
+        indexes = [models.Index(fields=["prefix"], name="api_key_prefix_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.strategy} / {self.name} (oms_{self.prefix}_…)"
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None

@@ -40,6 +40,7 @@ from orders.state import (
 
 logger = logging.getLogger("oms.orders")
 
+PAISA = Decimal("0.01")
 MAX_MODIFICATIONS = 25  # Kite refuses the 26th modification of an order.
 CLIENT_ID_CONSTRAINT = "order_client_id_unique_per_strategy"
 
@@ -351,12 +352,22 @@ def order_submit(order_id: int) -> None:
 
         with transaction.atomic():
             order = _locked(order_id)
-            order_transition(
-                order,
-                OrderStatus.UNKNOWN,
-                source=EventSource.BROKER,
-                reason=f"broker did not answer: {error}",
-            )
+            reason = f"broker did not answer: {error}"
+            if order.status == OrderStatus.CANCEL_PENDING:
+                # A cancel was requested while in flight: the order stays CANCEL_PENDING (no
+                # broker id) and the resolution looks it up by tag all the same.
+                order_event_record(
+                    order,
+                    kind=EventKind.NOTE,
+                    from_status=order.status,
+                    to_status=order.status,
+                    source=EventSource.BROKER,
+                    reason=reason,
+                )
+            else:
+                order_transition(
+                    order, OrderStatus.UNKNOWN, source=EventSource.BROKER, reason=reason
+                )
             tasks.defer_resolve_unknown(order)
         return
     except BrokerRejected as error:
@@ -390,27 +401,45 @@ def order_submit(order_id: int) -> None:
 def order_resolve_unknown(order_id: int, *, give_up: bool) -> bool:
     """Settle an order the broker did not answer for, by looking its tag up — never resending.
 
-    Returns True when settled. With ``give_up`` (the grace period is over) an order the
-    broker still does not know is REJECTED, because it never reached the broker.
+    The order is UNKNOWN, or CANCEL_PENDING without a broker id (its cancel was requested
+    while the broker call was in doubt). Returns True when settled. Found at the broker, the
+    order is adopted (and a pending cancel is then sent). With ``give_up`` (the grace period
+    is over) an order the broker still does not know never reached it: REJECTED, or CANCELLED
+    when a cancel was pending.
     """
+    from orders import tasks
+
     order = Order.objects.select_related("strategy").get(pk=order_id)
-    if order.status != OrderStatus.UNKNOWN:
+    if not _in_doubt(order):
         return True
     found = broker_for(order.strategy).find_by_tag(order.broker_tag)
     if found is not None:
         order_updates_apply([found], source=EventSource.BROKER)
+        order.refresh_from_db()
+        if order.status == OrderStatus.CANCEL_PENDING:
+            tasks.defer_cancel(order)
         return True
     if not give_up:
         return False
     with transaction.atomic():
         order = _locked(order_id)
+        if not _in_doubt(order):
+            return True
+        cancelling = order.status == OrderStatus.CANCEL_PENDING
         order_transition(
             order,
-            OrderStatus.REJECTED,
+            OrderStatus.CANCELLED if cancelling else OrderStatus.REJECTED,
             source=EventSource.SYSTEM,
             reason="not found at the broker after a timeout; not resent",
         )
     return True
+
+
+def _in_doubt(order: Order) -> bool:
+    """Whether the broker may or may not have the order, as far as we know."""
+    return order.status == OrderStatus.UNKNOWN or (
+        order.status == OrderStatus.CANCEL_PENDING and not order.broker_order_id
+    )
 
 
 # --- cancel and modify -----------------------------------------------------------------------
@@ -758,6 +787,9 @@ def fill_apply(
     price = Decimal(price)
     if quantity <= 0:
         raise FillRefused(f"fill quantity {quantity}: must be at least 1")
+    if not price.is_finite() or price <= 0 or price != price.quantize(PAISA):
+        raise FillRefused(f"fill price {price}: must be a positive amount in whole paise")
+    price = price.quantize(PAISA)  # 812.35, not the 812.3500 of a price column
     refusal = None
     with transaction.atomic():
         strategy = Strategy.objects.select_for_update().get(pk=order.strategy_id)
@@ -938,6 +970,7 @@ def orders_expire(*, now: datetime | None = None) -> int:
 
     Paper orders are expired at the paper exchange and the reports applied; orders that never
     reached a broker expire here. Live orders are expired by the broker, which reports it.
+    Returns how many of the orders due are now EXPIRED, however they got there.
     """
     from datetime import time
 
@@ -954,7 +987,7 @@ def orders_expire(*, now: datetime | None = None) -> int:
     due = Order.objects.filter(
         status__in=OrderStatus.active(), validity=Validity.DAY, created_at__lt=cutoff
     )
-    expired = 0
+    due_ids = list(due.values_list("pk", flat=True))
     paper_strategies = Strategy.objects.filter(
         mode=StrategyMode.PAPER, pk__in=due.values("strategy_id")
     )
@@ -964,11 +997,12 @@ def orders_expire(*, now: datetime | None = None) -> int:
     for order_id in due.exclude(strategy__mode=StrategyMode.LIVE).values_list("pk", flat=True):
         with transaction.atomic():
             order = _locked(order_id)
-            if order.is_active and order_transition(
-                order,
-                OrderStatus.EXPIRED,
-                source=EventSource.SYSTEM,
-                reason="DAY order expired at market close",
-            ):
-                expired += 1
-    return expired
+            if order.is_active:
+                order_transition(
+                    order,
+                    OrderStatus.EXPIRED,
+                    source=EventSource.SYSTEM,
+                    reason="DAY order expired at market close",
+                )
+    # Paper orders were expired by the paper exchange's reports, the rest here: count both.
+    return Order.objects.filter(pk__in=due_ids, status=OrderStatus.EXPIRED).count()

@@ -41,9 +41,18 @@ TRANSITIONS: dict[S, frozenset[S]] = {
         {S.OPEN, S.PARTIALLY_FILLED, S.FILLED, S.CANCEL_PENDING, S.CANCELLED, S.REJECTED, S.EXPIRED}
     ),
     S.PARTIALLY_FILLED: frozenset({S.FILLED, S.CANCEL_PENDING, S.CANCELLED, S.EXPIRED}),
-    # The broker may refuse a cancel (the order goes back to working) or fill it first.
+    # The broker may refuse a cancel (the order goes back to working) or fill it first; and
+    # a cancel requested while the order was in flight can meet the broker's rejection of it.
     S.CANCEL_PENDING: frozenset(
-        {S.OPEN, S.TRIGGER_PENDING, S.PARTIALLY_FILLED, S.FILLED, S.CANCELLED, S.EXPIRED}
+        {
+            S.OPEN,
+            S.TRIGGER_PENDING,
+            S.PARTIALLY_FILLED,
+            S.FILLED,
+            S.CANCELLED,
+            S.REJECTED,
+            S.EXPIRED,
+        }
     ),
     # A late fill report completes an order the broker had already reported as closed.
     S.CANCELLED: frozenset({S.FILLED}),

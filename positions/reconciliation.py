@@ -24,7 +24,7 @@ from django.db import transaction
 from django.db.models import F, Q, Sum
 from django.utils import timezone
 
-from orders.enums import EventSource, OrderStatus, StrategyMode
+from orders.enums import EventSource, OrderStatus, StrategyMode, StrategyStatus
 from positions.models import IssueType, Position, ReconciliationIssue, Severity
 
 logger = logging.getLogger("oms.reconciliation")
@@ -220,7 +220,12 @@ def reconcile_positions(
     auto_fix = settings.OMS_RECONCILE_AUTO_FIX if auto_fix is None else auto_fix
     report = ReconcileReport()
     for mode in (StrategyMode.PAPER, StrategyMode.LIVE):
-        strategies = Strategy.objects.filter(mode=mode)
+        # An inactive strategy holding nothing has nothing to reconcile.
+        strategies = (
+            Strategy.objects.filter(mode=mode)
+            .filter(~Q(status=StrategyStatus.INACTIVE) | Q(positions__closed_at__isnull=True))
+            .distinct()
+        )
         if strategy is not None:
             strategies = strategies.filter(pk=strategy.pk)
         strategies = list(strategies)

@@ -88,8 +88,10 @@ computed AS (
            coalesce(ts.turnover, 0) AS turnover,
            coalesce(d.drawdown, 0) AS max_drawdown
     FROM keys k
-    LEFT JOIN order_counts oc ON oc.day = k.day AND oc.strategy_id IS NOT DISTINCT FROM k.strategy_id
-    LEFT JOIN trade_sums ts ON ts.day = k.day AND ts.strategy_id IS NOT DISTINCT FROM k.strategy_id
+    LEFT JOIN order_counts oc
+        ON oc.day = k.day AND oc.strategy_id IS NOT DISTINCT FROM k.strategy_id
+    LEFT JOIN trade_sums ts
+        ON ts.day = k.day AND ts.strategy_id IS NOT DISTINCT FROM k.strategy_id
     LEFT JOIN closed c ON c.day = k.day AND c.strategy_id IS NOT DISTINCT FROM k.strategy_id
     LEFT JOIN drawdowns d ON d.day = k.day AND d.strategy_id IS NOT DISTINCT FROM k.strategy_id
     LEFT JOIN dp_rates r ON r.day = k.day

@@ -84,6 +84,8 @@ class RateBucket(models.Model):
     capacity = models.PositiveIntegerField()
     refill_per_second = models.DecimalField(max_digits=14, decimal_places=6)
     last_take_granted = models.BooleanField(default=True)
+    # Written by take_token with clock_timestamp(), not by the usual updated_at trigger: that
+    # trigger's now() is the transaction's start, which would miscount the refill.
     updated_at = models.DateTimeField()
 
     class Meta:

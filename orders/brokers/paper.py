@@ -209,7 +209,8 @@ class PaperBroker:
                 tick = tick_size_for(order.segment, value)
                 if value % tick:
                     raise BrokerRejected(
-                        f"{name} {value} is not a multiple of the tick size {tick}"
+                        f"{name} {value.quantize(Decimal('0.01'))} is not a multiple of the "
+                        f"tick size {tick}"
                     )
         if order.segment == Segment.OPT and order.order_type == OrderType.SL_M:
             raise BrokerRejected("SL-M orders are not allowed for options")

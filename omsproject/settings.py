@@ -211,3 +211,23 @@ OMS_RECONCILE_INTERVAL_MINUTES = env.int("OMS_RECONCILE_INTERVAL_MINUTES", defau
 # An average price differing by more than this percentage is a PRICE_MISMATCH.
 OMS_RECONCILE_PRICE_TOLERANCE = env.float("OMS_RECONCILE_PRICE_TOLERANCE", default=0.5)
 OMS_RECONCILE_AUTO_FIX = env.bool("OMS_RECONCILE_AUTO_FIX", default=True)
+
+# --- Production ---------------------------------------------------------------------------------
+# OMS_PRODUCTION=true behind TLS: secure cookies, HSTS, HTTPS redirects. `manage.py check
+# --deploy` passes without warnings in this mode (a real DJANGO_SECRET_KEY is required).
+OMS_PRODUCTION = env.bool("OMS_PRODUCTION", default=False)
+if OMS_PRODUCTION:
+    from django.core.exceptions import ImproperlyConfigured
+
+    if "DJANGO_SECRET_KEY" not in env:
+        raise ImproperlyConfigured("DJANGO_SECRET_KEY: required when OMS_PRODUCTION is true")
+    SECURE_SSL_REDIRECT = env.bool("OMS_SSL_REDIRECT", default=True)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_REDIRECT_EXEMPT = [r"^api/v1/health/$"]  # the load balancer probes over plain HTTP
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env.int("OMS_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+    X_FRAME_OPTIONS = "DENY"

@@ -604,7 +604,23 @@ def order_modify_at_broker(order_id: int) -> None:
     """The modify job: send the pending modification; apply it to the order when accepted."""
     order = Order.objects.select_related("strategy").get(pk=order_id)
     pending = order.metadata.get("pending_modification")
-    if not pending or order.status not in MODIFIABLE:
+    if not pending:
+        return
+    if order.status not in MODIFIABLE:
+        # Filled, cancelled... before the job ran: the request is dropped, not left pending.
+        with transaction.atomic():
+            order = _locked(order_id)
+            if order.metadata.pop("pending_modification", None) is not None:
+                order.save(update_fields=["metadata", "updated_at"])
+                order_event_record(
+                    order,
+                    kind=EventKind.MODIFY,
+                    from_status=order.status,
+                    to_status=order.status,
+                    source=EventSource.SYSTEM,
+                    reason=f"modification not sent: the order is {order.status}",
+                    details={"dropped": pending},
+                )
         return
     change = Modification(
         quantity=int(pending["quantity"]),
@@ -698,20 +714,31 @@ def order_updates_apply(
                 order = _locked(order.pk)
                 order.broker_order_id = update.broker_order_id
                 order.save(update_fields=["broker_order_id", "updated_at"])
-        fills = update.fills or _fill_from_cumulative(order, update)
-        for fill in fills:
-            try:
-                fill_apply(
-                    order,
-                    trade_id=fill.trade_id,
-                    quantity=fill.quantity,
-                    price=fill.price,
-                    executed_at=fill.executed_at,
-                    source=source,
-                )
-            except FillRefused as error:
-                logger.error("fill refused: %s", error, extra=log_context(order))
+        if update.fills:
+            _fills_apply(order, update.fills, source=source)
+        else:
+            # The increment is measured under the strategy lock that every fill takes first:
+            # two cumulative reports racing (a postback and a poll) must not both measure it
+            # from the same filled quantity, or the larger one is refused as an overfill.
+            with transaction.atomic():
+                Strategy.objects.select_for_update().get(pk=order.strategy_id)
+                _fills_apply(order, _fill_from_cumulative(order, update), source=source)
         _status_apply(order.pk, update, source=source)
+
+
+def _fills_apply(order: Order, fills, *, source: EventSource) -> None:
+    for fill in fills:
+        try:
+            fill_apply(
+                order,
+                trade_id=fill.trade_id,
+                quantity=fill.quantity,
+                price=fill.price,
+                executed_at=fill.executed_at,
+                source=source,
+            )
+        except FillRefused as error:
+            logger.error("fill refused: %s", error, extra=log_context(order))
 
 
 def _fill_from_cumulative(order: Order, update: BrokerOrderUpdate) -> tuple[BrokerFill, ...]:

@@ -231,3 +231,5 @@ if OMS_PRODUCTION:
     SECURE_HSTS_PRELOAD = True
     SECURE_CONTENT_TYPE_NOSNIFF = True
     X_FRAME_OPTIONS = "DENY"
+# A stop-loss / take-profit exit that died (rejected, cancelled) is tried again after this.
+OMS_EXIT_RETRY_SECONDS = env.int("OMS_EXIT_RETRY_SECONDS", default=60)

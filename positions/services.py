@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from orders.enums import EventSource, OrderSide, OrderType
+from orders.enums import EventSource, OrderSide, OrderStatus, OrderType
 from positions import pnl
 from positions.models import MarketPrice, Position
 
@@ -200,25 +201,50 @@ def position_close(
     result = order_place(request, actor=actor, source=source, metadata={"closes": position.pk})
     with transaction.atomic():
         locked = Position.objects.select_for_update().get(pk=position.pk)
-        if locked.exit_order_id is None and result.accepted:
+        if result.accepted and locked.exit_order_id != result.order_id:
             locked.exit_order_id = result.order_id
             locked.save(update_fields=["exit_order", "updated_at"])
     logger.info("position %s close requested (%s): order %s", position.pk, reason, result.order_id)
     return result
 
 
-def positions_check_exits(*, actor: str = "stop-loss monitor") -> list:
-    """Close every open position whose last price crossed its stop-loss or take-profit, once."""
+def positions_check_exits(*, actor: str = "stop-loss monitor", now=None) -> list:
+    """Close every open position whose last price crossed its stop-loss or take-profit.
+
+    Never twice for one breach: while an exit order works (or has filled), the position is
+    left alone. An exit that died (rejected by the broker or the kill switch, cancelled) is
+    tried again, as a new numbered order, once OMS_EXIT_RETRY_SECONDS have passed.
+    """
+    from orders.models import Order
+
+    now = now or timezone.now()
+    retry_after = timedelta(seconds=settings.OMS_EXIT_RETRY_SECONDS)
     results = []
-    for position in Position.objects.filter(closed_at__isnull=True, exit_order__isnull=True):
+    for position in Position.objects.filter(closed_at__isnull=True).select_related("exit_order"):
+        exit_order = position.exit_order
+        if exit_order is not None and (
+            exit_order.is_active
+            or exit_order.status == OrderStatus.FILLED
+            or exit_order.updated_at > now - retry_after
+        ):
+            continue
         reason = position_exit_reason(position)
-        if reason:
-            results.append(
-                position_close(
-                    position,
-                    actor=actor,
-                    reason=reason,
-                    client_order_id=f"exit-{position.pk}",
-                )
+        if not reason:
+            continue
+        attempts = Order.objects.filter(
+            strategy_id=position.strategy_id, client_order_id__startswith=f"exit-{position.pk}-"
+        )
+        last = attempts.order_by("-created_at").first()
+        if last is not None and not last.is_active and last.updated_at > now - retry_after:
+            continue  # refused a moment ago (kill switch, rate): not again every tick
+        if last is not None and last.is_active:
+            continue
+        results.append(
+            position_close(
+                position,
+                actor=actor,
+                reason=reason,
+                client_order_id=f"exit-{position.pk}-{attempts.count() + 1}",
             )
+        )
     return results

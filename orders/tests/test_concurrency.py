@@ -42,21 +42,6 @@ SYMBOL = "SBIN"
 S = OrderStatus
 
 
-def _delete_jobs() -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("DELETE FROM procrastinate_periodic_defers")
-        cursor.execute("DELETE FROM procrastinate_jobs")
-
-
-@pytest.fixture(autouse=True)
-def _no_leftover_jobs():
-    """Jobs live in unmanaged tables that a test's flush leaves alone: start from none, and
-    leave none behind for another test's worker (their orders are gone after the flush)."""
-    _delete_jobs()
-    yield
-    _delete_jobs()
-
-
 def run_together(functions: list[Callable[[], object]]) -> list[tuple[object, BaseException]]:
     """Start one thread per function, released at once by a barrier; return (result, error)."""
     barrier = threading.Barrier(len(functions))

@@ -58,32 +58,6 @@ CHARGE_FIELDS = {
 _client_ids = itertools.count(1)
 
 
-def _delete_jobs() -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("DELETE FROM procrastinate_periodic_defers")
-        cursor.execute("DELETE FROM procrastinate_jobs")
-
-
-@pytest.fixture(autouse=True)
-def _no_leftover_jobs():
-    """Jobs live in unmanaged tables that a test's flush leaves alone: start from none, and
-    leave none behind for another test's worker (their orders are gone after the flush)."""
-    _delete_jobs()
-    yield
-    _delete_jobs()
-
-
-@pytest.fixture
-def run_jobs(run_jobs):
-    """The real worker, on the order and price queues. The periodic risk monitor and the
-    reconciliation run on the wall clock (an MIS square-off at 15:20 IST...): not under test."""
-
-    def run(queues=None):
-        run_jobs(queues or ["orders", "prices"])
-
-    return run
-
-
 @pytest.fixture
 def strategy():
     return StrategyFactory()

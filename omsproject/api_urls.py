@@ -33,5 +33,5 @@ urlpatterns = [
     path("v1/", include((v1, "v1"))),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
-    re_path(r"^(?P<unmatched>.*)$", not_found),
+    re_path(r"^(?P<unmatched>[\s\S]*)$", not_found),  # any path, newlines included
 ]

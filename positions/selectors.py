@@ -6,8 +6,7 @@ from datetime import date
 from decimal import Decimal
 
 from django.db import connection
-from django.db.models import Count, QuerySet, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import QuerySet
 
 from orders.models import Strategy
 from positions.models import ActivePosition, OpenReconciliationIssue, Position
@@ -69,31 +68,3 @@ def positions_of(*, strategy: Strategy | None, status: str = "open") -> QuerySet
     elif status == "closed":
         positions = positions.filter(closed_at__isnull=False)
     return positions.order_by("-opened_at", "-id")
-
-
-def strategy_day_figures(*, strategy: Strategy, day: date) -> dict[str, int | Decimal]:
-    """A strategy's PnL for one IST day, as its API reports it.
-
-    ``realized_pnl``: positions closed that day plus what the open positions have realized so
-    far (partial exits); ``unrealized_pnl``: the open positions' marks; ``charges``: of the
-    day's fills; ``net_pnl`` = realized + unrealized - charges.
-    """
-    metrics = strategy_metrics(strategy=strategy, date_from=day, date_to=day)
-    open_book = Position.objects.filter(strategy=strategy, closed_at__isnull=True).aggregate(
-        count=Count("id"),
-        realized=Coalesce(Sum("realized_pnl"), Decimal("0.00")),
-        unrealized=Coalesce(Sum("unrealized_pnl"), Decimal("0.00")),
-    )
-    realized = metrics["gross_pnl"] + open_book["realized"]
-    unrealized = open_book["unrealized"]
-    return {
-        "realized_pnl": realized,
-        "unrealized_pnl": unrealized,
-        "charges": metrics["total_charges"],
-        "net_pnl": realized + unrealized - metrics["total_charges"],
-        "trades": metrics["total_trades"],
-        "winning_trades": metrics["winning_trades"],
-        "losing_trades": metrics["losing_trades"],
-        "turnover": metrics["turnover"],
-        "open_positions": open_book["count"],
-    }

@@ -1,0 +1,353 @@
+"""What goes in and out of the orders API. Money is a decimal string both ways.
+
+Prices and amounts are shown with 2 decimals (the paisa); ``average_price`` (a weighted average
+of fills, not on the paisa) with up to 6. A price sent as a JSON number is refused: a float
+cannot be trusted to hold "2450.10".
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from orders.domain import CLIENT_ID_RE, MAX_PRICE, MAX_QUANTITY, SYMBOL_RE
+from orders.enums import (
+    Exchange,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    Product,
+    StrategyMode,
+    StrategyStatus,
+    Validity,
+)
+from orders.models import Order, OrderEvent, Trade
+
+PAISA = Decimal("0.01")
+
+
+class MoneyField(serializers.DecimalField):
+    """An amount in rupees to the paisa, as a decimal string ("2450.50")."""
+
+    default_error_messages = {
+        "not_a_string": 'must be a decimal string such as "2450.50", not a JSON number',
+    }
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_digits", 14)
+        kwargs.setdefault("decimal_places", 2)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, float | bool):
+            self.fail("not_a_string")
+        return super().to_internal_value(data)
+
+
+class PriceField(MoneyField):
+    """A price: positive, to the paisa, at most the domain's maximum."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("min_value", PAISA)
+        kwargs.setdefault("max_value", MAX_PRICE)
+        super().__init__(**kwargs)
+
+
+class AveragePriceField(serializers.DecimalField):
+    """A weighted average price: at least 2 and at most 6 decimals ("2450.50", "100.333333")."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_digits", 20)
+        kwargs.setdefault("decimal_places", 6)
+        super().__init__(**kwargs)
+
+    def to_representation(self, value):
+        text = super().to_representation(value)
+        if text is None or "." not in text:
+            return text
+        whole, fraction = text.split(".")
+        return f"{whole}.{fraction.rstrip('0').ljust(2, '0')}"
+
+
+class ModificationSerializer(serializers.Serializer):
+    """A modification sent to the broker and not yet confirmed."""
+
+    quantity = serializers.IntegerField()
+    price = MoneyField(allow_null=True)
+    trigger_price = MoneyField(allow_null=True)
+    order_type = serializers.ChoiceField(choices=OrderType.choices)
+
+
+class OrderSerializer(serializers.ModelSerializer):
+    """An order as the strategy sees it (what it asked, and what the broker decided)."""
+
+    price = MoneyField(read_only=True, allow_null=True)
+    trigger_price = MoneyField(read_only=True, allow_null=True)
+    stop_loss = MoneyField(read_only=True, allow_null=True)
+    take_profit = MoneyField(read_only=True, allow_null=True)
+    average_price = AveragePriceField(read_only=True, allow_null=True)
+    remaining_quantity = serializers.IntegerField(read_only=True)
+    pending_modification = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Order
+        fields = (
+            "id",
+            "strategy",
+            "client_order_id",
+            "broker_order_id",
+            "symbol",
+            "exchange",
+            "segment",
+            "side",
+            "quantity",
+            "order_type",
+            "price",
+            "trigger_price",
+            "product",
+            "validity",
+            "status",
+            "filled_quantity",
+            "remaining_quantity",
+            "average_price",
+            "stop_loss",
+            "take_profit",
+            "tag",
+            "status_message",
+            "modification_count",
+            "pending_modification",
+            "created_at",
+            "updated_at",
+            "submitted_at",
+            "acknowledged_at",
+            "last_fill_at",
+            "filled_at",
+            "cancel_requested_at",
+            "cancelled_at",
+            "rejected_at",
+            "expired_at",
+        )
+        read_only_fields = fields
+
+    @extend_schema_field(ModificationSerializer(allow_null=True))
+    def get_pending_modification(self, order: Order):
+        return (order.metadata or {}).get("pending_modification")
+
+
+class OrderEventSerializer(serializers.ModelSerializer):
+    """One step of an order's history; the first event has no ``from_status`` ("")."""
+
+    from_status = serializers.ChoiceField(
+        choices=OrderStatus.choices, allow_blank=True, read_only=True
+    )
+
+    class Meta:
+        model = OrderEvent
+        fields = (
+            "id",
+            "kind",
+            "from_status",
+            "to_status",
+            "source",
+            "reason",
+            "actor",
+            "details",
+            "created_at",
+        )
+        read_only_fields = fields
+
+
+class TradeSerializer(serializers.ModelSerializer):
+    """One fill with Zerodha's charges, to the paisa."""
+
+    price = MoneyField(read_only=True)
+    gross_value = MoneyField(read_only=True, max_digits=18)
+    brokerage = MoneyField(read_only=True, max_digits=18)
+    stt = MoneyField(read_only=True, max_digits=18)
+    exchange_charges = MoneyField(read_only=True, max_digits=18)
+    sebi_charges = MoneyField(read_only=True, max_digits=18)
+    stamp_duty = MoneyField(read_only=True, max_digits=18)
+    gst = MoneyField(read_only=True, max_digits=18)
+    total_charges = MoneyField(read_only=True, max_digits=18)
+    net_value = MoneyField(read_only=True, max_digits=18)
+
+    class Meta:
+        model = Trade
+        fields = (
+            "id",
+            "order",
+            "trade_id",
+            "symbol",
+            "exchange",
+            "product",
+            "side",
+            "quantity",
+            "price",
+            "gross_value",
+            "brokerage",
+            "stt",
+            "exchange_charges",
+            "sebi_charges",
+            "stamp_duty",
+            "gst",
+            "total_charges",
+            "net_value",
+            "executed_at",
+        )
+        read_only_fields = fields
+
+
+class OrderDetailSerializer(OrderSerializer):
+    """An order with its history (oldest event first) and its fills."""
+
+    events = OrderEventSerializer(many=True, read_only=True)
+    trades = TradeSerializer(many=True, read_only=True)
+
+    class Meta(OrderSerializer.Meta):
+        fields = (*OrderSerializer.Meta.fields, "events", "trades")
+        read_only_fields = fields
+
+
+class OrderPlaceSerializer(serializers.Serializer):
+    """A new order. Sending the same ``client_order_id`` again replays; it never places twice."""
+
+    client_order_id = serializers.RegexField(
+        CLIENT_ID_RE,
+        max_length=64,
+        help_text="Your id for the order, unique per strategy (1-64 of A-Z a-z 0-9 _ - : .). "
+        "It makes the request idempotent.",
+    )
+    symbol = serializers.RegexField(
+        SYMBOL_RE, max_length=50, help_text="Kite tradingsymbol, upper case, e.g. RELIANCE."
+    )
+    exchange = serializers.ChoiceField(choices=Exchange.choices, default=Exchange.NSE)
+    side = serializers.ChoiceField(choices=OrderSide.choices)
+    quantity = serializers.IntegerField(min_value=1, max_value=MAX_QUANTITY)
+    order_type = serializers.ChoiceField(choices=OrderType.choices)
+    price = PriceField(
+        required=False, allow_null=True, help_text="Required for LIMIT and SL; none for others."
+    )
+    trigger_price = PriceField(
+        required=False, allow_null=True, help_text="Required for SL and SL-M; none for others."
+    )
+    product = serializers.ChoiceField(choices=Product.choices)
+    validity = serializers.ChoiceField(choices=Validity.choices, default=Validity.DAY)
+    stop_loss = PriceField(
+        required=False, allow_null=True, help_text="Closes the position at this price."
+    )
+    take_profit = PriceField(
+        required=False, allow_null=True, help_text="Closes the position at this price."
+    )
+    tag = serializers.CharField(required=False, allow_blank=True, max_length=64, default="")
+
+
+class OrderModifySerializer(serializers.Serializer):
+    """A change to a working order; what is left out keeps its value."""
+
+    quantity = serializers.IntegerField(required=False, min_value=1, max_value=MAX_QUANTITY)
+    price = PriceField(required=False)
+    trigger_price = PriceField(required=False)
+    order_type = serializers.ChoiceField(choices=OrderType.choices, required=False)
+
+    def validate(self, attrs):
+        if not attrs:
+            raise serializers.ValidationError(
+                "a modification needs at least one of quantity, price, trigger_price, order_type"
+            )
+        return attrs
+
+
+class OrderCancelSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
+
+
+class PriceTickSerializer(serializers.Serializer):
+    symbol = serializers.RegexField(SYMBOL_RE, max_length=50)
+    exchange = serializers.ChoiceField(choices=Exchange.choices)
+    price = PriceField()
+
+
+class PricesSerializer(serializers.Serializer):
+    """Last traded prices for the paper exchange."""
+
+    prices = PriceTickSerializer(many=True, allow_empty=False, max_length=1000)
+
+
+class PricesAcceptedSerializer(serializers.Serializer):
+    accepted = serializers.IntegerField(help_text="How many prices were queued.")
+
+
+class DayFiguresSerializer(serializers.Serializer):
+    """Today (IST): PnL as the daily loss limit sees it, and the day's fills."""
+
+    date = serializers.DateField()
+    realized_pnl = MoneyField(
+        max_digits=18, help_text="Closed today plus realized on open positions, less charges."
+    )
+    unrealized_pnl = MoneyField(max_digits=18, help_text="Open positions at their last price.")
+    net_pnl = MoneyField(max_digits=18, help_text="realized_pnl + unrealized_pnl.")
+    charges = MoneyField(max_digits=18, help_text="Charges of today's fills.")
+    turnover = MoneyField(max_digits=18)
+    trades = serializers.IntegerField()
+    winning_trades = serializers.IntegerField()
+    losing_trades = serializers.IntegerField()
+
+
+class StrategyOverviewSerializer(serializers.Serializer):
+    """The calling strategy: status, mode, limits, today's PnL and the kill switch in force."""
+
+    id = serializers.IntegerField(source="strategy.pk")
+    name = serializers.CharField(source="strategy.name")
+    status = serializers.ChoiceField(source="strategy.status", choices=StrategyStatus.choices)
+    mode = serializers.ChoiceField(source="strategy.mode", choices=StrategyMode.choices)
+    limits = serializers.DictField(
+        help_text="The pre-trade limits in force: the strictest of the global limits, the "
+        "strategy's and its config's; null means no limit."
+    )
+    config = serializers.JSONField(source="strategy.config")
+    kill_switch = serializers.ChoiceField(
+        choices=["ACTIVE", "REDUCING", "HALTED"],
+        help_text="The stricter of the global switch and this strategy's.",
+    )
+    today = DayFiguresSerializer()
+    open_positions = serializers.IntegerField()
+    working_orders = serializers.IntegerField()
+    total_trades = serializers.IntegerField(source="strategy.total_trades")
+    winning_trades = serializers.IntegerField(source="strategy.winning_trades")
+    losing_trades = serializers.IntegerField(source="strategy.losing_trades")
+    win_rate = MoneyField(source="strategy.win_rate", max_digits=5)
+    total_pnl = MoneyField(source="strategy.total_pnl", max_digits=18)
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    fields = serializers.DictField(child=serializers.CharField())
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The one error shape of the API."""
+
+    error = ErrorDetailSerializer()
+
+
+class ViolationSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    field = serializers.CharField()
+    message = serializers.CharField()
+
+
+class RefusalDetailSerializer(ErrorDetailSerializer):
+    violations = ViolationSerializer(many=True)
+    order_id = serializers.IntegerField(help_text="The order, recorded as REJECTED.")
+    kill_switch = serializers.ChoiceField(
+        choices=["REDUCING", "HALTED"], required=False, help_text="On a 423 only."
+    )
+
+
+class RefusalSerializer(serializers.Serializer):
+    """A placement refused by the pre-trade checks (422), or by the kill switch (423)."""
+
+    error = RefusalDetailSerializer()

@@ -1,0 +1,64 @@
+"""Per-key request limits, counted in PostgreSQL so every web process shares them.
+
+A fixed window per key (e.g. 6000 requests a minute, ``OMS_API_THROTTLE_RATE``), counted with
+one INSERT ... ON CONFLICT DO UPDATE on an UNLOGGED table: atomic (two processes cannot both
+take the last request of a window), one statement per request, and timed by the database's
+clock so web machines need not agree on the time. Over the limit: 429 with Retry-After, the
+seconds left in the window.
+"""
+
+from __future__ import annotations
+
+from django.db import connection
+from rest_framework.settings import api_settings
+from rest_framework.throttling import SimpleRateThrottle
+
+from orders.api.authentication import StrategyPrincipal
+
+# Returns the hits in the current window (this request included) and the seconds it has left.
+_COUNT = """
+WITH clock AS (
+    SELECT to_timestamp(floor(extract(epoch FROM clock_timestamp()) / %(seconds)s)
+                        * %(seconds)s) AS window_start
+)
+INSERT INTO api_rate_limits AS counter (bucket, window_start, hits)
+SELECT %(bucket)s, window_start, 1 FROM clock
+ON CONFLICT (bucket) DO UPDATE SET
+    hits = CASE WHEN counter.window_start = EXCLUDED.window_start
+                THEN counter.hits + 1 ELSE 1 END,
+    window_start = EXCLUDED.window_start
+RETURNING hits,
+    extract(epoch FROM window_start + make_interval(secs => %(seconds)s) - clock_timestamp())
+"""
+
+
+class StrategyKeyRateThrottle(SimpleRateThrottle):
+    """Limits each API key (and each staff user) to the ``strategy_key`` rate."""
+
+    scope = "strategy_key"
+
+    def get_rate(self) -> str | None:
+        # Read at request time (not import time), so a settings change takes effect.
+        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+
+    def get_cache_key(self, request, view) -> str | None:
+        if isinstance(request.user, StrategyPrincipal):
+            return f"{self.scope}:key:{request.auth.pk}"
+        if request.user and request.user.is_authenticated:
+            return f"{self.scope}:user:{request.user.pk}"
+        return None  # unauthenticated requests are refused before they cost anything
+
+    def allow_request(self, request, view) -> bool:
+        if self.rate is None:
+            return True
+        bucket = self.get_cache_key(request, view)
+        if bucket is None:
+            return True
+        with connection.cursor() as cursor:
+            cursor.execute(_COUNT, {"bucket": bucket, "seconds": self.duration})
+            hits, seconds_left = cursor.fetchone()
+        self.seconds_left = max(float(seconds_left), 0.0)
+        return hits <= self.num_requests
+
+    def wait(self) -> float:
+        return self.seconds_left

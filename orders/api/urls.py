@@ -1,0 +1,15 @@
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from orders.api.views import HealthView, OrderViewSet, PricesView, StrategyView, TradeViewSet
+
+router = SimpleRouter()
+router.register("orders", OrderViewSet, basename="order")
+router.register("trades", TradeViewSet, basename="trade")
+
+urlpatterns = [
+    *router.urls,
+    path("strategy/", StrategyView.as_view(), name="strategy"),
+    path("prices/", PricesView.as_view(), name="prices"),
+    path("health/", HealthView.as_view(), name="health"),
+]

@@ -1,0 +1,107 @@
+"""Strategy API keys: created, revoked and checked here, by the admin, the command and the API.
+
+A key is ``oms_<prefix>_<secret>``: ``prefix`` (8 hex characters) names it in lists, ``secret``
+(43 URL-safe characters, 256 random bits) is the credential. Only the SHA-256 of the whole key
+is stored, so a leaked table gives no working key; the plain key is returned once, at creation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from orders.models import Strategy, StrategyApiKey
+
+logger = logging.getLogger("oms.api_keys")
+
+KEY_PREFIX = "oms_"
+# last_used_at is a hint for people, not an audit trail: one UPDATE a minute per key at most.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+class ApiKeyError(Exception):
+    """A key request that cannot be done; the message names the rule."""
+
+
+def api_key_hash(plaintext: str) -> str:
+    return hashlib.sha256(plaintext.encode()).hexdigest()
+
+
+def api_key_create(*, strategy: Strategy, name: str, actor: str) -> tuple[StrategyApiKey, str]:
+    """Make a new key for ``strategy``; returns the row and the plain key (never stored).
+
+    Two live keys of a strategy may not share a name (ApiKeyError).
+    """
+    name = (name or "").strip()
+    if not name:
+        raise ApiKeyError("name '': a key needs a name saying what it is for")
+    prefix = secrets.token_hex(4)
+    plaintext = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
+    try:
+        with transaction.atomic():
+            row = StrategyApiKey.objects.create(
+                strategy=strategy,
+                name=name,
+                prefix=prefix,
+                key_hash=api_key_hash(plaintext),
+                created_by=actor,
+            )
+    except IntegrityError:
+        if StrategyApiKey.objects.filter(
+            strategy=strategy, name=name, revoked_at__isnull=True
+        ).exists():
+            raise ApiKeyError(
+                f"name {name!r}: strategy {strategy.name} already has a live key of that name"
+            ) from None
+        raise
+    logger.info("api key %s created for %s by %s", prefix, strategy.name, actor)
+    return row, plaintext
+
+
+def api_key_revoke(key: StrategyApiKey, *, actor: str) -> StrategyApiKey:
+    """Revoke a key: it fails authentication from the next request on. Revoking twice is a no-op."""
+    with transaction.atomic():
+        locked = StrategyApiKey.objects.select_for_update().get(pk=key.pk)
+        if locked.revoked_at is None:
+            locked.revoked_at = timezone.now()
+            locked.revoked_by = actor
+            locked.save(update_fields=["revoked_at", "revoked_by"])
+            logger.info(
+                "api key %s of strategy %s revoked by %s", locked.prefix, key.strategy_id, actor
+            )
+    return locked
+
+
+def api_key_authenticate(plaintext: str) -> StrategyApiKey | None:
+    """The live key (with its strategy) that ``plaintext`` is, or None.
+
+    Touches ``last_used_at`` at most once a minute, so authentication stays one SELECT.
+    """
+    if not plaintext.startswith(KEY_PREFIX) or len(plaintext) > 200:
+        return None
+    key = (
+        StrategyApiKey.objects.select_related("strategy")
+        .filter(key_hash=api_key_hash(plaintext), revoked_at__isnull=True)
+        .first()
+    )
+    if key is None:
+        return None
+    now = timezone.now()
+    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
+        StrategyApiKey.objects.filter(pk=key.pk).filter(
+            Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_RESOLUTION)
+        ).update(last_used_at=now)
+        key.last_used_at = now
+    return key
+
+
+def api_keys_of(strategy: Strategy, *, include_revoked: bool = True):
+    """A strategy's keys, newest first (a selector, kept beside the services it mirrors)."""
+    keys = StrategyApiKey.objects.filter(strategy=strategy).order_by("-created_at", "-id")
+    return keys if include_revoked else keys.filter(revoked_at__isnull=True)

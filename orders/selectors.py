@@ -1,0 +1,89 @@
+"""Reads of orders, trades and strategies shared by the API, the admin and the commands.
+
+``strategy=None`` means every strategy (staff monitoring); a strategy's own callers always pass
+it, so a query can never reach another strategy's rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from django.db.models import Prefetch, QuerySet
+from django.utils import timezone
+
+from orders.models import Order, OrderEvent, Strategy, Trade
+
+
+def orders_of(*, strategy: Strategy | None) -> QuerySet[Order]:
+    """Orders, newest first."""
+    orders = Order.objects.all()
+    if strategy is not None:
+        orders = orders.filter(strategy=strategy)
+    return orders.order_by("-created_at", "-id")
+
+
+def order_with_history(*, strategy: Strategy | None) -> QuerySet[Order]:
+    """Orders with their events (oldest first) and trades (in execution order) prefetched."""
+    return orders_of(strategy=strategy).prefetch_related(
+        Prefetch("events", queryset=OrderEvent.objects.order_by("created_at", "id")),
+        Prefetch("trades", queryset=Trade.objects.order_by("executed_at", "id")),
+    )
+
+
+def trades_of(*, strategy: Strategy | None) -> QuerySet[Trade]:
+    """Fills, most recent first."""
+    trades = Trade.objects.all()
+    if strategy is not None:
+        trades = trades.filter(strategy=strategy)
+    return trades.order_by("-executed_at", "-id")
+
+
+@dataclass(frozen=True)
+class StrategyOverview:
+    """What a strategy (or staff watching it) needs to know about it right now."""
+
+    strategy: Strategy
+    limits: dict[str, Any]
+    kill_switch: str
+    today: dict[str, Any]
+    open_positions: int
+    working_orders: int
+
+
+def strategy_overview(*, strategy: Strategy, today: date | None = None) -> StrategyOverview:
+    """The strategy's status and mode, the limits in force (the strictest of the global, the
+    strategy's and its config's), today's figures (IST day) and the kill switch in force.
+
+    Today's PnL is risk's own figure (the one the daily loss limit is checked against):
+    realized net of today's charges, and the open positions' unrealized PnL.
+    """
+    from orders.enums import OrderStatus
+    from positions.selectors import positions_of, strategy_metrics
+    from risk.limits import limits_for
+    from risk.selectors import kill_switch_state
+    from risk.services import day_pnl
+
+    today = today or timezone.localdate()
+    realized, unrealized = day_pnl(strategy)
+    metrics = strategy_metrics(strategy=strategy, date_from=today, date_to=today)
+    working = Order.objects.filter(strategy=strategy, status__in=sorted(OrderStatus.active()))
+    return StrategyOverview(
+        strategy=strategy,
+        limits=limits_for(strategy).as_dict(),
+        kill_switch=str(kill_switch_state(strategy=strategy)),
+        today={
+            "date": today,
+            "realized_pnl": realized,
+            "unrealized_pnl": unrealized,
+            "net_pnl": realized + unrealized,
+            "charges": metrics["total_charges"],
+            "trades": metrics["total_trades"],
+            "winning_trades": metrics["winning_trades"],
+            "losing_trades": metrics["losing_trades"],
+            "turnover": metrics["turnover"],
+        },
+        open_positions=positions_of(strategy=strategy).count(),
+        working_orders=working.count(),
+    )

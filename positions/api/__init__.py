@@ -1,0 +1,1 @@
+"""The strategy API's positions endpoint: /api/v1/positions/."""

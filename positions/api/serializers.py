@@ -1,0 +1,40 @@
+"""A position as the strategy sees it; money as decimal strings (see orders.api.serializers)."""
+
+from rest_framework import serializers
+
+from orders.api.serializers import AveragePriceField, MoneyField
+from positions.models import Position
+
+
+class PositionSerializer(serializers.ModelSerializer):
+    """Signed quantity (long > 0, short < 0); a closed position has quantity 0 and closed_at."""
+
+    average_price = AveragePriceField(read_only=True)
+    realized_pnl = MoneyField(read_only=True, max_digits=18)
+    unrealized_pnl = MoneyField(read_only=True, max_digits=18)
+    total_pnl = MoneyField(read_only=True, max_digits=18)
+    last_price = MoneyField(read_only=True, allow_null=True)
+    stop_loss = MoneyField(read_only=True, allow_null=True)
+    take_profit = MoneyField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = Position
+        fields = (
+            "id",
+            "strategy",
+            "symbol",
+            "exchange",
+            "product",
+            "quantity",
+            "average_price",
+            "realized_pnl",
+            "unrealized_pnl",
+            "total_pnl",
+            "last_price",
+            "stop_loss",
+            "take_profit",
+            "opened_at",
+            "closed_at",
+            "updated_at",
+        )
+        read_only_fields = fields

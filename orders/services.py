@@ -76,6 +76,46 @@ class FillRefused(OrderError):
     code = "fill_refused"
 
 
+class OrderRefused(OrderError):
+    """A modification the pre-trade checks refuse; ``violations`` lists every one."""
+
+    code = "risk_rejected"
+
+    def __init__(self, violations):
+        self.violations = tuple(violations)
+        super().__init__(
+            "; ".join(v.message for v in self.violations),
+            fields={v.field: v.message for v in self.violations},
+        )
+
+
+class OrderThrottled(OrderError):
+    """Over the strategy's order rate: nothing was recorded; retry after ``retry_after`` s."""
+
+    code = "order_rate"
+
+    def __init__(self, message: str, *, retry_after: float):
+        super().__init__(message, fields={"strategy": message})
+        self.retry_after = retry_after
+
+
+def _take_order_token(strategy: Strategy) -> None:
+    """Count one order against the strategy's rate, or raise OrderThrottled.
+
+    Called as the last statement of the placing transaction: the bucket's row stays locked
+    only for the commit, and a throttled order rolls back whole (its client_order_id stays
+    free for the retry).
+    """
+    from risk.validator import order_rate_take
+
+    wait, rate = order_rate_take(strategy)
+    if wait > 0:
+        raise OrderThrottled(
+            f"more than {rate} orders a second from strategy {strategy.name}: retry in {wait:.2f}s",
+            retry_after=wait,
+        )
+
+
 def log_context(order: Order) -> dict[str, Any]:
     """What every log line about an order carries."""
     return {
@@ -293,6 +333,7 @@ def order_place(
                 )
             else:
                 tasks.defer_submit(order)
+                _take_order_token(strategy)
     except IntegrityError as error:
         if _constraint_name(error) != CLIENT_ID_CONSTRAINT:
             raise
@@ -580,7 +621,7 @@ def order_modify(
             )
         violations = pre_trade_validate(request, strategy=order.strategy, order=order)
         if violations:
-            raise OrderRequestError({v.field: v.message for v in violations})
+            raise OrderRefused(violations)
         change = Modification(
             request.quantity, request.price, request.trigger_price, request.order_type
         )
@@ -597,6 +638,7 @@ def order_modify(
         order.metadata["pending_modification"] = change.as_dict()
         order.save(update_fields=["metadata", "updated_at"])
         tasks.defer_modify(order)
+        _take_order_token(order.strategy)  # the broker counts modifications as orders
     return order
 
 
@@ -956,20 +998,24 @@ def strategy_status_set(strategy: Strategy, status: StrategyStatus, *, actor: st
 # --- market ticks, polling, expiry (run by jobs) ----------------------------------------------
 
 
-def market_tick(prices: list[tuple[str, str, Decimal]]) -> None:
+def market_tick(prices: list[tuple[str, str, Decimal]], *, strategy=None) -> None:
     """A batch of last prices: store them, let the paper exchange match its working orders,
-    mark positions to market, and close positions whose stop-loss or take-profit was crossed."""
+    mark positions to market, and close positions whose stop-loss or take-profit was crossed.
+
+    With ``strategy`` (a paper strategy's own feed, through the API) only that strategy's paper
+    orders and positions are touched: one strategy's prices never move another's book.
+    """
     from orders.brokers.paper import PaperBroker
     from positions.services import market_prices_update, positions_check_exits, positions_mark
 
     market_prices_update(prices)
     for symbol, exchange, price in prices:
         order_updates_apply(
-            PaperBroker.on_price(symbol.upper(), exchange.upper(), price),
+            PaperBroker.on_price(symbol.upper(), exchange.upper(), price, strategy=strategy),
             source=EventSource.BROKER,
         )
-    positions_mark(prices)
-    positions_check_exits()
+    positions_mark(prices, strategy=strategy)
+    positions_check_exits(strategy=strategy)
 
 
 def orders_poll(*, stale_after) -> int:

@@ -74,11 +74,17 @@ def resolve_unknown_order(order_id: int, attempt: int = 1) -> None:
 
 
 @app.task(name="orders.prices", queue="prices", retry=BROKER_RETRY)
-def apply_prices(prices: list[list[str]]) -> None:
-    """A price tick: store it, let the paper exchange match, mark positions, check exits."""
+def apply_prices(prices: list[list[str]], strategy_id: int | None = None) -> None:
+    """A price tick: store it, let the paper exchange match, mark positions, check exits
+    (of one strategy when the tick is that strategy's own feed)."""
+    from orders.models import Strategy
     from orders.services import market_tick
 
-    market_tick([(symbol, exchange, Decimal(price)) for symbol, exchange, price in prices])
+    strategy = Strategy.objects.get(pk=strategy_id) if strategy_id else None
+    market_tick(
+        [(symbol, exchange, Decimal(price)) for symbol, exchange, price in prices],
+        strategy=strategy,
+    )
 
 
 @app.periodic(cron="* * * * *")

@@ -135,19 +135,19 @@ def market_prices_update(prices: list[tuple[str, str, Decimal]]) -> int:
     return stored
 
 
-def positions_mark(prices: list[tuple[str, str, Decimal]]) -> int:
-    """Mark open positions to market: last price, unrealized PnL, extremes, drawdown.
-
-    Each position is locked for its update, one short transaction per position.
+def positions_mark(prices: list[tuple[str, str, Decimal]], *, strategy=None) -> int:
+    """Mark open positions (of one strategy, or all) to market: last price, unrealized PnL,
+    extremes, drawdown. Each position is locked for its update, one short transaction each.
     Returns the number of positions marked.
     """
     marked = 0
     for symbol, exchange, price in prices:
-        ids = list(
-            Position.objects.filter(
-                symbol=symbol.upper(), exchange=exchange.upper(), closed_at__isnull=True
-            ).values_list("pk", flat=True)
+        open_positions = Position.objects.filter(
+            symbol=symbol.upper(), exchange=exchange.upper(), closed_at__isnull=True
         )
+        if strategy is not None:
+            open_positions = open_positions.filter(strategy=strategy)
+        ids = list(open_positions.values_list("pk", flat=True))
         for position_id in ids:
             with transaction.atomic():
                 position = Position.objects.select_for_update().get(pk=position_id)
@@ -208,7 +208,7 @@ def position_close(
     return result
 
 
-def positions_check_exits(*, actor: str = "stop-loss monitor", now=None) -> list:
+def positions_check_exits(*, actor: str = "stop-loss monitor", now=None, strategy=None) -> list:
     """Close every open position whose last price crossed its stop-loss or take-profit.
 
     Never twice for one breach: while an exit order works (or has filled), the position is
@@ -220,7 +220,10 @@ def positions_check_exits(*, actor: str = "stop-loss monitor", now=None) -> list
     now = now or timezone.now()
     retry_after = timedelta(seconds=settings.OMS_EXIT_RETRY_SECONDS)
     results = []
-    for position in Position.objects.filter(closed_at__isnull=True).select_related("exit_order"):
+    candidates = Position.objects.filter(closed_at__isnull=True).select_related("exit_order")
+    if strategy is not None:
+        candidates = candidates.filter(strategy=strategy)
+    for position in candidates:
         exit_order = position.exit_order
         if exit_order is not None and (
             exit_order.is_active

@@ -370,21 +370,16 @@ def _daily_loss(ctx: Context) -> list[Violation]:
     return found
 
 
-def _order_rate(ctx: Context) -> list[Violation]:
+def order_rate_take(strategy) -> tuple[float, int]:
+    """Take one order from the strategy's rate bucket (in PostgreSQL, shared by every process).
+
+    Returns (seconds to wait, orders a second): 0 when the order may go.
+    """
     from risk.ratelimit import take_token
 
-    rate = ctx.limits.orders_per_second or settings.OMS_ORDERS_PER_SECOND
-    wait = take_token(f"orders:strategy:{ctx.strategy.pk}", capacity=rate, refill_per_second=rate)
-    if wait > 0:
-        return [
-            Violation(
-                "order_rate",
-                "strategy",
-                f"more than {rate} orders a second from strategy {ctx.strategy.name}: "
-                f"retry in {wait:.2f}s",
-            )
-        ]
-    return []
+    rate = limits_for(strategy).orders_per_second or settings.OMS_ORDERS_PER_SECOND
+    wait = take_token(f"orders:strategy:{strategy.pk}", capacity=rate, refill_per_second=rate)
+    return wait, rate
 
 
 CHECKS = (
@@ -404,10 +399,8 @@ CHECKS = (
 def validate_order(request: OrderRequest, *, strategy, order=None) -> list[Violation]:
     """Every violation of the request against the limits in force, or [] when it may pass.
 
-    The order rate is counted only for orders that pass every other check.
+    The order rate is not a violation: order_place counts an order that passes every check
+    with order_rate_take as its last step, and refuses it whole (OrderThrottled) when over.
     """
     ctx = _context(request, strategy, order)
-    violations = [violation for check in CHECKS for violation in check(ctx)]
-    if not violations:
-        violations = _order_rate(ctx)
-    return violations
+    return [violation for check in CHECKS for violation in check(ctx)]

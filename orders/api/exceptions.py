@@ -26,6 +26,8 @@ from orders.services import (
     IllegalOrderState,
     OrderError,
     OrderNotFound,
+    OrderRefused,
+    OrderThrottled,
     StrategyNotFound,
 )
 
@@ -70,15 +72,19 @@ def order_refused(result: OrderResult) -> ApiError:
 
     422 listing every violation; 423 when the kill switch is one of them, with its state.
     """
-    violations = [v.as_dict() for v in result.violations]
+    return _refusal(result.violations, order_id=result.order_id)
+
+
+def _refusal(violations, **extra: Any) -> ApiError:
+    listed = [v.as_dict() for v in violations]
     fields: dict[str, str] = {}
-    for violation in result.violations:
+    for violation in violations:
         fields[violation.field] = "; ".join(
             filter(None, [fields.get(violation.field), violation.message])
         )
-    message = "; ".join(v.message for v in result.violations)
+    message = "; ".join(v.message for v in violations)
     switch = next(
-        (KILL_SWITCH_CODES[v.code] for v in result.violations if v.code in KILL_SWITCH_CODES), None
+        (KILL_SWITCH_CODES[v.code] for v in violations if v.code in KILL_SWITCH_CODES), None
     )
     if switch:
         return ApiError(
@@ -86,17 +92,17 @@ def order_refused(result: OrderResult) -> ApiError:
             code="kill_switch_engaged",
             message=message,
             fields=fields,
-            violations=violations,
-            order_id=result.order_id,
+            violations=listed,
             kill_switch=switch,
+            **extra,
         )
     return ApiError(
         status_code=status.HTTP_422_UNPROCESSABLE_ENTITY,
         code="risk_rejected",
         message=message,
         fields=fields,
-        violations=violations,
-        order_id=result.order_id,
+        violations=listed,
+        **extra,
     )
 
 
@@ -132,21 +138,11 @@ def _validation_error(detail: Any) -> dict[str, Any]:
 
 
 def _order_request_error(error: OrderRequestError) -> tuple[int, dict[str, Any]]:
-    """A request that cannot be an order: 400, each field with its rule.
-
-    order_modify reports pre-trade violations through the same error, under the fields
-    ``kill_switch`` and ``strategy``: those are told apart here (423 and 422).
-    """
+    """A request that cannot be an order: 400, each field with its rule."""
     fields = dict(error.errors)
-    message = "; ".join(fields.values())
-    if "kill_switch" in fields:
-        state = "HALTED" if "HALTED" in fields["kill_switch"] else "REDUCING"
-        return HTTP_423_LOCKED, error_body(
-            "kill_switch_engaged", message, fields, kill_switch=state
-        )
-    if "strategy" in fields:
-        return status.HTTP_422_UNPROCESSABLE_ENTITY, error_body("risk_rejected", message, fields)
-    return status.HTTP_400_BAD_REQUEST, error_body("invalid_order", message, fields)
+    return status.HTTP_400_BAD_REQUEST, error_body(
+        "invalid_order", "; ".join(fields.values()), fields
+    )
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
@@ -157,8 +153,15 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
 
+    if isinstance(exc, OrderRefused):
+        exc = _refusal(exc.violations)
     if isinstance(exc, ApiError):
         code, body = exc.status_code, exc.body
+    elif isinstance(exc, OrderThrottled):
+        wait = math.ceil(exc.retry_after)
+        headers["Retry-After"] = str(wait)
+        code = status.HTTP_429_TOO_MANY_REQUESTS
+        body = error_body(exc.code, exc.message, exc.fields, retry_after=wait)
     elif isinstance(exc, OrderRequestError):
         code, body = _order_request_error(exc)
     elif isinstance(exc, OrderError):

@@ -357,9 +357,9 @@ class PricesView(APIView):
     @extend_schema(
         summary="Feed last prices (paper trading)",
         description=(
-            "Queues the prices for the paper exchange: working paper orders on those "
-            "instruments are matched and positions marked, by a job. Only a PAPER strategy's "
-            "key may feed prices (403 for a LIVE one)."
+            "Queues the prices for the paper exchange: the calling strategy's working paper "
+            "orders on those instruments are matched and its positions marked, by a job. "
+            "Only a PAPER strategy's key may feed prices (403 for a LIVE one)."
         ),
         request=PricesSerializer,
         examples=[
@@ -388,7 +388,8 @@ class PricesView(APIView):
         serializer.is_valid(raise_exception=True)
         ticks = serializer.validated_data["prices"]
         apply_prices.defer(
-            prices=[[tick["symbol"], tick["exchange"], str(tick["price"])] for tick in ticks]
+            prices=[[tick["symbol"], tick["exchange"], str(tick["price"])] for tick in ticks],
+            strategy_id=strategy.pk,
         )
         return Response({"accepted": len(ticks)}, status=status.HTTP_202_ACCEPTED)
 

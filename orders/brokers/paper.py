@@ -358,10 +358,9 @@ class PaperBroker:
     # --- the price feed --------------------------------------------------------------------
 
     @classmethod
-    def on_price(cls, symbol: str, exchange: str, last_price: Decimal) -> list:
-        """Match every working paper order on an instrument against a new last price.
-
-        Returns the resulting reports, to be applied with order_updates_apply.
+    def on_price(cls, symbol: str, exchange: str, last_price: Decimal, *, strategy=None) -> list:
+        """Match the working paper orders on an instrument (of one strategy, or all) against a
+        new last price. Returns the resulting reports, to be applied with order_updates_apply.
         """
         from orders.models import Strategy
 
@@ -369,6 +368,8 @@ class PaperBroker:
         working = PaperOrder.objects.filter(
             symbol=symbol, exchange=exchange, status__in=WORKING
         ).order_by("id")
+        if strategy is not None:
+            working = working.filter(strategy=strategy)
         for paper_order_id, strategy_id in working.values_list("pk", "strategy_id"):
             broker = cls(Strategy.objects.get(pk=strategy_id))
             with transaction.atomic():

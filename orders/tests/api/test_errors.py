@@ -7,7 +7,8 @@ from django.http import Http404
 from rest_framework import exceptions
 
 from orders.api.exceptions import _flatten, api_exception_handler
-from orders.domain import OrderRequestError
+from orders.domain import OrderRequestError, Violation
+from orders.services import OrderRefused, OrderThrottled
 
 
 def handle(error):
@@ -36,8 +37,17 @@ def test_nested_field_errors_are_flattened_to_dotted_names():
         (exceptions.MethodNotAllowed("PUT"), 405, "method_not_allowed"),
         (exceptions.ParseError(), 400, "parse_error"),
         (OrderRequestError({"quantity": "quantity 0: must be at least 1"}), 400, "invalid_order"),
-        (OrderRequestError({"strategy": "strategy X is PAUSED"}), 422, "risk_rejected"),
-        (OrderRequestError({"kill_switch": "kill switch is HALTED"}), 423, "kill_switch_engaged"),
+        (
+            OrderRefused([Violation("strategy_paused", "strategy", "strategy X is PAUSED")]),
+            422,
+            "risk_rejected",
+        ),
+        (
+            OrderRefused([Violation("kill_switch_halted", "kill_switch", "kill switch HALTED")]),
+            423,
+            "kill_switch_engaged",
+        ),
+        (OrderThrottled("more than 10 orders a second", retry_after=0.3), 429, "order_rate"),
     ],
 )
 def test_every_error_has_the_shape(error, status, code):
@@ -60,3 +70,10 @@ def test_a_bug_is_a_500_in_the_same_shape_never_a_page(caplog):
         }
     }
     assert "boom" in caplog.text
+
+
+def test_throttled_order_says_when_to_retry():
+    response = handle(OrderThrottled("more than 10 orders a second", retry_after=0.3))
+
+    assert response["Retry-After"] == "1"
+    assert response.data["error"]["retry_after"] == 1

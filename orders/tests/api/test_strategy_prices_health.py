@@ -72,7 +72,10 @@ def test_prices_are_queued_for_the_paper_exchange(caller):
     assert response.status_code == 202
     assert response.json() == {"accepted": 2}
     job = ProcrastinateJob.objects.get(task_name="orders.prices")
-    assert job.args == {"prices": [["RELIANCE", "NSE", "2449.00"], ["INFY", "NSE", "1500.05"]]}
+    assert job.args == {
+        "prices": [["RELIANCE", "NSE", "2449.00"], ["INFY", "NSE", "1500.05"]],
+        "strategy_id": caller.strategy.pk,  # the feed moves only the caller's own book
+    }
 
 
 @pytest.mark.django_db

@@ -20,7 +20,8 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhos
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # django.contrib.admin with the OMS site: kill switch banner, dashboard, kill switch page.
+    "omsproject.apps.OmsAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -32,9 +33,11 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "pgtrigger",
     "procrastinate.contrib.django",
+    "omsproject",
     "orders",
     "positions",
     "risk",
+    "omsproject",  # its commands (embedded_db, ensure_admin) and the admin's template tags
 ]
 
 MIDDLEWARE = [

@@ -16,8 +16,10 @@ Without --url it uses its own database (``oms_bench`` on the embedded PostgreSQL
 
 N client threads with keep-alive connections send requests for a fixed time; the script
 prints requests per second, p50 and p99 latency for each, and the ratio of the two
-throughputs (the target is at least 0.5). Only 127.0.0.1 is ever contacted; every loop is
-bounded in time; the server it started is stopped at the end.
+throughputs (the target is at least 0.5). For a server it started, it also prints the CPU
+time each answered request cost the gunicorn workers ("app") and the database's sessions
+("db"), read from /proc (Linux): steadier than throughput on a shared machine. Only 127.0.0.1
+is ever contacted; every loop is bounded in time; the server it started is stopped at the end.
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ class Run:
     statuses: dict[int, int] = field(default_factory=dict)
     errors: int = 0
     elapsed: float = 0.0
+    app_cpu: float | None = None  # CPU seconds of the server's workers during the run
+    db_cpu: float | None = None  # CPU seconds of the database sessions of the bench database
 
     @property
     def ok(self) -> int:
@@ -69,6 +73,10 @@ class Run:
     @property
     def throughput(self) -> float:
         return self.ok / self.elapsed if self.elapsed else 0.0
+
+    def cpu_ms(self, seconds: float | None) -> str:
+        """CPU milliseconds per answered request, or "-" when not measured."""
+        return "-" if seconds is None or not self.ok else f"{seconds * 1000 / self.ok:.2f}"
 
     def percentile(self, p: float) -> float:
         if not self.latencies:
@@ -197,6 +205,62 @@ def stop_server(server: subprocess.Popen) -> None:
         server.wait(timeout=10)
 
 
+# --- CPU accounting (Linux /proc) -------------------------------------------------------------
+
+
+def _process_stat(pid: int) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text.rsplit(")", 1)[1].split()  # the fields after the command name
+
+
+def _cpu_seconds(pids) -> dict[int, float]:
+    """User + system CPU time so far of each process still running."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    found = {}
+    for pid in pids:
+        stat = _process_stat(pid)
+        if stat is not None:
+            found[pid] = (int(stat[11]) + int(stat[12])) / ticks
+    return found
+
+
+class CpuMeter:
+    """CPU spent, between two samples, by a server's worker processes and by the database
+    sessions of the bench database (the PostgreSQL server is on this machine)."""
+
+    def __init__(self, server_pid: int):
+        self.server_pid = server_pid
+
+    def _workers(self) -> list[int]:
+        workers = []
+        for name in os.listdir("/proc"):
+            stat = _process_stat(int(name)) if name.isdigit() else None
+            if stat is not None and stat[1] == str(self.server_pid):  # its parent
+                workers.append(int(name))
+        return workers
+
+    def _sessions(self) -> list[int]:
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pid FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            return [pid for (pid,) in cursor.fetchall()]
+
+    def sample(self) -> tuple[dict[int, float], dict[int, float]]:
+        return _cpu_seconds(self._workers()), _cpu_seconds(self._sessions())
+
+    @staticmethod
+    def spent(before: dict[int, float], after: dict[int, float]) -> float:
+        # A process that started during the run counts whole; one that ended is lost.
+        return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+
+
 # --- load ------------------------------------------------------------------------------------
 
 
@@ -271,7 +335,15 @@ def drive(
     run.elapsed = time.perf_counter() - began
 
 
-def measure(url: str, key: str, *, clients: int, seconds: float, warmup: float) -> list[Run]:
+def measure(
+    url: str,
+    key: str,
+    *,
+    clients: int,
+    seconds: float,
+    warmup: float,
+    cpu: CpuMeter | None = None,
+) -> list[Run]:
     """The bare INSERT, the order placement, and (to tell the framework's share from the
     placement's) the API's cheapest authenticated read: key, throttle, one SELECT."""
     run_id = uuid.uuid4().hex[:10]
@@ -311,9 +383,14 @@ def measure(url: str, key: str, *, clients: int, seconds: float, warmup: float) 
         if not warm.ok:
             raise SystemExit(f"{name}: no request succeeded during warm-up: {warm.statuses}")
         run = Run(name)
+        before = cpu.sample() if cpu else None
         drive(
             url, path, headers, body_for, clients=clients, seconds=seconds, run=run, method=method
         )
+        if cpu:
+            after = cpu.sample()
+            run.app_cpu = cpu.spent(before[0], after[0])
+            run.db_cpu = cpu.spent(before[1], after[1])
         runs.append(run)
     return runs
 
@@ -323,11 +400,15 @@ def report(runs: list[Run], *, clients: int, seconds: float, workers: int, threa
         f"\n{clients} concurrent clients, {seconds:g} s each; gunicorn {workers} workers x "
         f"{threads} threads on 127.0.0.1; {os.cpu_count()} CPUs\n"
     )
-    print(f"{'endpoint':<22} {'ok':>7} {'errors':>7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+    print(
+        f"{'endpoint':<22} {'ok':>7} {'errors':>7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}"
+        f"   CPU ms/request: {'app':>6} {'db':>6}"
+    )
     for run in runs:
         print(
             f"{run.name:<22} {run.ok:>7} {run.errors:>7} {run.throughput:>9.1f} "
             f"{run.percentile(50):>8.2f} {run.percentile(99):>8.2f}"
+            f"{'':>19}{run.cpu_ms(run.app_cpu):>6} {run.cpu_ms(run.db_cpu):>6}"
         )
     bare, place, _ = runs
     ratio = place.throughput / bare.throughput if bare.throughput else 0.0
@@ -337,6 +418,15 @@ def report(runs: list[Run], *, clients: int, seconds: float, workers: int, threa
         f"(target >= {TARGET_RATIO}: {verdict}); "
         f"p50 {place.percentile(50) / bare.percentile(50):.1f}x the bare latency"
     )
+    if bare.app_cpu is not None and place.app_cpu is not None and bare.ok and place.ok:
+        # On a machine the server, the database and the clients share, throughput follows CPU.
+        bare_cpu = (bare.app_cpu + bare.db_cpu) / bare.ok
+        place_cpu = (place.app_cpu + place.db_cpu) / place.ok
+        print(
+            f"CPU per request (app + db): bare {bare_cpu * 1000:.2f} ms, place "
+            f"{place_cpu * 1000:.2f} ms; their ratio, steadier than throughput's: "
+            f"{bare_cpu / place_cpu:.2f}"
+        )
     for run in runs:
         if run.errors:
             print(f"{run.name}: answers other than 200/201: {run.statuses}")
@@ -377,8 +467,14 @@ def main() -> None:
     key = prepare(database_url)
     server, url = start_server(database_url, workers=options.workers, threads=options.threads)
     try:
+        cpu = CpuMeter(server.pid) if Path("/proc/self/stat").exists() else None
         runs = measure(
-            url, key, clients=options.clients, seconds=options.seconds, warmup=options.warmup
+            url,
+            key,
+            clients=options.clients,
+            seconds=options.seconds,
+            warmup=options.warmup,
+            cpu=cpu,
         )
     finally:
         stop_server(server)

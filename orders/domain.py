@@ -216,6 +216,8 @@ class OrderResult:
     message: str = ""
     replayed: bool = False
     violations: tuple[Violation, ...] = ()
+    # The order row as the service left it (its caller need not read it again); not content.
+    order: Any = field(default=None, compare=False, repr=False)
 
     @property
     def accepted(self) -> bool:

@@ -198,7 +198,12 @@ class Order(models.Model):
                 name="order_active_idx",
             ),
             models.Index(fields=["symbol", "exchange"], name="order_symbol_idx"),
+            # The admin's order list on millions of rows: a status filter in date order, and
+            # the search by client order id (the unique index leads with the strategy).
+            models.Index(fields=["status", "-created_at", "-id"], name="order_status_created_idx"),
+            models.Index(fields=["client_order_id"], name="order_client_order_id_idx"),
         ]
+        permissions = [("cancel_order", "Can cancel working orders from the admin")]
         triggers = [updated_at_trigger()]
 
     def __str__(self) -> str:

@@ -99,16 +99,16 @@ class OrderThrottled(OrderError):
         self.retry_after = retry_after
 
 
-def _take_order_token(strategy: Strategy) -> None:
+def _take_order_token(strategy: Strategy, *, limits=None) -> None:
     """Count one order against the strategy's rate, or raise OrderThrottled.
 
     Called as the last statement of the placing transaction: the bucket's row stays locked
     only for the commit, and a throttled order rolls back whole (its client_order_id stays
-    free for the retry).
+    free for the retry). ``limits``: the strategy's, as the validator saw them.
     """
     from risk.validator import order_rate_take
 
-    wait, rate = order_rate_take(strategy)
+    wait, rate = order_rate_take(strategy, limits=limits)
     if wait > 0:
         raise OrderThrottled(
             f"more than {rate} orders a second from strategy {strategy.name}: retry in {wait:.2f}s",
@@ -240,14 +240,16 @@ def _replay(order: Order, fingerprint: str) -> OrderResult:
         message=order.status_message,
         replayed=True,
         violations=tuple(Violation(**v) for v in order.metadata.get("violations", [])),
+        order=order,
     )
 
 
 def pre_trade_validate(request: OrderRequest, *, strategy: Strategy, order: Order | None = None):
-    """The risk checks every order passes (risk.validator owns them)."""
-    from risk.validator import validate_order
+    """The risk checks every order passes (risk.validator owns them): their Verdict, every
+    violation and the strategy's limits they applied."""
+    from risk.validator import order_verdict
 
-    return validate_order(request, strategy=strategy, order=order)
+    return order_verdict(request, strategy=strategy, order=order)
 
 
 def order_place(
@@ -256,6 +258,7 @@ def order_place(
     actor: str,
     source: EventSource = EventSource.API,
     metadata: dict | None = None,
+    strategy: Strategy | None = None,
 ) -> OrderResult:
     """Record an order and queue it for the broker, or record why it was refused.
 
@@ -264,23 +267,26 @@ def order_place(
     The same (strategy, client_order_id) never makes a second order: a replay returns the
     original with ``replayed=True``; the same id with different content raises
     IdempotencyConflict. A refused order is kept as REJECTED with every violation.
+
+    ``strategy``: the request's strategy when the caller has just read it (the API has, with
+    the key); it is read here otherwise.
     """
     from orders import tasks
 
-    strategy = Strategy.objects.filter(pk=request.strategy_id).first()
     if strategy is None:
-        raise StrategyNotFound(f"strategy {request.strategy_id}: not found")
+        strategy = Strategy.objects.filter(pk=request.strategy_id).first()
+        if strategy is None:
+            raise StrategyNotFound(f"strategy {request.strategy_id}: not found")
+    elif strategy.pk != request.strategy_id:
+        raise ValueError(f"strategy {strategy.pk}: not the request's ({request.strategy_id})")
     fingerprint = request.fingerprint()
-    existing = Order.objects.filter(
-        strategy=strategy, client_order_id=request.client_order_id
-    ).first()
-    if existing is not None:
-        return _replay(existing, fingerprint)
 
     try:
         with transaction.atomic():
             # Requests with one client_order_id queue here: a duplicate waits for the first to
-            # commit and is answered as a replay, without being validated or rate-counted.
+            # commit and is answered as a replay, without being validated or rate-counted. (No
+            # look-up before the transaction: it would cost every new order a query to spare
+            # the rare replay a transaction.)
             with connection.cursor() as cursor:
                 cursor.execute(
                     "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
@@ -291,7 +297,8 @@ def order_place(
             ).first()
             if existing is not None:
                 return _replay(existing, fingerprint)
-            violations = pre_trade_validate(request, strategy=strategy)
+            verdict = pre_trade_validate(request, strategy=strategy)
+            violations = verdict.violations
             order = Order.objects.create(
                 strategy=strategy,
                 client_order_id=request.client_order_id,
@@ -333,7 +340,8 @@ def order_place(
                 )
             else:
                 tasks.defer_submit(order)
-                _take_order_token(strategy)
+                # The limits the checks saw: the order rate is not read again.
+                _take_order_token(strategy, limits=verdict.limits)
     except IntegrityError as error:
         if _constraint_name(error) != CLIENT_ID_CONSTRAINT:
             raise
@@ -345,6 +353,7 @@ def order_place(
         status=OrderStatus(order.status),
         message=order.status_message,
         violations=tuple(violations),
+        order=order,
     )
 
 
@@ -619,7 +628,7 @@ def order_modify(
                     f"{order.filled_quantity} already filled"
                 }
             )
-        violations = pre_trade_validate(request, strategy=order.strategy, order=order)
+        violations = pre_trade_validate(request, strategy=order.strategy, order=order).violations
         if violations:
             raise OrderRefused(violations)
         change = Modification(
@@ -1079,3 +1088,57 @@ def orders_expire(*, now: datetime | None = None) -> int:
                 )
     # Paper orders were expired by the paper exchange's reports, the rest here: count both.
     return Order.objects.filter(pk__in=due_ids, status=OrderStatus.EXPIRED).count()
+
+
+# --- strategy mode (appended for the admin; see strategy_status_set above) --------------------
+
+
+def strategy_mode_refusal(strategy: Strategy, mode: str) -> str | None:
+    """Why ``strategy`` cannot switch to ``mode`` now (None when it can).
+
+    A strategy changes broker only when it is flat: an open position or a working order
+    would otherwise be left at a broker the OMS no longer reconciles it against.
+    """
+    from orders.enums import StrategyMode
+    from positions.models import Position
+
+    mode = StrategyMode(mode)
+    if mode == strategy.mode:
+        return None
+    working = Order.objects.filter(strategy=strategy, status__in=sorted(OrderStatus.active()))
+    if working.exists():
+        return (
+            f"mode {mode}: strategy {strategy.name} has {working.count()} working order(s) at "
+            f"its {strategy.mode} broker; cancel them first"
+        )
+    held = Position.objects.filter(strategy=strategy, closed_at__isnull=True)
+    if held.exists():
+        return (
+            f"mode {mode}: strategy {strategy.name} holds {held.count()} open position(s) at "
+            f"its {strategy.mode} broker; close them first"
+        )
+    return None
+
+
+def strategy_mode_set(strategy: Strategy, mode: str, *, actor: str) -> Strategy:
+    """Switch a strategy between PAPER and LIVE (its broker).
+
+    Guarantees: under the strategy's row lock (every fill and placement takes it first), the
+    strategy is flat — no working order, no open position — or OrderError is raised with the
+    reason (``strategy_mode_refusal``). Setting the current mode is a no-op. Logged with the
+    actor.
+    """
+    from orders.enums import StrategyMode
+
+    mode = StrategyMode(mode)
+    with transaction.atomic():
+        locked = Strategy.objects.select_for_update().get(pk=strategy.pk)
+        refusal = strategy_mode_refusal(locked, mode)
+        if refusal:
+            raise OrderError(refusal, fields={"mode": refusal})
+        if locked.mode != mode:
+            before = locked.mode
+            locked.mode = mode
+            locked.save(update_fields=["mode", "updated_at"])
+            logger.warning("strategy %s mode %s -> %s by %s", locked.name, before, mode, actor)
+    return locked

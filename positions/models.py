@@ -90,6 +90,12 @@ class Position(models.Model):
                 name="position_open_idx",
             ),
             models.Index(fields=["strategy", "-opened_at"], name="position_strategy_idx"),
+            # Today's closed positions (risk's day PnL, the dashboard) among years of them.
+            models.Index(
+                fields=["closed_at"],
+                condition=Q(closed_at__isnull=False),
+                name="position_closed_idx",
+            ),
         ]
         triggers = [updated_at_trigger()]
 
@@ -214,6 +220,9 @@ class ReconciliationIssue(models.Model):
                 condition=Q(resolved=False),
                 name="issue_unresolved_idx",
             ),
+        ]
+        permissions = [
+            ("resolve_critical_issue", "Can resolve or auto-fix CRITICAL reconciliation issues")
         ]
         triggers = [updated_at_trigger()]
 

@@ -9,19 +9,21 @@ details list every strategy's share.
 An issue already open for the same thing (its fingerprint) is updated, never duplicated; an
 open issue that this run no longer sees is resolved with a note. Missing fills and order
 statuses the broker knows better are fixed automatically when ``auto_fix`` is on, through the
-same order services a broker report goes through; everything else waits for a person.
+same order services a broker report goes through; everything else waits for a person. The fixes
+are applied before positions are compared, so a fill the broker reported and we missed is one
+issue (fixed), not also a position difference that the fix has already settled.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F, Q, Sum
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from orders.enums import EventSource, OrderStatus, StrategyMode, StrategyStatus
@@ -70,89 +72,138 @@ class ReconcileReport:
         )
 
 
-def _our_net_positions(mode: str, strategy=None):
-    """Our open positions of one broker, netted per instrument: {key: (qty, avg, shares)}."""
-    rows = (
-        Position.objects.filter(closed_at__isnull=True, strategy__mode=mode)
-        .values("symbol", "exchange", "product", "strategy_id")
-        .annotate(held=Sum("quantity"), cost=Sum(F("quantity") * F("average_price")))
+NET_POSITIONS = """
+SELECT p.symbol, p.exchange, p.product, sum(p.quantity),
+       coalesce(sum(p.quantity) FILTER (WHERE p.quantity > 0), 0),
+       coalesce(sum(p.quantity * p.average_price) FILTER (WHERE p.quantity > 0), 0),
+       coalesce(-sum(p.quantity) FILTER (WHERE p.quantity < 0), 0),
+       coalesce(-sum(p.quantity * p.average_price) FILTER (WHERE p.quantity < 0), 0)
+FROM positions p JOIN strategies s ON s.id = p.strategy_id
+WHERE p.closed_at IS NULL AND s.mode = %(mode)s
+GROUP BY 1, 2, 3
+HAVING %(strategy)s::bigint IS NULL OR bool_or(p.strategy_id = %(strategy)s::bigint)
+"""
+
+
+def _our_net_positions(mode: str, strategy=None) -> dict[tuple, dict]:
+    """Our open positions of one broker, netted per instrument (in the database: thousands of
+    positions make a few hundred instruments); with ``strategy``, the instruments it holds.
+
+    {(symbol, exchange, product): {"quantity", "long", "long_cost", "short", "short_cost"}}:
+    the long and short holdings are kept apart, as the broker's average is the one of the side
+    that is open (``_average``). Who holds what is read only for differences (``_holders``).
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(NET_POSITIONS, {"mode": str(mode), "strategy": strategy and strategy.pk})
+        rows = cursor.fetchall()
+    return {
+        (symbol, exchange, product): {
+            "quantity": held,
+            "long": long,
+            "long_cost": long_cost,
+            "short": short,
+            "short_cost": short_cost,
+        }
+        for symbol, exchange, product, held, long, long_cost, short, short_cost in rows
+    }
+
+
+def _holders(mode: str, keys: set[tuple]) -> dict[tuple, dict[int, int]]:
+    """{instrument: {strategy id: quantity}} of our open positions in these instruments."""
+    held: dict[tuple, dict[int, int]] = {key: {} for key in keys}
+    rows = Position.objects.filter(
+        closed_at__isnull=True, strategy__mode=mode, symbol__in={key[0] for key in keys}
+    ).values_list("symbol", "exchange", "product", "strategy_id", "quantity")
+    for symbol, exchange, product, strategy_id, quantity in rows:
+        if (symbol, exchange, product) in held:
+            held[(symbol, exchange, product)][strategy_id] = quantity
+    return held
+
+
+def _attributed(finding: Finding, holders: dict[int, int]) -> Finding:
+    """A position difference names its strategy when exactly one holds the instrument; its
+    details list every holder's share."""
+    return replace(
+        finding,
+        strategy_id=next(iter(holders)) if len(holders) == 1 else None,
+        details={**finding.details, "by_strategy": {str(k): v for k, v in holders.items()}},
     )
-    netted: dict[tuple, dict] = defaultdict(lambda: {"quantity": 0, "cost": Decimal(0), "by": {}})
-    for row in rows:
-        key = (row["symbol"], row["exchange"], row["product"])
-        netted[key]["quantity"] += row["held"]
-        netted[key]["cost"] += row["cost"]
-        netted[key]["by"][row["strategy_id"]] = row["held"]
-    if strategy is not None:
-        netted = {k: v for k, v in netted.items() if strategy.pk in v["by"]}
-    return netted
+
+
+def _empty() -> dict:
+    return {"quantity": 0, "long": 0, "long_cost": Decimal(0), "short": 0, "short_cost": Decimal(0)}
 
 
 def _average(entry) -> Decimal | None:
-    if not entry["quantity"]:
+    """The average price of the side the net quantity is on, over the strategies holding that
+    side: what the broker reports for a net position (one strategy long 10 @ 100 and another
+    short 4 @ 105 net to long 6 @ 100, not to the 96.67 of their signed costs)."""
+    side = "long" if entry["quantity"] > 0 else "short" if entry["quantity"] < 0 else None
+    if side is None or not entry[side]:
         return None
-    return (entry["cost"] / entry["quantity"]).quantize(AVERAGE, rounding=ROUND_HALF_UP)
+    return (entry[f"{side}_cost"] / entry[side]).quantize(AVERAGE, rounding=ROUND_HALF_UP)
 
 
 def compare_positions(ours: dict, theirs: dict, *, live: bool, broker: str) -> list[Finding]:
     """One pass over the union of instruments; pure (no database), so it can be tested alone."""
     tolerance = Decimal(str(settings.OMS_RECONCILE_PRICE_TOLERANCE))
+    nothing = _empty()
     findings = []
     for key in sorted(set(ours) | set(theirs)):
-        symbol, exchange, product = key
-        mine = ours.get(key, {"quantity": 0, "cost": Decimal(0), "by": {}})
+        mine = ours.get(key, nothing)
         broker_qty, broker_avg = theirs.get(key, (0, None))
-        holders = {k: v for k, v in mine["by"].items() if v}
-        strategy_id = next(iter(holders)) if len(holders) == 1 else None
-        common = {
-            "strategy_id": strategy_id,
-            "symbol": symbol,
-            "exchange": exchange,
-            "product": product,
-            "internal_quantity": mine["quantity"],
-            "broker_quantity": broker_qty,
-            "internal_price": _average(mine),
-            "broker_price": broker_avg,
-            "details": {"broker": broker, "by_strategy": {str(k): v for k, v in holders.items()}},
-        }
-        fingerprint = f"{broker}:{symbol}:{exchange}:{product}"
+        ours_avg = _average(mine)
         if mine["quantity"] == broker_qty:
-            ours_avg = _average(mine)
-            if (
+            if not (
                 ours_avg
                 and broker_avg
                 and abs(ours_avg - broker_avg) * 100 > tolerance * broker_avg
             ):
-                findings.append(
-                    Finding(
-                        IssueType.PRICE_MISMATCH,
-                        Severity.WARNING if live else Severity.INFO,
-                        f"PRICE:{fingerprint}",
-                        f"{symbol}: average {ours_avg} here, {broker_avg} at the broker",
-                        **common,
-                    )
-                )
-            continue
-        if broker_qty == 0:
-            kind, text = IssueType.MISSING_AT_BROKER, "held here, not at the broker"
-        elif mine["quantity"] == 0:
-            kind, text = IssueType.UNKNOWN_POSITION, "held at the broker, unknown here"
+                continue  # the usual case: agreement, nothing built
+            kind, severity = IssueType.PRICE_MISMATCH, Severity.WARNING if live else Severity.INFO
+            text = f"{key[0]}: average {ours_avg} here, {broker_avg} at the broker"
         else:
-            kind, text = IssueType.QUANTITY_MISMATCH, "quantities differ"
+            if broker_qty == 0:
+                kind, text = IssueType.MISSING_AT_BROKER, "held here, not at the broker"
+            elif mine["quantity"] == 0:
+                kind, text = IssueType.UNKNOWN_POSITION, "held at the broker, unknown here"
+            else:
+                kind, text = IssueType.QUANTITY_MISMATCH, "quantities differ"
+            severity = Severity.CRITICAL if live else Severity.WARNING
+            text = f"{key[0]} {key[2]}: {text} (ours {mine['quantity']}, broker {broker_qty})"
         findings.append(
-            Finding(
-                kind,
-                Severity.CRITICAL if live else Severity.WARNING,
-                f"QTY:{fingerprint}",
-                f"{symbol} {product}: {text} (ours {mine['quantity']}, broker {broker_qty})",
-                **common,
+            _position_finding(
+                key, mine, (broker_qty, broker_avg), kind, severity, text, broker=broker
             )
         )
     return findings
 
 
+def _position_finding(key, mine, theirs, kind, severity, text, *, broker: str) -> Finding:
+    """A position difference, not yet attributed to a strategy (``_attributed``)."""
+    symbol, exchange, product = key
+    broker_qty, broker_avg = theirs
+    prefix = "PRICE" if kind == IssueType.PRICE_MISMATCH else "QTY"
+    return Finding(
+        kind,
+        severity,
+        f"{prefix}:{broker}:{symbol}:{exchange}:{product}",
+        text,
+        symbol=symbol,
+        exchange=exchange,
+        product=product,
+        internal_quantity=mine["quantity"],
+        broker_quantity=broker_qty,
+        internal_price=_average(mine),
+        broker_price=broker_avg,
+        details={"broker": broker, "by_strategy": {}},
+    )
+
+
 def compare_orders(orders, broker_orders: dict, *, live: bool, broker: str) -> list[Finding]:
-    """Our working orders against the broker's order book (by broker order id)."""
+    """Our orders (rows with id, strategy_id, client_order_id, symbol, exchange, product,
+    status, filled_quantity, broker_order_id) against the broker's order book."""
+    active = OrderStatus.active()
     findings = []
     for order in orders:
         update = broker_orders.get(order.broker_order_id)
@@ -163,10 +214,14 @@ def compare_orders(orders, broker_orders: dict, *, live: bool, broker: str) -> l
             "symbol": order.symbol,
             "exchange": order.exchange,
             "product": order.product,
-            "order_id": order.pk,
+            "order_id": order.id,
             "internal_quantity": order.filled_quantity,
             "broker_quantity": update.filled_quantity,
-            "details": {"ours": order.status, "broker": update.raw_status or str(update.status)},
+            "details": {
+                "ours": order.status,
+                "broker": update.raw_status or str(update.status),
+                "client_order_id": order.client_order_id,
+            },
             "fix": update,
         }
         if update.filled_quantity > order.filled_quantity:
@@ -174,27 +229,60 @@ def compare_orders(orders, broker_orders: dict, *, live: bool, broker: str) -> l
                 Finding(
                     IssueType.MISSING_FILL,
                     Severity.CRITICAL if live else Severity.WARNING,
-                    f"FILL:{broker}:order:{order.pk}",
-                    f"order {order.pk}: broker filled {update.filled_quantity}, we have "
+                    f"FILL:{broker}:order:{order.id}",
+                    f"order {order.id}: broker filled {update.filled_quantity}, we have "
                     f"{order.filled_quantity}",
                     **base,
                 )
             )
-        elif OrderStatus(update.status) in OrderStatus.terminal() and order.is_active:
+        elif OrderStatus(update.status) in OrderStatus.terminal() and order.status in active:
             findings.append(
                 Finding(
                     IssueType.ORDER_STATUS_MISMATCH,
                     Severity.WARNING,
-                    f"STATUS:{broker}:order:{order.pk}",
-                    f"order {order.pk}: {order.status} here, {update.status} at the broker",
+                    f"STATUS:{broker}:order:{order.id}",
+                    f"order {order.id}: {order.status} here, {update.status} at the broker",
                     **base,
                 )
             )
     return findings
 
 
-def _broker_books(mode: str, strategies):
-    """The broker's net positions and order book for the strategies of one mode."""
+# Orders cancelled or expired longer ago than this are settled: a fill racing a cancel comes
+# within the session, and Kite's order book holds only the day's orders.
+SETTLED_AFTER = timedelta(days=1)
+
+
+def _orders_to_compare(strategies) -> list:
+    """Our orders the broker may know better: the working ones, and the ones cancelled or
+    expired lately (a fill can follow a cancel). FILLED and REJECTED ones are final."""
+    from orders.models import Order
+
+    recent = timezone.now() - SETTLED_AFTER
+    return list(
+        Order.objects.filter(strategy__in=strategies, broker_order_id__isnull=False)
+        .filter(
+            Q(status__in=sorted(OrderStatus.active()))
+            | Q(status__in=[OrderStatus.CANCELLED, OrderStatus.EXPIRED], created_at__gte=recent)
+        )
+        .values_list(
+            "id",
+            "strategy_id",
+            "client_order_id",
+            "symbol",
+            "exchange",
+            "product",
+            "status",
+            "filled_quantity",
+            "broker_order_id",
+            named=True,
+        )
+    )
+
+
+def _broker_books(strategies, *, with_orders: bool):
+    """The broker's net positions and (``with_orders``) order book, read once per broker
+    account: like Kite's, the paper broker's books hold every strategy's orders and positions."""
     from orders.brokers import broker_for
 
     positions: dict[tuple, tuple[int, Decimal | None]] = {}
@@ -202,9 +290,10 @@ def _broker_books(mode: str, strategies):
     brokers = {}
     for strategy in strategies:
         broker = broker_for(strategy)
-        orders.update({u.broker_order_id: u for u in broker.orders()})
         brokers.setdefault(broker.name, broker)
     for broker in brokers.values():
+        if with_orders:
+            orders.update({u.broker_order_id: u for u in broker.orders()})
         for position in broker.positions():
             key = (position.symbol, position.exchange, position.product)
             positions[key] = (position.quantity, position.average_price or None)
@@ -214,17 +303,26 @@ def _broker_books(mode: str, strategies):
 def reconcile_positions(
     *, strategy=None, dry_run: bool = False, auto_fix: bool | None = None
 ) -> ReconcileReport:
-    """Compare our positions and working orders with each broker's and log the differences."""
-    from orders.models import Order, Strategy
+    """Compare our positions and working orders with each broker's and log the differences.
+
+    Guarantees: one open issue per difference (a repeat updates it and counts the
+    occurrence), earlier issues of a broker read this time and no longer seen are resolved;
+    with ``auto_fix`` (default OMS_RECONCILE_AUTO_FIX) missing fills and order statuses are
+    settled through order_updates_apply before positions are compared, and an issue is marked
+    fixed only when the order then agrees with the broker. A new CRITICAL issue left open
+    calls the kill switch rule. ``dry_run``: compares only; nothing is fixed or written.
+    A broker that cannot be read is logged and skipped; its open issues are left alone.
+    """
+    from orders.models import Strategy
 
     auto_fix = settings.OMS_RECONCILE_AUTO_FIX if auto_fix is None else auto_fix
+    fixing = auto_fix and not dry_run
     report = ReconcileReport()
     for mode in (StrategyMode.PAPER, StrategyMode.LIVE):
         # An inactive strategy holding nothing has nothing to reconcile.
-        strategies = (
-            Strategy.objects.filter(mode=mode)
-            .filter(~Q(status=StrategyStatus.INACTIVE) | Q(positions__closed_at__isnull=True))
-            .distinct()
+        holding = Position.objects.filter(strategy=OuterRef("pk"), closed_at__isnull=True)
+        strategies = Strategy.objects.filter(mode=mode).filter(
+            ~Q(status=StrategyStatus.INACTIVE) | Exists(holding)
         )
         if strategy is not None:
             strategies = strategies.filter(pk=strategy.pk)
@@ -233,52 +331,85 @@ def reconcile_positions(
             continue
         broker_name = "kite" if mode == StrategyMode.LIVE else "paper"
         live = mode == StrategyMode.LIVE
+        candidates = _orders_to_compare(strategies)
         try:
-            broker_positions, broker_orders = _broker_books(mode, strategies)
+            broker_positions, broker_orders = _broker_books(
+                strategies, with_orders=bool(candidates)
+            )
         except Exception as error:  # a broker that cannot be reached is a finding, not a crash
             logger.error("reconciliation: %s broker unavailable: %s", broker_name, error)
             continue
+        working = [order for order in candidates if order.broker_order_id in broker_orders]
+        report.orders_compared += len(working)
+        order_findings = compare_orders(working, broker_orders, live=live, broker=broker_name)
+        if fixing:
+            order_findings = [_fix(finding) for finding in order_findings]
         ours = _our_net_positions(mode, strategy)
         if strategy is not None:
             broker_positions = {k: v for k, v in broker_positions.items() if k in ours}
         report.positions_compared += len(set(ours) | set(broker_positions))
-        working = Order.objects.filter(
-            strategy__in=strategies,
-            broker_order_id__isnull=False,
-        ).exclude(status__in=[OrderStatus.REJECTED])
-        working = working.filter(broker_order_id__in=list(broker_orders)).only(
-            "pk",
-            "strategy_id",
-            "symbol",
-            "exchange",
-            "product",
-            "status",
-            "filled_quantity",
-            "broker_order_id",
-        )
-        report.orders_compared += len(working)
-        report.findings += compare_positions(ours, broker_positions, live=live, broker=broker_name)
-        report.findings += compare_orders(working, broker_orders, live=live, broker=broker_name)
+        position_findings = compare_positions(ours, broker_positions, live=live, broker=broker_name)
+        if position_findings:
+            holders = _holders(mode, {(f.symbol, f.exchange, f.product) for f in position_findings})
+            position_findings = [
+                _attributed(f, holders[(f.symbol, f.exchange, f.product)])
+                for f in position_findings
+            ]
+        report.findings += position_findings
+        report.findings += order_findings
         report.brokers.add(broker_name)
     if not dry_run:
-        _record(report, auto_fix=auto_fix, strategy=strategy)
+        _record(report, strategy=strategy)
     return report
 
 
-def _record(report: ReconcileReport, *, auto_fix: bool, strategy) -> None:
+FIXABLE = (IssueType.MISSING_FILL, IssueType.ORDER_STATUS_MISMATCH)
+
+
+def _fix(finding: Finding) -> Finding:
+    """Apply the broker's report of the order behind ``finding``; say in ``details`` whether
+    the order now agrees with the broker (``fixed``) or what is still wrong."""
+    from orders.models import Order
     from orders.services import order_updates_apply
+
+    if finding.fix is None or finding.issue_type not in FIXABLE:
+        return finding
+    update = finding.fix
+    try:
+        order_updates_apply([update], source=EventSource.SYSTEM)
+    except Exception as error:  # an order that cannot be fixed stays an open issue
+        logger.exception("reconciliation: auto-fix of order %s failed", finding.order_id)
+        outcome = {"fixed": False, "error": f"{type(error).__name__}: {error}"}
+    else:
+        order = Order.objects.only("status", "filled_quantity").get(pk=finding.order_id)
+        still = []
+        if order.filled_quantity < update.filled_quantity:
+            still.append(f"filled {order.filled_quantity} of the broker's {update.filled_quantity}")
+        if OrderStatus(update.status) in OrderStatus.terminal() and order.is_active:
+            still.append(f"still {order.status}, the broker says {update.status}")
+        outcome = {"fixed": not still, "status": order.status, "filled": order.filled_quantity}
+        if still:
+            outcome["error"] = "; ".join(still)
+    return replace(finding, details={**finding.details, "auto_fix": outcome})
+
+
+def _log_context(finding: Finding) -> dict:
+    """What a log line about a finding carries: its order's, as orders.services logs them."""
+    context = {"issue_type": str(finding.issue_type), "strategy_id": finding.strategy_id}
+    if finding.order_id is not None:
+        context["order_id"] = finding.order_id
+        context["client_order_id"] = finding.details.get("client_order_id")
+    return context
+
+
+def _record(report: ReconcileReport, *, strategy) -> None:
     from risk.services import kill_switch_on_critical_issue
 
     now = timezone.now()
     seen = set()
     for finding in report.findings:
         seen.add(finding.fingerprint)
-        fixable = finding.fix is not None and finding.issue_type in (
-            IssueType.MISSING_FILL,
-            IssueType.ORDER_STATUS_MISMATCH,
-        )
-        if auto_fix and fixable:
-            order_updates_apply([finding.fix], source=EventSource.SYSTEM)
+        fixed = finding.details.get("auto_fix", {}).get("fixed", False)
         values = {
             "issue_type": finding.issue_type,
             "severity": finding.severity,
@@ -314,19 +445,21 @@ def _record(report: ReconcileReport, *, auto_fix: bool, strategy) -> None:
                 issue.occurrences += 1
                 issue.save()
                 report.updated += 1
-            if auto_fix and fixable:
+            if fixed:
                 issue.resolved = issue.auto_fixed = True
                 issue.resolved_at = now
                 issue.resolved_by = "reconciliation"
                 issue.resolution = (
                     f"auto-fixed: applied the broker's report of order {finding.order_id} "
-                    f"({finding.broker_quantity} filled, {finding.details.get('broker')})"
+                    f"({finding.broker_quantity} filled, {finding.details.get('broker')}); "
+                    f"the order is now {finding.details['auto_fix']['status']} with "
+                    f"{finding.details['auto_fix']['filled']} filled"
                 )
                 issue.save()
                 report.auto_fixed += 1
         if new_critical and not issue.resolved:
             kill_switch_on_critical_issue(issue)
-        logger.warning("reconciliation: %s", finding.description)
+        logger.warning("reconciliation: %s", finding.description, extra=_log_context(finding))
     # Only issues of the brokers this run could read are known to be gone.
     of_brokers = Q(pk__in=[])
     for broker in report.brokers:

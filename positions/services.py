@@ -251,3 +251,303 @@ def positions_check_exits(*, actor: str = "stop-loss monitor", now=None, strateg
             )
         )
     return results
+
+
+# --- stop-loss and take-profit set by a person -------------------------------------------------
+
+
+class PositionError(Exception):
+    """A change of a position that is refused; ``fields`` maps each field to its rule."""
+
+    def __init__(self, fields: dict[str, str]):
+        self.fields = fields
+        super().__init__("; ".join(fields.values()))
+
+
+def position_protection_errors(
+    position: Position, *, stop_loss: Decimal | None, take_profit: Decimal | None
+) -> dict[str, str]:
+    """Why these levels cannot protect the position ({} when they can).
+
+    Levels are positive whole paise. For a long, the stop-loss is below the reference price and
+    the take-profit above it; for a short, the reverse. The reference is the last price (or the
+    average price before any is known): a level already crossed would close the position on
+    the next tick. A level may be cleared (None).
+    """
+    errors = {}
+    if not position.is_open:
+        return {"stop_loss": f"position {position.pk} is closed: nothing to protect"}
+    reference = position.last_price or position.average_price
+    shown = f"{reference.quantize(Decimal('0.01'))}"
+    long = position.quantity > 0
+    for field, level in (("stop_loss", stop_loss), ("take_profit", take_profit)):
+        if level is None:
+            continue
+        name = field.replace("_", "-")
+        if level <= 0 or level != level.quantize(Decimal("0.01")):
+            errors[field] = f"{name} {level}: must be a positive amount in whole paise"
+        elif field == "stop_loss" and long and level >= reference:
+            errors[field] = f"{name} {level}: a long's stop-loss must be below {shown}"
+        elif field == "stop_loss" and not long and level <= reference:
+            errors[field] = f"{name} {level}: a short's stop-loss must be above {shown}"
+        elif field == "take_profit" and long and level <= reference:
+            errors[field] = f"{name} {level}: a long's take-profit must be above {shown}"
+        elif field == "take_profit" and not long and level >= reference:
+            errors[field] = f"{name} {level}: a short's take-profit must be below {shown}"
+    return errors
+
+
+def position_protection_set(
+    position: Position,
+    *,
+    stop_loss: Decimal | None,
+    take_profit: Decimal | None,
+    actor: str,
+) -> Position:
+    """Set (or clear, with None) an open position's stop-loss and take-profit.
+
+    Guarantees: the levels are checked against the position as it is under its row lock (the
+    side and last price may have moved since the form was shown), by the rules of
+    ``position_protection_errors`` (PositionError otherwise); the risk monitor acts on the new
+    levels from its next tick. The change is logged with the levels before and after.
+    """
+    with transaction.atomic():
+        locked = Position.objects.select_for_update().get(pk=position.pk)
+        errors = position_protection_errors(locked, stop_loss=stop_loss, take_profit=take_profit)
+        if errors:
+            raise PositionError(errors)
+        before = (locked.stop_loss, locked.take_profit)
+        locked.stop_loss = stop_loss
+        locked.take_profit = take_profit
+        locked.save(update_fields=["stop_loss", "take_profit", "updated_at"])
+    logger.info(
+        "position %s protection by %s: stop-loss %s -> %s, take-profit %s -> %s",
+        locked.pk,
+        actor,
+        before[0],
+        stop_loss,
+        before[1],
+        take_profit,
+    )
+    return locked
+
+
+# --- reconciliation issues settled by a person ---------------------------------------------------
+
+
+class ReconciliationIssueError(Exception):
+    """A resolution or fix of a reconciliation issue that is refused; the message says why."""
+
+
+AUTO_FIXABLE = frozenset({"QUANTITY_MISMATCH", "MISSING_AT_BROKER", "UNKNOWN_POSITION"})
+
+
+def _check_open_and_allowed(issue, *, may_resolve_critical: bool) -> None:
+    if issue.resolved:
+        when = timezone.localtime(issue.resolved_at)
+        raise ReconciliationIssueError(
+            f"issue {issue.pk} was resolved by {issue.resolved_by or 'someone'} at "
+            f"{when:%Y-%m-%d %H:%M}: a resolved issue cannot be changed"
+        )
+    if issue.is_critical and not may_resolve_critical:
+        raise ReconciliationIssueError(
+            f"issue {issue.pk} is CRITICAL: settling it needs the permission "
+            "'Can resolve or auto-fix CRITICAL reconciliation issues'"
+        )
+
+
+def reconciliation_issue_resolve(
+    issue, *, note: str, actor: str, may_resolve_critical: bool = True
+):
+    """Mark an unresolved issue resolved by a person, with the note saying what was done.
+
+    Guarantees: a non-blank note (ReconciliationIssueError otherwise); who and when are
+    recorded; a resolved issue is never changed again (refused, whoever asks); a CRITICAL
+    issue is refused unless ``may_resolve_critical`` (the caller's permission). The issue row
+    is locked, so two people resolving at once cannot both succeed.
+    """
+    from positions.models import ReconciliationIssue
+
+    note = (note or "").strip()
+    if not note:
+        raise ReconciliationIssueError(
+            "note: required — say what was checked and what was done about it"
+        )
+    with transaction.atomic():
+        locked = ReconciliationIssue.objects.select_for_update().get(pk=issue.pk)
+        _check_open_and_allowed(locked, may_resolve_critical=may_resolve_critical)
+        locked.resolved = True
+        locked.resolved_at = timezone.now()
+        locked.resolved_by = actor
+        locked.resolution = note
+        locked.save(
+            update_fields=["resolved", "resolved_at", "resolved_by", "resolution", "updated_at"]
+        )
+    logger.info("reconciliation issue %s resolved by %s: %s", locked.pk, actor, note)
+    return locked
+
+
+@dataclass(frozen=True)
+class AutoFixPlan:
+    """What adopting the broker's quantity does to the strategy's position."""
+
+    position_id: int | None
+    quantity_before: int
+    quantity_after: int
+    average_before: Decimal | None
+    average_after: Decimal | None
+
+    @property
+    def reverses(self) -> bool:
+        return self.quantity_before * self.quantity_after < 0
+
+    def describe(self) -> str:
+        if self.quantity_before == 0:
+            return (
+                f"opened position {self.position_id or '(new)'} of {self.quantity_after:+d} at "
+                f"the broker's average {self.average_after}"
+            )
+        if self.quantity_after == 0:
+            return (
+                f"closed position {self.position_id} ({self.quantity_before:+d} → 0, as the "
+                "broker holds none; closed without a trade, realized PnL unchanged)"
+            )
+        text = (
+            f"position {self.position_id}: {self.quantity_before:+d} → "
+            f"{self.quantity_after:+d}, average {self.average_before} → {self.average_after}"
+        )
+        if self.reverses:
+            text += "; stop-loss and take-profit cleared (the side changed)"
+        return text
+
+    def as_dict(self) -> dict:
+        return {
+            "position_id": self.position_id,
+            "quantity_before": self.quantity_before,
+            "quantity_after": self.quantity_after,
+            "average_before": None if self.average_before is None else str(self.average_before),
+            "average_after": None if self.average_after is None else str(self.average_after),
+        }
+
+
+def reconciliation_issue_auto_fix_plan(issue, position: Position | None) -> AutoFixPlan:
+    """How ``issue`` would be fixed given the strategy's open position now, or why it cannot
+    (ReconciliationIssueError). Pure: reads nothing, writes nothing.
+
+    Only a quantity difference (QUANTITY_MISMATCH, MISSING_AT_BROKER, UNKNOWN_POSITION)
+    attributed to one strategy can be fixed, and only while our position is still the one the
+    issue saw (otherwise reconciliation must look again). The broker's average price is taken
+    when it reports one; otherwise ours is kept (a new or reversed position needs the broker's).
+    """
+    if issue.issue_type not in AUTO_FIXABLE:
+        raise ReconciliationIssueError(
+            f"issue {issue.pk} is a {issue.issue_type}: only quantity differences are "
+            "auto-fixed here (missing fills and order statuses are fixed by reconciliation)"
+        )
+    if issue.strategy_id is None:
+        raise ReconciliationIssueError(
+            f"issue {issue.pk} names no strategy: the broker nets several strategies' "
+            "positions in this instrument, so whose quantity to change is a person's call"
+        )
+    if issue.broker_quantity is None:
+        raise ReconciliationIssueError(f"issue {issue.pk}: the broker's quantity is unknown")
+    ours = position.quantity if position is not None else 0
+    if ours != (issue.internal_quantity or 0):
+        raise ReconciliationIssueError(
+            f"issue {issue.pk}: our position is now {ours}, not the {issue.internal_quantity} the "
+            "issue saw; run reconciliation again before fixing"
+        )
+    after = issue.broker_quantity
+    before_average = position.average_price if position is not None else None
+    broker_average = issue.broker_price if issue.broker_price and issue.broker_price > 0 else None
+    same_side = position is not None and (ours > 0) == (after > 0)
+    if after == 0:
+        after_average = None
+    elif broker_average is not None:
+        after_average = broker_average
+    elif same_side:
+        after_average = before_average
+    else:
+        raise ReconciliationIssueError(
+            f"issue {issue.pk}: the broker reports no average price for a position of "
+            f"{after:+d}; it cannot be opened here without one"
+        )
+    return AutoFixPlan(
+        position_id=position.pk if position is not None else None,
+        quantity_before=ours,
+        quantity_after=after,
+        average_before=before_average,
+        average_after=after_average,
+    )
+
+
+def reconciliation_issue_auto_fix(issue, *, actor: str, may_resolve_critical: bool = True):
+    """Adopt the broker's quantity for the issue's strategy and instrument, and resolve it.
+
+    Guarantees: one transaction, locks taken strategy, position, issue (the order every writer
+    of positions uses); the plan is decided under those locks
+    (``reconciliation_issue_auto_fix_plan``), so a fill landing meanwhile makes it refuse
+    rather than fix the wrong figure. Our position is changed, opened or closed to the broker's
+    quantity (no trade is invented: realized PnL is unchanged, unrealized is re-marked). The
+    issue becomes resolved and auto-fixed, by ``actor``; its resolution says old → new and its
+    details keep the position before and after (positions have no event table). CRITICAL
+    issues need ``may_resolve_critical``.
+    """
+    from dataclasses import replace
+
+    from orders.models import Strategy
+    from positions.models import ReconciliationIssue
+
+    _check_open_and_allowed(issue, may_resolve_critical=may_resolve_critical)
+    if issue.strategy_id is None:
+        reconciliation_issue_auto_fix_plan(issue, None)  # raises: names no strategy
+    now = timezone.now()
+    with transaction.atomic():
+        strategy = Strategy.objects.select_for_update().get(pk=issue.strategy_id)
+        position = position_lock(
+            strategy=strategy, symbol=issue.symbol, exchange=issue.exchange, product=issue.product
+        )
+        locked = ReconciliationIssue.objects.select_for_update().get(pk=issue.pk)
+        _check_open_and_allowed(locked, may_resolve_critical=may_resolve_critical)
+        seen = (issue.strategy_id, issue.symbol, issue.exchange, issue.product)
+        if (locked.strategy_id, locked.symbol, locked.exchange, locked.product) != seen:
+            raise ReconciliationIssueError(
+                f"issue {issue.pk} changed while it was being fixed; look at it again"
+            )
+        plan = reconciliation_issue_auto_fix_plan(locked, position)
+        if position is None:
+            position = Position.objects.create(
+                strategy=strategy,
+                symbol=locked.symbol,
+                exchange=locked.exchange,
+                product=locked.product,
+                quantity=plan.quantity_after,
+                average_price=plan.average_after,
+                opened_at=now,
+            )
+            plan = replace(plan, position_id=position.pk)
+        else:
+            position.quantity = plan.quantity_after
+            if plan.quantity_after == 0:
+                position.unrealized_pnl = Decimal("0.00")
+                position.closed_at = max(now, position.opened_at)
+            else:
+                position.average_price = plan.average_after
+                if plan.reverses:
+                    position.stop_loss = position.take_profit = None
+                if position.last_price is not None:
+                    position.unrealized_pnl = position.calculate_unrealized_pnl(position.last_price)
+            position.save()
+        locked.resolved = locked.auto_fixed = True
+        locked.resolved_at = now
+        locked.resolved_by = actor
+        locked.resolution = (
+            f"auto-fixed by {actor}, adopting the broker's quantity: {plan.describe()}"
+        )
+        record = {**plan.as_dict(), "by": actor, "at": now.isoformat()}
+        locked.details = {**locked.details, "auto_fix": record}
+        locked.save()
+    logger.warning(
+        "reconciliation issue %s auto-fixed by %s: %s", locked.pk, actor, locked.resolution
+    )
+    return locked

@@ -1,4 +1,4 @@
-"""Daily statistics computed from the book with set-based SQL and upserted: idempotent.
+"""Daily statistics read from the book with one set-based query, then upserted: idempotent.
 
 Per IST day, globally (strategy NULL) and per strategy:
 - orders created that day, by outcome (FILLED; CANCELLED or EXPIRED; REJECTED);
@@ -13,49 +13,55 @@ Per IST day, globally (strategy NULL) and per strategy:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
 from django.db import connection, transaction
 
-from orders.charges import dp_charge
+from orders.charges import INDIA, dp_charge
 from orders.models import Strategy
 
-SOURCES = """
+# One read of the book (no writes, so PostgreSQL may run its scans in parallel): every row of
+# the range, per strategy and for the account. Trades are read once, grouped by day, strategy
+# and symbol: the strategy rows sum the symbols, the DP charge counts the symbols with a CNC
+# sell, and the account's row sums the strategies' except for the DP charge (each scrip once
+# a day across strategies) and the drawdown (the account's own PnL snapshots).
+COMPUTE = """
 WITH dp_rates(day, amount) AS (SELECT * FROM unnest(%(days)s::date[], %(dp)s::numeric[])),
-bounds AS (
-    SELECT (%(from)s::date)::timestamp AT TIME ZONE 'Asia/Kolkata' AS lower,
-           (%(to)s::date + 1)::timestamp AT TIME ZONE 'Asia/Kolkata' AS upper
+by_symbol AS (
+    SELECT (t.executed_at AT TIME ZONE 'Asia/Kolkata')::date AS day, t.strategy_id, t.symbol,
+           count(*) AS trades, sum(t.gross_value) AS turnover, sum(t.total_charges) AS charges,
+           count(*) FILTER (WHERE t.product = 'CNC' AND t.side = 'SELL') AS cnc_sells
+    FROM trades t
+    WHERE t.executed_at >= %(lower)s AND t.executed_at < %(upper)s {only_t}
+    GROUP BY 1, 2, 3
+),
+trade_sums AS (
+    SELECT day, strategy_id, sum(trades) AS trades, sum(turnover) AS turnover,
+           sum(charges) AS charges, count(*) FILTER (WHERE cnc_sells > 0) AS dp_scrips
+    FROM by_symbol GROUP BY 1, 2
 ),
 order_counts AS (
-    SELECT (o.created_at AT TIME ZONE 'Asia/Kolkata')::date AS day, {key_o} AS strategy_id,
+    SELECT (o.created_at AT TIME ZONE 'Asia/Kolkata')::date AS day, o.strategy_id,
            count(*) AS total,
            count(*) FILTER (WHERE o.status = 'FILLED') AS filled,
            count(*) FILTER (WHERE o.status IN ('CANCELLED', 'EXPIRED')) AS cancelled,
            count(*) FILTER (WHERE o.status = 'REJECTED') AS rejected
-    FROM orders o, bounds b
-    WHERE o.created_at >= b.lower AND o.created_at < b.upper {filter_o}
-    GROUP BY 1, 2
-),
-trade_sums AS (
-    SELECT (t.executed_at AT TIME ZONE 'Asia/Kolkata')::date AS day, {key_t} AS strategy_id,
-           count(*) AS trades, sum(t.gross_value) AS turnover, sum(t.total_charges) AS charges,
-           count(DISTINCT t.symbol) FILTER (WHERE t.product = 'CNC' AND t.side = 'SELL')
-               AS dp_scrips
-    FROM trades t, bounds b
-    WHERE t.executed_at >= b.lower AND t.executed_at < b.upper {filter_t}
+    FROM orders o
+    WHERE o.created_at >= %(lower)s AND o.created_at < %(upper)s {only_o}
     GROUP BY 1, 2
 ),
 closed AS (
-    SELECT (p.closed_at AT TIME ZONE 'Asia/Kolkata')::date AS day, {key_p} AS strategy_id,
+    SELECT (p.closed_at AT TIME ZONE 'Asia/Kolkata')::date AS day, p.strategy_id,
            count(*) FILTER (WHERE p.realized_pnl > 0) AS wins,
            count(*) FILTER (WHERE p.realized_pnl < 0) AS losses,
            sum(p.realized_pnl) AS gross
-    FROM positions p, bounds b
-    WHERE p.closed_at >= b.lower AND p.closed_at < b.upper {filter_p}
+    FROM positions p
+    WHERE p.closed_at >= %(lower)s AND p.closed_at < %(upper)s {only_p}
     GROUP BY 1, 2
 ),
 drawdowns AS (
+    -- Peak minus PnL, the day starting flat (the peak is never below zero).
     SELECT day, strategy_id, max(peak - total_pnl) AS drawdown
     FROM (
         SELECT (s.taken_at AT TIME ZONE 'Asia/Kolkata')::date AS day, s.strategy_id,
@@ -63,17 +69,12 @@ drawdowns AS (
                greatest(0, max(s.total_pnl) OVER (
                    PARTITION BY s.strategy_id, (s.taken_at AT TIME ZONE 'Asia/Kolkata')::date
                    ORDER BY s.taken_at)) AS peak
-        FROM pnl_snapshots s, bounds b
-        WHERE s.taken_at >= b.lower AND s.taken_at < b.upper {filter_s}
+        FROM pnl_snapshots s
+        WHERE s.taken_at >= %(lower)s AND s.taken_at < %(upper)s {only_s}
     ) running
     GROUP BY 1, 2
 ),
-keys AS (
-    SELECT day, strategy_id FROM order_counts
-    UNION SELECT day, strategy_id FROM trade_sums
-    UNION SELECT day, strategy_id FROM closed
-),
-computed AS (
+per_strategy AS (
     SELECT k.day, k.strategy_id,
            coalesce(oc.total, 0) AS total_orders,
            coalesce(oc.filled, 0) AS filled_orders,
@@ -83,30 +84,86 @@ computed AS (
            coalesce(c.wins, 0) AS winning_trades,
            coalesce(c.losses, 0) AS losing_trades,
            coalesce(c.gross, 0) AS gross_pnl,
-           coalesce(ts.charges, 0) + coalesce(ts.dp_scrips, 0) * coalesce(r.amount, 0)
-               AS total_charges,
+           coalesce(ts.charges, 0) AS trade_charges,
+           coalesce(ts.dp_scrips, 0) * coalesce(r.amount, 0) AS dp_charges,
            coalesce(ts.turnover, 0) AS turnover,
            coalesce(d.drawdown, 0) AS max_drawdown
-    FROM keys k
-    LEFT JOIN order_counts oc
-        ON oc.day = k.day AND oc.strategy_id IS NOT DISTINCT FROM k.strategy_id
-    LEFT JOIN trade_sums ts
-        ON ts.day = k.day AND ts.strategy_id IS NOT DISTINCT FROM k.strategy_id
-    LEFT JOIN closed c ON c.day = k.day AND c.strategy_id IS NOT DISTINCT FROM k.strategy_id
-    LEFT JOIN drawdowns d ON d.day = k.day AND d.strategy_id IS NOT DISTINCT FROM k.strategy_id
+    FROM (
+        SELECT day, strategy_id FROM order_counts
+        UNION SELECT day, strategy_id FROM trade_sums
+        UNION SELECT day, strategy_id FROM closed
+    ) k
+    LEFT JOIN order_counts oc ON oc.day = k.day AND oc.strategy_id = k.strategy_id
+    LEFT JOIN trade_sums ts ON ts.day = k.day AND ts.strategy_id = k.strategy_id
+    LEFT JOIN closed c ON c.day = k.day AND c.strategy_id = k.strategy_id
+    LEFT JOIN drawdowns d ON d.day = k.day AND d.strategy_id = k.strategy_id
     LEFT JOIN dp_rates r ON r.day = k.day
 )
+SELECT day, strategy_id, total_orders, filled_orders, cancelled_orders, rejected_orders,
+       total_trades, winning_trades, losing_trades, gross_pnl,
+       trade_charges + dp_charges, turnover, max_drawdown
+FROM per_strategy
 """
 
+ACCOUNT = """
+UNION ALL
+SELECT a.day, NULL, a.total_orders, a.filled_orders, a.cancelled_orders, a.rejected_orders,
+       a.total_trades, a.winning_trades, a.losing_trades, a.gross_pnl,
+       a.trade_charges + coalesce(dp.scrips, 0) * coalesce(r.amount, 0), a.turnover,
+       coalesce(d.drawdown, 0)
+FROM (
+    SELECT day, sum(total_orders) AS total_orders, sum(filled_orders) AS filled_orders,
+           sum(cancelled_orders) AS cancelled_orders, sum(rejected_orders) AS rejected_orders,
+           sum(total_trades) AS total_trades, sum(winning_trades) AS winning_trades,
+           sum(losing_trades) AS losing_trades, sum(gross_pnl) AS gross_pnl,
+           sum(trade_charges) AS trade_charges, sum(turnover) AS turnover
+    FROM per_strategy GROUP BY day
+) a
+LEFT JOIN (
+    SELECT day, count(DISTINCT symbol) AS scrips FROM by_symbol WHERE cnc_sells > 0 GROUP BY day
+) dp ON dp.day = a.day
+LEFT JOIN dp_rates r ON r.day = a.day
+LEFT JOIN drawdowns d ON d.day = a.day AND d.strategy_id IS NULL
+"""
+
+COLUMNS = (
+    "date",
+    "strategy_id",
+    "total_orders",
+    "filled_orders",
+    "cancelled_orders",
+    "rejected_orders",
+    "total_trades",
+    "winning_trades",
+    "losing_trades",
+    "gross_pnl",
+    "total_charges",
+    "turnover",
+    "max_drawdown",
+)
+TYPES = (
+    "date",
+    "bigint",
+    "integer",
+    "integer",
+    "integer",
+    "integer",
+    "integer",
+    "integer",
+    "integer",
+    "numeric",
+    "numeric",
+    "numeric",
+    "numeric",
+)
+
+# The computed rows are few (days x strategies): they go back as arrays, one upsert per kind
+# of row (each has its own partial unique index).
 UPSERT = """
-INSERT INTO daily_stats (
-    date, strategy_id, total_orders, filled_orders, cancelled_orders, rejected_orders,
-    total_trades, winning_trades, losing_trades, gross_pnl, total_charges, net_pnl, turnover,
-    max_drawdown, created_at, updated_at)
-SELECT day, strategy_id, total_orders, filled_orders, cancelled_orders, rejected_orders,
-       total_trades, winning_trades, losing_trades, gross_pnl, total_charges,
-       gross_pnl - total_charges, turnover, max_drawdown, now(), now()
-FROM computed
+INSERT INTO daily_stats ({columns}, net_pnl, created_at, updated_at)
+SELECT {columns}, gross_pnl - total_charges, now(), now()
+FROM unnest({arrays}) AS computed({columns})
+WHERE strategy_id IS {kind}
 ON CONFLICT {target} DO UPDATE SET
     total_orders = EXCLUDED.total_orders, filled_orders = EXCLUDED.filled_orders,
     cancelled_orders = EXCLUDED.cancelled_orders, rejected_orders = EXCLUDED.rejected_orders,
@@ -117,24 +174,26 @@ ON CONFLICT {target} DO UPDATE SET
 """
 
 
-def _sql(per_strategy: bool, strategy_filter: bool) -> str:
+def _compute_sql(strategy_filter: bool) -> str:
+    """The SELECT of the rows: with a strategy, only its rows (the account's needs them all)."""
     parts = {}
-    for alias, suffix in (("o", "o"), ("t", "t"), ("p", "p"), ("s", "s")):
-        if per_strategy:
-            parts[f"key_{suffix}"] = f"{alias}.strategy_id"
-            wanted = f" AND {alias}.strategy_id IS NOT NULL"
-            if strategy_filter:
-                wanted += f" AND {alias}.strategy_id = %(strategy)s"
-            parts[f"filter_{suffix}"] = wanted
-        else:
-            parts[f"key_{suffix}"] = "NULL::bigint"
-            parts[f"filter_{suffix}"] = " AND s.strategy_id IS NULL" if suffix == "s" else ""
+    for alias in ("t", "o", "p", "s"):
+        wanted = f" AND {alias}.strategy_id = %(strategy)s" if strategy_filter else ""
+        if alias == "s" and not strategy_filter:
+            wanted = ""  # the account's snapshots (strategy NULL) are read too
+        parts[f"only_{alias}"] = wanted
+    return COMPUTE.format(**parts) + ("" if strategy_filter else ACCOUNT)
+
+
+def _upsert_sql(kind: str) -> str:
+    columns = ", ".join(COLUMNS)
+    arrays = ", ".join(f"%s::{t}[]" for t in TYPES)
     target = (
         "(date, strategy_id) WHERE strategy_id IS NOT NULL"
-        if per_strategy
+        if kind == "NOT NULL"
         else "(date) WHERE strategy_id IS NULL"
     )
-    return SOURCES.format(**parts) + UPSERT.format(target=target)
+    return UPSERT.format(columns=columns, arrays=arrays, kind=kind, target=target)
 
 
 @dataclass(frozen=True)
@@ -152,18 +211,27 @@ def daily_stats_compute(
         raise ValueError(f"date range {date_from}..{date_to}: the start is after the end")
     days = [date_from + timedelta(days=n) for n in range((date_to - date_from).days + 1)]
     params = {
-        "from": date_from,
-        "to": date_to,
+        # The range as instants, so that the planner sees how much of each table it covers.
+        "lower": datetime.combine(date_from, time(0), tzinfo=INDIA),
+        "upper": datetime.combine(date_to + timedelta(days=1), time(0), tzinfo=INDIA),
         "days": days,
         "dp": [dp_charge(on=day) for day in days],
         "strategy": strategy.pk if strategy else None,
     }
     rows = 0
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(_sql(per_strategy=True, strategy_filter=strategy is not None), params)
-        rows += cursor.rowcount
-        if strategy is None:
-            cursor.execute(_sql(per_strategy=False, strategy_filter=False), params)
+        # The planner cannot tell that a day has few (strategy, symbol) pairs and prepares for
+        # hundreds of thousands of groups: with the default work_mem it sorts the trades on
+        # disk instead of hashing them, and it judges that gathering that many partial groups
+        # from parallel workers costs more than it saves. A few hundred come back: make
+        # hashing fit and gathering cheap (for this transaction only).
+        cursor.execute("SET LOCAL work_mem = '64MB'")
+        cursor.execute("SET LOCAL parallel_tuple_cost = 0.001")
+        cursor.execute(_compute_sql(strategy is not None), params)
+        computed = cursor.fetchall()
+        columns = [list(column) for column in zip(*computed, strict=True)] or [[]] * len(COLUMNS)
+        for kind in ("NOT NULL", "NULL"):
+            cursor.execute(_upsert_sql(kind), columns)
             rows += cursor.rowcount
     return StatsResult(days=len(days), rows=rows)
 

@@ -1,16 +1,417 @@
-from django.contrib import admin
+"""The risk back office: the kill switch page, its history, limits, instruments, holidays and
+PnL snapshots.
 
-from risk.models import KillSwitchEvent
+The kill switch page (``/admin/risk/killswitch/``) shows the global switch and every
+strategy's, and changes one through ``risk.services.kill_switch_set`` after a confirmation
+page; flattening positions is a separate confirmed act (``positions_flatten``). Both need
+``risk.change_kill_switch`` and leave an admin log entry beside the kill switch event. The
+event history is append-only: nobody changes or deletes it here (nor in the database).
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, F
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+
+from omsproject.admin_tools import (
+    LargeTableAdmin,
+    OmsModelAdmin,
+    ReadOnlyAdmin,
+    badge,
+    local_time,
+    pnl,
+)
+from orders.enums import OrderStatus
+from orders.models import Order, Strategy
+from positions.models import Position
+from risk.models import (
+    Instrument,
+    KillSwitchEvent,
+    KillSwitchState,
+    MarketHoliday,
+    PnlSnapshot,
+    RiskLimit,
+)
+from risk.selectors import kill_switch_board, kill_switch_state
+from risk.services import KillSwitchError, _scope_orders, kill_switch_set, positions_flatten
+
+STATE_TONES = {"ACTIVE": "green", "REDUCING": "amber", "HALTED": "red"}
+EFFECTS = {
+    KillSwitchState.HALTED: "No order passes, closing orders included; every working order of "
+    "the scope is cancelled at the broker.",
+    KillSwitchState.REDUCING: "Only orders that reduce a position pass; working orders stay.",
+    KillSwitchState.ACTIVE: "Trading resumes: orders pass the usual pre-trade checks again.",
+}
+
+
+def state_badge(state: str):
+    return badge(state, STATE_TONES[state])
+
+
+class KillSwitchForm(forms.Form):
+    state = forms.ChoiceField(
+        choices=[
+            ("HALTED", "HALTED · nothing passes"),
+            ("REDUCING", "REDUCING · only orders that reduce"),
+            ("ACTIVE", "ACTIVE · trading allowed"),
+        ],
+        widget=forms.RadioSelect,
+    )
+    strategy = forms.ModelChoiceField(
+        queryset=Strategy.objects.order_by("name"),
+        required=False,
+        empty_label="All strategies (the global switch)",
+        label="Scope",
+    )
+    reason = forms.CharField(
+        max_length=1000,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 70}),
+        help_text="Required: kept with the event and sent to the risk e-mail list.",
+    )
+
+    def clean_reason(self):
+        reason = self.cleaned_data["reason"].strip()
+        if not reason:
+            raise forms.ValidationError("reason: required for every kill switch change")
+        return reason
+
+
+class FlattenForm(forms.Form):
+    reason = forms.CharField(
+        max_length=500,
+        widget=forms.TextInput(attrs={"size": 70}),
+        help_text="Required: kept as the tag of each closing order.",
+    )
+
+    def clean_reason(self):
+        reason = self.cleaned_data["reason"].strip()
+        if not reason:
+            raise forms.ValidationError("reason: required to flatten positions")
+        return reason
 
 
 @admin.register(KillSwitchEvent)
-class KillSwitchEventAdmin(admin.ModelAdmin):
-    list_display = ("created_at", "state", "scope", "strategy", "actor", "actor_type", "reason")
-    list_filter = ("state", "scope", "actor_type")
-    list_select_related = ("strategy",)
+class KillSwitchEventAdmin(ReadOnlyAdmin):
+    """The kill switch's history (append-only), and the kill switch page itself."""
 
-    def has_change_permission(self, request, obj=None):
-        return False
+    list_display = ("created", "state_label", "scope", "strategy", "actor", "actor_type", "reason")
+    list_filter = ("state", "scope", "actor_type", "strategy")
+    list_select_related = ("strategy",)
+    search_fields = ("reason", "actor")
+    fields = (
+        "created_at",
+        "state",
+        "scope",
+        "strategy",
+        "actor",
+        "actor_type",
+        "reason",
+        "details",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="time", ordering="created_at")
+    def created(self, event):
+        return local_time(event.created_at)
+
+    @admin.display(description="state", ordering="state")
+    def state_label(self, event):
+        return state_badge(event.state)
+
+    def has_switch_permission(self, request) -> bool:
+        return request.user.has_perm("risk.change_kill_switch")
+
+    def get_site_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("risk/killswitch/", view(self.kill_switch_view), name="risk_kill_switch"),
+            path(
+                "risk/killswitch/flatten/", view(self.flatten_view), name="risk_kill_switch_flatten"
+            ),
+        ]
+
+    def _render(self, request, template: str, **context):
+        context = {**self.admin_site.each_context(request), "opts": self.opts, **context}
+        return TemplateResponse(request, f"admin/risk/killswitch/{template}.html", context)
+
+    def kill_switch_view(self, request):
+        """GET: the switches and the form. POST: a confirmation page; POST with
+        ``confirmed=yes``: the change, through kill_switch_set."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        if request.method == "POST":
+            if not self.has_switch_permission(request):
+                raise PermissionDenied
+            form = KillSwitchForm(request.POST)
+            if form.is_valid():
+                if request.POST.get("confirmed") == "yes":
+                    return self._switch(request, form.cleaned_data)
+                return self._confirm(request, form)
+        else:
+            initial = {k: request.GET[k] for k in ("state", "strategy") if k in request.GET}
+            form = KillSwitchForm(initial=initial)
+        board = kill_switch_board()
+        working = dict(
+            Order.objects.filter(status__in=sorted(OrderStatus.active()))
+            .values("strategy_id")
+            .annotate(n=Count("id"))
+            .values_list("strategy_id", "n")
+        )
+        held = dict(
+            Position.objects.filter(closed_at__isnull=True)
+            .values("strategy_id")
+            .annotate(n=Count("id"))
+            .values_list("strategy_id", "n")
+        )
+        strategies = [
+            {
+                "strategy": strategy,
+                "own": board.own_state(strategy.pk),
+                "in_force": board.state_for(strategy.pk),
+                "event": board.strategy_events.get(strategy.pk),
+                "working": working.get(strategy.pk, 0),
+                "held": held.get(strategy.pk, 0),
+            }
+            for strategy in Strategy.objects.order_by("name")
+        ]
+        return self._render(
+            request,
+            "page",
+            title="Kill switch",
+            board=board,
+            strategies=strategies,
+            working_total=sum(working.values()),
+            held_total=sum(held.values()),
+            form=form,
+            can_switch=self.has_switch_permission(request),
+            history=KillSwitchEvent.objects.select_related("strategy")[:20],
+            states=list(KillSwitchState),
+        )
+
+    def _confirm(self, request, form):
+        data = form.cleaned_data
+        strategy = data["strategy"]
+        state = KillSwitchState(data["state"])
+        return self._render(
+            request,
+            "confirm",
+            title="Confirm the kill switch change",
+            form=form,
+            state=state,
+            strategy=strategy,
+            current=kill_switch_state(strategy=strategy),
+            effect=EFFECTS[state],
+            # What kill_switch_set will cancel: the scope's working orders not already cancelling.
+            working=_scope_orders(strategy).count() if state == KillSwitchState.HALTED else None,
+        )
+
+    def _switch(self, request, data):
+        actor = request.user.get_username()
+        try:
+            event = kill_switch_set(
+                KillSwitchState(data["state"]),
+                reason=data["reason"],
+                actor=actor,
+                strategy=data["strategy"],
+            )
+        except KillSwitchError as error:
+            self.message_user(request, str(error), messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:risk_kill_switch"))
+        where = event.strategy.name if event.strategy else "all strategies"
+        self.log_addition(request, event, f"Kill switch {event.state} for {where}: {event.reason}")
+        self.message_user(
+            request, f"Kill switch set to {event.state} for {where}.", messages.SUCCESS
+        )
+        return HttpResponseRedirect(reverse("admin:risk_kill_switch"))
+
+    def flatten_view(self, request):
+        """Close every open position of the scope (``?strategy=<id>``, or all) with MARKET
+        orders: the page lists them; the POST places the orders through positions_flatten."""
+        if not self.has_switch_permission(request):
+            raise PermissionDenied
+        strategy = None
+        if request.GET.get("strategy"):
+            strategy = Strategy.objects.filter(pk=request.GET["strategy"]).first()
+        positions = Position.objects.filter(closed_at__isnull=True).select_related("strategy")
+        if strategy is not None:
+            positions = positions.filter(strategy=strategy)
+        positions = list(positions.order_by("strategy__name", "symbol"))
+        halted = kill_switch_state(strategy=strategy) == KillSwitchState.HALTED
+        form = FlattenForm(request.POST or None)
+        if request.method == "POST" and form.is_valid() and positions and not halted:
+            results = positions_flatten(
+                actor=request.user.get_username(),
+                reason=form.cleaned_data["reason"],
+                strategy=strategy,
+            )
+            by_position = dict(zip(positions, results, strict=False))
+            for position, result in by_position.items():
+                self.log_change(
+                    request,
+                    position,
+                    f"Flatten requested: order {result.order_id} ({result.status}): "
+                    f"{form.cleaned_data['reason']}",
+                )
+            refused = [r for r in results if not r.accepted]
+            self.message_user(
+                request,
+                f"{len(results) - len(refused)} closing order(s) placed"
+                + (f", {len(refused)} refused (see their orders)" if refused else "")
+                + ".",
+                messages.WARNING if refused else messages.SUCCESS,
+            )
+            return HttpResponseRedirect(reverse("admin:risk_kill_switch"))
+        return self._render(
+            request,
+            "flatten",
+            title="Flatten positions?",
+            positions=positions,
+            strategy=strategy,
+            halted=halted,
+            form=form,
+        )
+
+
+# --- limits, instruments, holidays, snapshots -----------------------------------------------------
+
+
+@admin.register(RiskLimit)
+class RiskLimitAdmin(OmsModelAdmin):
+    """Pre-trade limits: the global row and one per strategy (blank: no limit at that level)."""
+
+    list_display = (
+        "scope",
+        "max_order_quantity",
+        "max_order_value",
+        "max_position_quantity",
+        "max_strategy_exposure",
+        "max_total_exposure",
+        "max_open_orders",
+        "daily_loss_limit",
+        "drawdown_limit",
+        "halt_on_critical_issue",
+    )
+    list_select_related = ("strategy",)
+    fieldsets = (
+        (None, {"fields": ("strategy",)}),
+        (
+            "Per order",
+            {
+                "fields": (
+                    ("max_order_quantity", "max_order_value"),
+                    ("price_band_percent", "orders_per_second"),
+                )
+            },
+        ),
+        (
+            "Exposure",
+            {
+                "fields": (
+                    ("max_position_quantity", "max_open_orders"),
+                    ("max_strategy_exposure", "max_total_exposure"),
+                )
+            },
+        ),
+        (
+            "Automatic kill switch",
+            {
+                "fields": (
+                    ("daily_loss_limit", "drawdown_limit"),
+                    ("rejection_burst", "rejection_window_seconds"),
+                    "halt_on_critical_issue",
+                )
+            },
+        ),
+        (None, {"fields": ("updated_at",)}),
+    )
+    readonly_fields = ("updated_at",)
+
+    def get_ordering(self, request):
+        return [F("strategy_id").asc(nulls_first=True), "strategy__name"]  # the global row first
+
+    def get_readonly_fields(self, request, obj=None):
+        # The scope of an existing row is what it is: a row is never moved to another strategy.
+        return ("strategy", "updated_at") if obj is not None else ("updated_at",)
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    @admin.display(description="scope", ordering="strategy__name")
+    def scope(self, limit):
+        return limit.strategy.name if limit.strategy else "Global (all strategies)"
+
+
+@admin.register(Instrument)
+class InstrumentAdmin(ReadOnlyAdmin, LargeTableAdmin):
+    """The broker's instrument master, loaded by ``manage.py load_instruments``: read-only."""
+
+    list_display = (
+        "tradingsymbol",
+        "exchange",
+        "instrument_type",
+        "expiry",
+        "strike",
+        "lot_size",
+        "tick_size",
+        "freeze_quantity",
+        "tradable",
+    )
+    list_filter = ("exchange", "instrument_type", "tradable")
+    search_fields = ("^tradingsymbol",)
+    ordering = ("tradingsymbol", "exchange")  # the unique index's order: no sort of the master
+    sortable_by = ("tradingsymbol",)
+
+
+@admin.register(MarketHoliday)
+class MarketHolidayAdmin(OmsModelAdmin):
+    """Holidays the exchange calendar does not know yet (kept by staff)."""
+
+    list_display = ("date", "description", "created_by", "created_at")
+    fields = ("date", "description", "created_by", "created_at")
+    readonly_fields = ("created_by", "created_at")
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user.get_username()
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(PnlSnapshot)
+class PnlSnapshotAdmin(ReadOnlyAdmin, LargeTableAdmin):
+    """The risk monitor's intraday PnL samples (the dashboard's chart): read-only."""
+
+    list_display = ("taken", "scope", "realized", "unrealized", "total")
+    list_filter = ("strategy",)
+    list_select_related = ("strategy",)
+    sortable_by = ()
+
+    def get_ordering(self, request):
+        return ["-id"]  # snapshots are written in time order: newest first, by the primary key
+
+    @admin.display(description="taken", ordering="taken_at")
+    def taken(self, snapshot):
+        return local_time(snapshot.taken_at)
+
+    @admin.display(description="strategy")
+    def scope(self, snapshot):
+        return snapshot.strategy or "All strategies"
+
+    @admin.display(description="realized")
+    def realized(self, snapshot):
+        return pnl(snapshot.realized_pnl)
+
+    @admin.display(description="unrealized")
+    def unrealized(self, snapshot):
+        return pnl(snapshot.unrealized_pnl)
+
+    @admin.display(description="total")
+    def total(self, snapshot):
+        return pnl(snapshot.total_pnl)

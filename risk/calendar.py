@@ -26,11 +26,16 @@ def _exchange_holidays(year: int) -> frozenset[date]:
     return frozenset(d.date() for d in holidays if d.year == year)
 
 
+def is_exchange_trading_day(day: date) -> bool:
+    """A weekday that is not an exchange holiday (the staff's holidays are not looked at)."""
+    return day.weekday() < 5 and day not in _exchange_holidays(day.year)
+
+
 def is_trading_day(day: date) -> bool:
     """A weekday that is neither an exchange holiday nor a holiday added by staff."""
     from risk.models import MarketHoliday
 
-    if day.weekday() >= 5 or day in _exchange_holidays(day.year):
+    if not is_exchange_trading_day(day):
         return False
     return not MarketHoliday.objects.filter(date=day).exists()
 
@@ -39,10 +44,15 @@ def ist(moment: datetime | None = None) -> datetime:
     return (moment or timezone.now()).astimezone(IST)
 
 
+def in_session(moment: datetime) -> bool:
+    """Within the normal session's hours, 09:15 to 15:30 IST (whatever the day)."""
+    return MARKET_OPEN <= ist(moment).time() < MARKET_CLOSE
+
+
 def market_is_open(moment: datetime | None = None) -> bool:
     """The normal session, 09:15 to 15:30 IST on a trading day."""
     now = ist(moment)
-    return is_trading_day(now.date()) and MARKET_OPEN <= now.time() < MARKET_CLOSE
+    return is_trading_day(now.date()) and in_session(now)
 
 
 def past_square_off(segment: str, moment: datetime | None = None) -> bool:

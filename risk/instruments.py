@@ -55,11 +55,14 @@ def _parse(line: int, row: dict[str, str]) -> Instrument:
         raise fail("tradingsymbol", "must not be empty")
     try:
         tick = Decimal(row["tick_size"])
-        strike = Decimal(row.get("strike") or "0")
     except (InvalidOperation, TypeError):
         raise fail("tick_size", "must be a decimal number") from None
-    if tick <= 0:
+    if not tick.is_finite() or tick <= 0:
         raise fail("tick_size", "must be greater than 0")
+    try:
+        strike = Decimal(row.get("strike") or "0")
+    except InvalidOperation:
+        raise fail("strike", "must be a decimal number") from None
     try:
         lot = int(row["lot_size"])
     except (TypeError, ValueError):
@@ -109,11 +112,20 @@ def instruments_load(
     if missing:
         raise InstrumentFileError(f"line 1: header lacks the columns {', '.join(missing)}")
     parsed: dict[tuple[str, str], Instrument] = {}
-    for index, row in enumerate(reader, start=2):
-        instrument = _parse(index, row)
+    token_lines: dict[int, int] = {}
+    for rows, row in enumerate(reader, start=1):
+        # The reader's own line count: right past blank lines and quoted line breaks.
+        line = reader.line_num
+        instrument = _parse(line, row)
+        seen_on = token_lines.setdefault(instrument.instrument_token, line)
+        if seen_on != line:
+            raise InstrumentFileError(
+                f"line {line}: instrument_token {instrument.instrument_token}: "
+                f"already on line {seen_on}"
+            )
         parsed[(instrument.tradingsymbol, instrument.exchange)] = instrument
-        if progress and index % BATCH == 0:
-            progress(index - 1)
+        if progress and rows % BATCH == 0:
+            progress(rows)
     existing = set(Instrument.objects.values_list("tradingsymbol", "exchange"))
     created = sum(1 for key in parsed if key not in existing)
     with transaction.atomic():

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from decimal import Decimal, InvalidOperation
 
+from django.db.models import Q
+
 from risk.models import RiskLimit
 
 LIMIT_FIELDS = (
@@ -72,10 +74,7 @@ def _from_config(strategy, name: str):
     return value if value > 0 else None
 
 
-def limits_for(strategy=None) -> Limits:
-    """The limits in force for ``strategy`` (or the global ones for None)."""
-    global_row = RiskLimit.objects.filter(strategy__isnull=True).first()
-    own_row = RiskLimit.objects.filter(strategy=strategy).first() if strategy else None
+def _combine(global_row, own_row, strategy) -> Limits:
     values = {}
     for name in LIMIT_FIELDS:
         candidates = [getattr(global_row, name, None), getattr(own_row, name, None)]
@@ -89,3 +88,30 @@ def limits_for(strategy=None) -> Limits:
         values["rejection_window_seconds"] = source.rejection_window_seconds
         values["halt_on_critical_issue"] = source.halt_on_critical_issue
     return Limits(**values)
+
+
+@dataclass(frozen=True)
+class LimitsInForce:
+    """The limits of one order's checks: the strategy's, and the global row's alone (the
+    overall daily loss is checked against the latter)."""
+
+    strategy: Limits
+    overall: Limits
+
+
+def limits_from_rows(global_row, own_row, strategy) -> LimitsInForce:
+    """The limits in force, from ``risk_limits`` rows already read (either may be None)."""
+    overall = _combine(global_row, None, None)
+    if strategy is None:
+        return LimitsInForce(strategy=overall, overall=overall)
+    return LimitsInForce(strategy=_combine(global_row, own_row, strategy), overall=overall)
+
+
+def limits_for(strategy=None) -> Limits:
+    """The limits in force for ``strategy`` (or the global ones for None): one query."""
+    scopes = Q(strategy__isnull=True)
+    if strategy is not None:
+        scopes |= Q(strategy=strategy)
+    rows = {row.strategy_id: row for row in RiskLimit.objects.filter(scopes)}
+    own_row = rows.get(strategy.pk) if strategy is not None else None
+    return limits_from_rows(rows.get(None), own_row, strategy).strategy

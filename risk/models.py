@@ -62,6 +62,7 @@ class KillSwitchEvent(models.Model):
                 fields=["scope", "strategy", "-created_at"], name="kill_switch_current_idx"
             )
         ]
+        permissions = [("change_kill_switch", "Can set the kill switch and flatten positions")]
         triggers = append_only_triggers()
 
     def __str__(self) -> str:

@@ -22,24 +22,29 @@ class SquareOffPlan:
 
 
 def square_off_plan() -> SquareOffPlan:
+    """The working MIS orders that open or add (closing orders are left to work), and the open
+    MIS positions that no working exit order is closing already."""
     from orders.models import Order
     from positions.models import Position
 
     cancellable = [s for s in OrderStatus.active() if s != OrderStatus.CANCEL_PENDING]
+    orders = Order.objects.filter(product=Product.MIS, status__in=cancellable)
+    positions = Position.objects.filter(product=Product.MIS, closed_at__isnull=True)
     return SquareOffPlan(
-        orders_to_cancel=list(
-            Order.objects.filter(product=Product.MIS, status__in=cancellable).order_by("pk")
-        ),
+        # position_close marks its orders with the position they close (square-off,
+        # stop-loss, flatten): cancelling one would undo the close, or race its fill.
+        orders_to_cancel=list(orders.exclude(metadata__has_key="closes").order_by("pk")),
         positions_to_close=list(
-            Position.objects.filter(product=Product.MIS, closed_at__isnull=True).order_by("pk")
+            positions.exclude(exit_order__status__in=OrderStatus.active()).order_by("pk")
         ),
     )
 
 
 def square_off_mis(*, dry_run: bool = False, actor: str = "rule:mis-square-off") -> SquareOffPlan:
-    """Cancel open MIS orders and close open MIS positions. Safe to run twice: a cancelled
-    order is skipped, and each closing order's client_order_id is derived from the position
-    and the day, so a second run replays it instead of closing twice."""
+    """Cancel open MIS orders and close open MIS positions. Safe to run every minute: cancelled
+    orders and closing orders are not in the next plan, a position whose closing order works is
+    left to it, and each closing order's client_order_id is derived from the position and the
+    day, so a run that meets one anyway replays it instead of closing twice."""
     from orders.services import IllegalOrderState, order_cancel
     from positions.services import position_close
 

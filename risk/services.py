@@ -9,7 +9,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import connection, transaction
-from django.db.models import Max, Sum
+from django.db.models import Max
 from django.utils import timezone
 
 from orders.enums import EventKind, EventSource, OrderStatus
@@ -51,17 +51,21 @@ def kill_switch_set(
 
     Guarantees: the change is one kill_switch_events row; it waits for every order placement
     already validating (an exclusive lock against the placements' shared one), so no order is
-    accepted after it commits. HALTED asks the broker to cancel every open order of its scope
-    (as jobs). Going back to ACTIVE is a person's act only. A notification goes out after the
-    commit.
-    """
-    from orders.services import IllegalOrderState, order_cancel
+    accepted after it commits. HALTED then asks the broker to cancel every open order of its
+    scope (as jobs); the order that was accepted last committed before the change, so none is
+    missed. Going back to ACTIVE is a person's act only, and a person's actor name may not pose
+    as a rule's ("rule:..."). A notification goes out after the commit.
 
+    Call it outside any transaction: inside one, the exclusive lock (and the cancels) would
+    last until the caller commits.
+    """
     state = KillSwitchState(state)
     if not reason or not reason.strip():
         raise KillSwitchError("reason missing: every kill switch change needs a reason")
     if state == KillSwitchState.ACTIVE and actor_type != ActorType.PERSON:
         raise KillSwitchError("only a person may set the kill switch back to ACTIVE")
+    if actor_type == ActorType.PERSON and actor.startswith("rule:"):
+        raise KillSwitchError(f"actor {actor!r}: names starting with 'rule:' are the rules'")
     scope = KillSwitchScope.STRATEGY if strategy is not None else KillSwitchScope.GLOBAL
     with transaction.atomic():
         with connection.cursor() as cursor:
@@ -76,19 +80,15 @@ def kill_switch_set(
             actor_type=actor_type,
             details={**(details or {}), "previous_state": str(previous)},
         )
-        cancelled = 0
+    # Cancelled after the commit, never under the exclusive lock: order_modify holds an
+    # order's row lock while it waits for the shared one, so locking orders here would
+    # deadlock with it (and PostgreSQL might abort the halt).
+    cancelled = 0
+    try:
         if state == KillSwitchState.HALTED:
-            for order_id in _scope_orders(strategy).values_list("pk", flat=True):
-                try:
-                    order_cancel(
-                        order_id,
-                        actor=f"kill switch ({actor})",
-                        source=EventSource.SYSTEM,
-                        reason=f"kill switch HALTED: {reason}",
-                    )
-                    cancelled += 1
-                except IllegalOrderState:
-                    continue  # it finished meanwhile
+            cancelled = _scope_orders_cancel(strategy, actor=actor, reason=reason)
+    finally:
+        # The change is committed: it is announced even if a cancel failed.
         transaction.on_commit(lambda: _notify(event, cancelled))
     logger.warning(
         "kill switch %s (%s) by %s: %s; %s orders cancelling",
@@ -99,6 +99,25 @@ def kill_switch_set(
         cancelled,
     )
     return event
+
+
+def _scope_orders_cancel(strategy, *, actor: str, reason: str) -> int:
+    """Cancel every open order of the scope, each in its own transaction; returns how many."""
+    from orders.services import IllegalOrderState, order_cancel
+
+    cancelled = 0
+    for order_id in _scope_orders(strategy).values_list("pk", flat=True):
+        try:
+            order_cancel(
+                order_id,
+                actor=f"kill switch ({actor})",
+                source=EventSource.SYSTEM,
+                reason=f"kill switch HALTED: {reason}",
+            )
+            cancelled += 1
+        except IllegalOrderState:
+            continue  # it finished meanwhile
+    return cancelled
 
 
 def _notify(event: KillSwitchEvent, cancelled: int) -> None:
@@ -131,29 +150,34 @@ def positions_flatten(*, actor: str, reason: str, strategy=None) -> list:
 # --- PnL of the day and automatic triggers -----------------------------------------------------
 
 
+# Today's figures of one strategy (``{scope}``: " AND strategy_id = ...") or of all, in one
+# statement: a placement checking the daily loss limits reads them on every order.
+_DAY_PNL = """
+SELECT
+    (SELECT SUM(realized_pnl) FROM positions WHERE closed_at >= %(start)s{scope}),
+    (SELECT SUM(realized_pnl) FROM positions WHERE closed_at IS NULL{scope}),
+    (SELECT SUM(unrealized_pnl) FROM positions WHERE closed_at IS NULL{scope}),
+    (SELECT SUM(total_charges) FROM trades WHERE executed_at >= %(start)s{scope})
+"""
+
+
 def day_pnl(strategy=None, *, now=None) -> tuple[Decimal, Decimal]:
     """Today's (IST) realized and unrealized PnL, net of today's charges.
 
     Realized: positions closed today, plus what open positions realized (their open life is
     counted whole); unrealized: open positions at their last price.
     """
-    from orders.models import Trade
-    from positions.models import Position
-
     now = timezone.localtime(now or timezone.now())
     start = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    positions = Position.objects.all()
-    trades = Trade.objects.filter(executed_at__gte=start)
-    if strategy is not None:
-        positions = positions.filter(strategy=strategy)
-        trades = trades.filter(strategy=strategy)
-    closed = positions.filter(closed_at__gte=start).aggregate(r=Sum("realized_pnl"))["r"] or 0
-    open_ = positions.filter(closed_at__isnull=True).aggregate(
-        r=Sum("realized_pnl"), u=Sum("unrealized_pnl")
-    )
-    charges = trades.aggregate(c=Sum("total_charges"))["c"] or 0
-    realized = Decimal(closed) + (open_["r"] or 0) - charges
-    return realized.quantize(Decimal("0.01")), Decimal(open_["u"] or 0).quantize(Decimal("0.01"))
+    scope = " AND strategy_id = %(strategy_id)s" if strategy is not None else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _DAY_PNL.format(scope=scope),
+            {"start": start, "strategy_id": strategy.pk if strategy is not None else None},
+        )
+        closed, open_realized, unrealized, charges = (v or 0 for v in cursor.fetchone())
+    realized = Decimal(closed) + open_realized - charges
+    return realized.quantize(Decimal("0.01")), Decimal(unrealized).quantize(Decimal("0.01"))
 
 
 def pnl_snapshot_take(*, now=None) -> list[PnlSnapshot]:
@@ -186,7 +210,8 @@ def risk_auto_triggers(*, now=None) -> list[KillSwitchEvent]:
     """Fire the automatic kill switch rules, each recorded with its figures:
 
     - loss from the day's peak PnL beyond ``drawdown_limit`` -> HALTED;
-    - the day's PnL below ``-daily_loss_limit`` -> REDUCING;
+    - the day's PnL at or below ``-daily_loss_limit`` -> REDUCING (where the validator starts
+      refusing orders that do not reduce);
     - ``rejection_burst`` broker rejections within ``rejection_window_seconds`` -> HALTED.
     """
     from orders.models import OrderEvent, Strategy
@@ -222,7 +247,7 @@ def risk_auto_triggers(*, now=None) -> list[KillSwitchEvent]:
         if (
             latest is not None
             and limits.daily_loss_limit is not None
-            and latest.total_pnl < -limits.daily_loss_limit
+            and latest.total_pnl <= -limits.daily_loss_limit
             and not _already(KillSwitchState.REDUCING, strategy)
         ):
             fired.append(
@@ -231,7 +256,7 @@ def risk_auto_triggers(*, now=None) -> list[KillSwitchEvent]:
                     strategy=strategy,
                     actor="rule:daily-loss-limit",
                     actor_type=ActorType.RULE,
-                    reason=f"day's PnL {latest.total_pnl} beyond the loss limit "
+                    reason=f"day's PnL {latest.total_pnl} at or beyond the loss limit "
                     f"{limits.daily_loss_limit}",
                     details={"pnl": str(latest.total_pnl), "limit": str(limits.daily_loss_limit)},
                 )
@@ -283,3 +308,42 @@ def kill_switch_on_critical_issue(issue) -> KillSwitchEvent | None:
             "broker_quantity": issue.broker_quantity,
         },
     )
+
+
+# --- roles -------------------------------------------------------------------------------------
+
+
+def roles_sync(*, apps=None) -> dict[str, int]:
+    """Create the back office's groups (risk.roles.ROLES) and give each exactly its permissions.
+
+    Idempotent; a permission removed from a role is taken away from the group. ``apps`` is a
+    migration's app registry (the data migration passes its own). Raises LookupError naming
+    any permission that does not exist. Returns {group name: permissions held}.
+    """
+    from django.apps import apps as installed_apps
+    from django.db.models import Q
+
+    from risk.roles import ROLES
+
+    apps = apps or installed_apps
+    group_model = apps.get_model("auth", "Group")
+    permission_model = apps.get_model("auth", "Permission")
+    wanted = {tuple(name.split(".", 1)) for names in ROLES.values() for name in names}
+    match = Q(pk__in=[])
+    for app_label, codename in wanted:
+        match |= Q(content_type__app_label=app_label, codename=codename)
+    found = {
+        (p.content_type.app_label, p.codename): p
+        for p in permission_model.objects.filter(match).select_related("content_type")
+    }
+    missing = sorted(".".join(key) for key in wanted - set(found))
+    if missing:
+        raise LookupError(f"permissions {', '.join(missing)}: not found (run migrate first)")
+    held = {}
+    with transaction.atomic():
+        for name, permissions in ROLES.items():
+            group, _ = group_model.objects.get_or_create(name=name)
+            group.permissions.set([found[tuple(p.split(".", 1))] for p in permissions])
+            held[name] = len(permissions)
+    logger.info("roles synced: %s", held)
+    return held

@@ -2,24 +2,29 @@
 
 It returns every violation at once (never stops at the first), each with a stable code, the
 field it concerns and a message naming the rule and the limit. Limits come from
-risk.limits.limits_for (global row, strategy row, strategy config: the strictest wins).
+risk.limits (global row, strategy row, strategy config: the strictest wins).
+
+What the checks need is read up front, in as few statements as the guarantees allow: the kill
+switch's shared lock, then one statement for the limits, the instrument, the last price, the
+position, a staff holiday today and both kill switches. Only the checks of a limit that is set
+read more (open orders, exposure, the day's PnL).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import F, Sum
-from django.db.models.functions import Abs
+from django.db import connection
 
 from orders.domain import OrderRequest, Violation
 from orders.enums import OrderSide, OrderStatus, OrderType, StrategyStatus
 from risk import calendar
-from risk.limits import Limits, limits_for
-from risk.models import Instrument, KillSwitchState
-from risk.selectors import kill_switch_state
+from risk.limits import Limits, limits_for, limits_from_rows
+from risk.models import Instrument, KillSwitchState, RiskLimit
+from risk.selectors import KILL_SWITCH_STATES, kill_switch_in_force, kill_switch_lock
 
 HUNDRED = Decimal(100)
 
@@ -35,6 +40,10 @@ class Context:
     instrument: Instrument | None
     last_price: Decimal | None
     position_quantity: int
+    kill_switch: KillSwitchState
+    overall_limits: Limits
+    now: datetime
+    staff_holiday: bool
 
     @property
     def signed(self) -> int:
@@ -56,28 +65,78 @@ class Context:
         return None if price is None else price * self.request.quantity
 
 
-def _context(request: OrderRequest, strategy, order) -> Context:
-    from positions.models import MarketPrice, Position
+def _columns(alias: str, model) -> list[str]:
+    return [f"{alias}.{field.column}" for field in model._meta.concrete_fields]
 
-    instrument = Instrument.objects.filter(
-        tradingsymbol=request.symbol, exchange=request.exchange
-    ).first()
-    market = MarketPrice.objects.filter(symbol=request.symbol, exchange=request.exchange).first()
-    position = Position.objects.filter(
-        strategy=strategy,
-        symbol=request.symbol,
-        exchange=request.exchange,
-        product=request.product,
-        closed_at__isnull=True,
-    ).first()
+
+def _row_of(model, values) -> object | None:
+    """A model instance from its columns of a LEFT JOIN (None when the join found no row)."""
+    fields = model._meta.concrete_fields
+    if values[fields.index(model._meta.pk)] is None:
+        return None
+    return model.from_db(connection.alias, [field.attname for field in fields], values)
+
+
+_INSTRUMENT_WIDTH = len(Instrument._meta.concrete_fields)
+_LIMITS_WIDTH = len(RiskLimit._meta.concrete_fields)
+# One row whether or not the instrument and the limits exist (their columns are then NULL).
+# The position is the open one of the order's product (a partial unique constraint keeps it to
+# one row); risk_limits holds one global row and one per strategy at most (a unique constraint).
+_CONTEXT = f"""
+SELECT {", ".join(_columns("instrument", Instrument))},
+    {", ".join(_columns("global_limits", RiskLimit))},
+    {", ".join(_columns("own_limits", RiskLimit))},
+    (SELECT last_price FROM market_prices
+      WHERE symbol = %(symbol)s AND exchange = %(exchange)s) AS last_price,
+    (SELECT quantity FROM positions
+      WHERE strategy_id = %(strategy_id)s AND symbol = %(symbol)s AND exchange = %(exchange)s
+        AND product = %(product)s AND closed_at IS NULL) AS position_quantity,
+    EXISTS (SELECT FROM market_holidays WHERE date = %(today)s) AS staff_holiday,
+    {KILL_SWITCH_STATES}
+FROM (SELECT) AS one
+LEFT JOIN instruments AS instrument
+    ON instrument.tradingsymbol = %(symbol)s AND instrument.exchange = %(exchange)s
+LEFT JOIN risk_limits AS global_limits ON global_limits.strategy_id IS NULL
+LEFT JOIN risk_limits AS own_limits ON own_limits.strategy_id = %(strategy_id)s
+"""  # noqa: S608 - column names and constant fragments only
+
+
+def _context(request: OrderRequest, strategy, order) -> Context:
+    # The lock first, the reads in a later statement: an order and a kill switch change
+    # cannot pass each other (see risk.services.kill_switch_set).
+    kill_switch_lock()
+    now = calendar.ist()  # after the lock, which may have kept the order waiting
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _CONTEXT,
+            {
+                "symbol": request.symbol,
+                "exchange": request.exchange,
+                "product": request.product,
+                "strategy_id": strategy.pk,
+                "today": now.date(),
+            },
+        )
+        row = cursor.fetchone()
+    own_at = _INSTRUMENT_WIDTH + _LIMITS_WIDTH
+    scalars_at = own_at + _LIMITS_WIDTH
+    instrument = _row_of(Instrument, row[:_INSTRUMENT_WIDTH])
+    global_row = _row_of(RiskLimit, row[_INSTRUMENT_WIDTH:own_at])
+    own_row = _row_of(RiskLimit, row[own_at:scalars_at])
+    last_price, position_quantity, staff_holiday, global_switch, strategy_switch = row[scalars_at:]
+    limits = limits_from_rows(global_row, own_row, strategy)
     return Context(
         request=request,
         strategy=strategy,
         order=order,
-        limits=limits_for(strategy),
+        limits=limits.strategy,
         instrument=instrument,
-        last_price=market.last_price if market else None,
-        position_quantity=position.quantity if position else 0,
+        last_price=last_price,
+        position_quantity=position_quantity or 0,
+        kill_switch=kill_switch_in_force(global_switch, strategy_switch),
+        overall_limits=limits.overall,
+        now=now,
+        staff_holiday=staff_holiday,
     )
 
 
@@ -103,7 +162,7 @@ def _strategy_state(ctx: Context) -> list[Violation]:
 
 
 def _kill_switch(ctx: Context) -> list[Violation]:
-    state = kill_switch_state(strategy=ctx.strategy, lock=True)
+    state = ctx.kill_switch
     if state == KillSwitchState.HALTED:
         return [
             Violation("kill_switch_halted", "kill_switch", "kill switch is HALTED: no order passes")
@@ -266,21 +325,28 @@ def _open_orders(ctx: Context) -> list[Violation]:
     return []
 
 
+# ``{scope}``: " AND strategy_id = ..." for one strategy, "" for all of them.
+_GROSS_EXPOSURE = """
+SELECT
+    (SELECT SUM(ABS(quantity) * average_price) FROM positions WHERE closed_at IS NULL{scope}),
+    (SELECT SUM((quantity - filled_quantity) * price) FROM orders
+      WHERE status = ANY(%(active)s) AND price IS NOT NULL{scope})
+"""
+
+
 def gross_exposure(strategy=None) -> Decimal:
     """Sum of |quantity| x price of open positions plus the unfilled part of working orders."""
-    from orders.models import Order
-    from positions.models import Position
-
-    positions = Position.objects.filter(closed_at__isnull=True)
-    orders = Order.objects.filter(status__in=OrderStatus.active()).exclude(price__isnull=True)
-    if strategy is not None:
-        positions = positions.filter(strategy=strategy)
-        orders = orders.filter(strategy=strategy)
-    held = positions.aggregate(v=Sum(Abs(F("quantity")) * F("average_price")))["v"] or Decimal(0)
-    working = orders.aggregate(v=Sum((F("quantity") - F("filled_quantity")) * F("price")))[
-        "v"
-    ] or Decimal(0)
-    return Decimal(held) + Decimal(working)
+    scope = " AND strategy_id = %(strategy_id)s" if strategy is not None else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _GROSS_EXPOSURE.format(scope=scope),
+            {
+                "active": sorted(OrderStatus.active()),
+                "strategy_id": strategy.pk if strategy is not None else None,
+            },
+        )
+        held, working = cursor.fetchone()
+    return Decimal(held or 0) + Decimal(working or 0)
 
 
 def _exposure(ctx: Context) -> list[Violation]:
@@ -324,10 +390,10 @@ def _paper_ignores_hours(strategy) -> bool:
 def _market_hours(ctx: Context) -> list[Violation]:
     if _paper_ignores_hours(ctx.strategy):
         return []
-    now = calendar.ist()
-    if not calendar.is_trading_day(now.date()):
+    now = ctx.now
+    if ctx.staff_holiday or not calendar.is_exchange_trading_day(now.date()):
         return [Violation("market_closed", "market", f"{now.date()} is not an NSE trading day")]
-    if not calendar.market_is_open(now):
+    if not calendar.in_session(now):
         return [
             Violation(
                 "market_closed",
@@ -335,12 +401,17 @@ def _market_hours(ctx: Context) -> list[Violation]:
                 f"market closed at {now:%H:%M} IST: orders are taken 09:15-15:30",
             )
         ]
-    if ctx.request.product == "MIS" and calendar.past_square_off(ctx.request.segment, now):
+    # Closing an MIS position stays allowed: the square-off itself places such orders.
+    if (
+        ctx.request.product == "MIS"
+        and not ctx.reduces
+        and calendar.past_square_off(ctx.request.segment, now)
+    ):
         return [
             Violation(
                 "mis_after_square_off",
                 "product",
-                f"product MIS: no new intraday orders after the square-off time "
+                f"product MIS: no new intraday positions after the square-off time "
                 f"({calendar.SQUARE_OFF[ctx.request.segment]:%H:%M} IST)",
             )
         ]
@@ -353,8 +424,9 @@ def _daily_loss(ctx: Context) -> list[Violation]:
     if ctx.reduces:
         return []
     found = []
-    for strategy, label in ((ctx.strategy, "strategy"), (None, "overall")):
-        limit = limits_for(strategy).daily_loss_limit
+    scopes = ((ctx.strategy, ctx.limits, "strategy"), (None, ctx.overall_limits, "overall"))
+    for strategy, limits, label in scopes:
+        limit = limits.daily_loss_limit
         if limit is None:
             continue
         realized, unrealized = day_pnl(strategy)
@@ -370,14 +442,16 @@ def _daily_loss(ctx: Context) -> list[Violation]:
     return found
 
 
-def order_rate_take(strategy) -> tuple[float, int]:
+def order_rate_take(strategy, *, limits: Limits | None = None) -> tuple[float, int]:
     """Take one order from the strategy's rate bucket (in PostgreSQL, shared by every process).
 
+    ``limits``: the strategy's, when the caller has them (they are read otherwise).
     Returns (seconds to wait, orders a second): 0 when the order may go.
     """
     from risk.ratelimit import take_token
 
-    rate = limits_for(strategy).orders_per_second or settings.OMS_ORDERS_PER_SECOND
+    limits = limits or limits_for(strategy)
+    rate = limits.orders_per_second or settings.OMS_ORDERS_PER_SECOND
     wait = take_token(f"orders:strategy:{strategy.pk}", capacity=rate, refill_per_second=rate)
     return wait, rate
 
@@ -396,11 +470,25 @@ CHECKS = (
 )
 
 
-def validate_order(request: OrderRequest, *, strategy, order=None) -> list[Violation]:
-    """Every violation of the request against the limits in force, or [] when it may pass.
+@dataclass(frozen=True)
+class Verdict:
+    """The checks' answer: every violation, and the strategy's limits they applied (order_place
+    counts the order rate against those, read in the same statement)."""
+
+    violations: list[Violation]
+    limits: Limits
+
+
+def order_verdict(request: OrderRequest, *, strategy, order=None) -> Verdict:
+    """Every violation of the request against the limits in force, and those limits.
 
     The order rate is not a violation: order_place counts an order that passes every check
     with order_rate_take as its last step, and refuses it whole (OrderThrottled) when over.
     """
     ctx = _context(request, strategy, order)
-    return [violation for check in CHECKS for violation in check(ctx)]
+    return Verdict([violation for check in CHECKS for violation in check(ctx)], ctx.limits)
+
+
+def validate_order(request: OrderRequest, *, strategy, order=None) -> list[Violation]:
+    """Every violation of the request against the limits in force, or [] when it may pass."""
+    return order_verdict(request, strategy=strategy, order=order).violations

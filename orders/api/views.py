@@ -213,10 +213,12 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         serializer = OrderPlaceSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         order_request = OrderRequest(strategy_id=strategy.pk, **serializer.validated_data)
-        result = order_place(order_request, actor=actor_of(request), source=EventSource.API)
+        result = order_place(
+            order_request, actor=actor_of(request), source=EventSource.API, strategy=strategy
+        )
         if result.status == OrderStatus.REJECTED and result.violations:
             raise order_refused(result)
-        order = self.get_queryset().get(pk=result.order_id)
+        order = result.order or self.get_queryset().get(pk=result.order_id)
         headers = {REPLAY_HEADER: "true"} if result.replayed else {}
         return Response(
             OrderSerializer(order).data,

@@ -5,60 +5,99 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('orders', '0003_default_data'),
+        ("orders", "0003_default_data"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='PaperOrder',
+            name="PaperOrder",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('tag', models.CharField(max_length=20, unique=True)),
-                ('broker_order_id', models.CharField(max_length=64, unique=True)),
-                ('symbol', models.CharField(max_length=50)),
-                ('exchange', models.CharField(max_length=5)),
-                ('product', models.CharField(max_length=4)),
-                ('side', models.CharField(max_length=4)),
-                ('order_type', models.CharField(max_length=6)),
-                ('validity', models.CharField(max_length=3)),
-                ('quantity', models.PositiveIntegerField()),
-                ('price', models.DecimalField(blank=True, decimal_places=4, max_digits=14, null=True)),
-                ('trigger_price', models.DecimalField(blank=True, decimal_places=4, max_digits=14, null=True)),
-                ('status', models.CharField(help_text="Kite's status words.", max_length=20)),
-                ('triggered', models.BooleanField(default=False)),
-                ('filled_quantity', models.PositiveIntegerField(default=0)),
-                ('average_price', models.DecimalField(blank=True, decimal_places=6, max_digits=20, null=True)),
-                ('message', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('strategy', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='orders.strategy')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("tag", models.CharField(max_length=20, unique=True)),
+                ("broker_order_id", models.CharField(max_length=64, unique=True)),
+                ("symbol", models.CharField(max_length=50)),
+                ("exchange", models.CharField(max_length=5)),
+                ("product", models.CharField(max_length=4)),
+                ("side", models.CharField(max_length=4)),
+                ("order_type", models.CharField(max_length=6)),
+                ("validity", models.CharField(max_length=3)),
+                ("quantity", models.PositiveIntegerField()),
+                (
+                    "price",
+                    models.DecimalField(blank=True, decimal_places=4, max_digits=14, null=True),
+                ),
+                (
+                    "trigger_price",
+                    models.DecimalField(blank=True, decimal_places=4, max_digits=14, null=True),
+                ),
+                ("status", models.CharField(help_text="Kite's status words.", max_length=20)),
+                ("triggered", models.BooleanField(default=False)),
+                ("filled_quantity", models.PositiveIntegerField(default=0)),
+                (
+                    "average_price",
+                    models.DecimalField(blank=True, decimal_places=6, max_digits=20, null=True),
+                ),
+                ("message", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "strategy",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="orders.strategy",
+                    ),
+                ),
             ],
             options={
-                'db_table': 'paper_orders',
+                "db_table": "paper_orders",
             },
         ),
         migrations.CreateModel(
-            name='PaperTrade',
+            name="PaperTrade",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('trade_id', models.CharField(max_length=64, unique=True)),
-                ('quantity', models.PositiveIntegerField()),
-                ('price', models.DecimalField(decimal_places=4, max_digits=14)),
-                ('executed_at', models.DateTimeField()),
-                ('paper_order', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='trades', to='orders.paperorder')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("trade_id", models.CharField(max_length=64, unique=True)),
+                ("quantity", models.PositiveIntegerField()),
+                ("price", models.DecimalField(decimal_places=4, max_digits=14)),
+                ("executed_at", models.DateTimeField()),
+                (
+                    "paper_order",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="trades",
+                        to="orders.paperorder",
+                    ),
+                ),
             ],
             options={
-                'db_table': 'paper_trades',
+                "db_table": "paper_trades",
             },
         ),
         migrations.AddIndex(
-            model_name='paperorder',
-            index=models.Index(condition=models.Q(('status__in', ['OPEN', 'TRIGGER PENDING'])), fields=['symbol', 'exchange'], name='paper_order_working_idx'),
+            model_name="paperorder",
+            index=models.Index(
+                condition=models.Q(("status__in", ["OPEN", "TRIGGER PENDING"])),
+                fields=["symbol", "exchange"],
+                name="paper_order_working_idx",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='paperorder',
-            constraint=models.CheckConstraint(condition=models.Q(('filled_quantity__lte', models.F('quantity'))), name='paper_order_not_overfilled'),
+            model_name="paperorder",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("filled_quantity__lte", models.F("quantity"))),
+                name="paper_order_not_overfilled",
+            ),
         ),
     ]

@@ -4,22 +4,42 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('orders', '0004_paper_broker_and_prices'),
+        ("orders", "0004_paper_broker_and_prices"),
     ]
 
     operations = [
         migrations.RemoveConstraint(
-            model_name='order',
-            name='order_average_price_iff_filled',
+            model_name="order",
+            name="order_average_price_iff_filled",
         ),
         migrations.AddConstraint(
-            model_name='order',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('average_price__isnull', True), ('filled_quantity', 0)), models.Q(('average_price__gt', 0), ('average_price__isnull', False), ('filled_quantity__gt', 0)), _connector='OR'), name='order_average_price_iff_filled'),
+            model_name="order",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("average_price__isnull", True), ("filled_quantity", 0)),
+                    models.Q(
+                        ("average_price__gt", 0),
+                        ("average_price__isnull", False),
+                        ("filled_quantity__gt", 0),
+                    ),
+                    _connector="OR",
+                ),
+                name="order_average_price_iff_filled",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='trade',
-            constraint=models.CheckConstraint(condition=models.Q(('brokerage__gte', 0), ('stt__gte', 0), ('exchange_charges__gte', 0), ('sebi_charges__gte', 0), ('stamp_duty__gte', 0), ('gst__gte', 0)), name='trade_charges_not_negative'),
+            model_name="trade",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("brokerage__gte", 0),
+                    ("stt__gte", 0),
+                    ("exchange_charges__gte", 0),
+                    ("sebi_charges__gte", 0),
+                    ("stamp_duty__gte", 0),
+                    ("gst__gte", 0),
+                ),
+                name="trade_charges_not_negative",
+            ),
         ),
     ]

@@ -5,24 +5,53 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('positions', '0003_default_data'),
+        ("positions", "0003_default_data"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='MarketPrice',
+            name="MarketPrice",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('symbol', models.CharField(max_length=50)),
-                ('exchange', models.CharField(choices=[('NSE', 'NSE'), ('BSE', 'BSE'), ('NFO', 'NSE F&O'), ('BFO', 'BSE F&O')], max_length=5)),
-                ('last_price', models.DecimalField(decimal_places=4, max_digits=14)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("symbol", models.CharField(max_length=50)),
+                (
+                    "exchange",
+                    models.CharField(
+                        choices=[
+                            ("NSE", "NSE"),
+                            ("BSE", "BSE"),
+                            ("NFO", "NSE F&O"),
+                            ("BFO", "BSE F&O"),
+                        ],
+                        max_length=5,
+                    ),
+                ),
+                ("last_price", models.DecimalField(decimal_places=4, max_digits=14)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'db_table': 'market_prices',
-                'constraints': [models.UniqueConstraint(fields=('symbol', 'exchange'), name='market_price_unique'), models.CheckConstraint(condition=models.Q(('last_price__gt', 0), ('last_price', django.db.models.functions.math.Round(models.F('last_price'), 2))), name='market_price_on_paisa')],
+                "db_table": "market_prices",
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("symbol", "exchange"), name="market_price_unique"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("last_price__gt", 0),
+                            (
+                                "last_price",
+                                django.db.models.functions.math.Round(models.F("last_price"), 2),
+                            ),
+                        ),
+                        name="market_price_on_paisa",
+                    ),
+                ],
             },
         ),
     ]

@@ -16,8 +16,10 @@ class Command(BaseCommand):
         now = None
         if at:
             try:
-                now = timezone.make_aware(datetime.fromisoformat(at))
+                now = datetime.fromisoformat(at)
             except ValueError:
                 raise CommandError(f"--at {at!r}: must be YYYY-MM-DDTHH:MM") from None
+            if timezone.is_naive(now):  # IST, unless the time says otherwise
+                now = timezone.make_aware(now)
         expired = orders_expire(now=now)
         self.stdout.write(f"{expired} DAY orders expired")

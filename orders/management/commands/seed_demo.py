@@ -2,13 +2,20 @@
 
 Idempotent: strategies and prices are upserted, and every demo order has a fixed
 client_order_id, so a second run replays instead of placing again.
+
+``--orders N`` loads instead a bulk history of N finished orders (about three fills each, their
+events and the round trips they closed) over the last ``--days`` weekdays, with PostgreSQL COPY
+(orders.demo_history).
 """
+
+from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
+from orders.demo_history import BULK_CHUNK, bulk_history_load
 from orders.domain import OrderRequest
 from orders.enums import EventSource, StrategyMode, StrategyStatus
 from orders.models import Strategy
@@ -68,7 +75,11 @@ SECOND_SESSION = [
 
 
 class Command(BaseCommand):
-    help = "Load demo strategies, prices and orders (paper broker). Safe to run twice."
+    help = (
+        "Load demo strategies, prices and orders (paper broker). Safe to run twice. "
+        "With --orders N: a bulk history of N finished orders instead (COPY; adds only the "
+        "bulk orders missing up to N)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument(
@@ -76,11 +87,60 @@ class Command(BaseCommand):
             action="store_true",
             help="Only queue the broker jobs; leave them to a running worker.",
         )
+        parser.add_argument(
+            "--orders",
+            type=int,
+            help="bulk mode: make the demo history hold N bulk orders (~3 fills each)",
+        )
+        parser.add_argument(
+            "--days",
+            type=int,
+            default=20,
+            help="bulk mode: spread the history over this many weekdays before today",
+        )
+        parser.add_argument(
+            "--chunk", type=int, default=BULK_CHUNK, help="bulk mode: orders per transaction"
+        )
 
-    def handle(self, *args, no_jobs=False, **options):
+    def handle(self, *args, no_jobs=False, orders=None, days=20, chunk=BULK_CHUNK, **options):
+        self.verbosity = options.get("verbosity", 1)
         with SAMPLE_INSTRUMENTS.open(newline="") as lines:
             loaded = instruments_load(lines)
-        self.stdout.write(f"instruments: {loaded.total} in the sample master")
+        self._say(f"instruments: {loaded.total} in the sample master")
+        strategies = self._strategies()
+        if orders is not None:
+            if orders < 0:
+                raise CommandError(f"--orders {orders}: must be 0 or more")
+            if days < 1:
+                raise CommandError(f"--days {days}: must be at least 1")
+            if chunk < 2:
+                raise CommandError(f"--chunk {chunk}: must be at least 2")
+            paper = [s for s in strategies.values() if s.mode == StrategyMode.PAPER]
+            result = bulk_history_load(
+                target=orders,
+                strategies=paper,
+                prices=PRICES,
+                days=days,
+                chunk=chunk,
+                progress=self._say,
+            )
+            self._say(self.style.SUCCESS(result.summary()))
+            return
+        market_prices_update([(s, e, Decimal(p)) for s, e, p in PRICES])
+        placed = self._place(strategies, FIRST_SESSION)
+        if not no_jobs:
+            self._run_jobs()
+            market_prices_update([(s, e, Decimal(p)) for s, e, p in LATER_PRICES])
+        placed += self._place(strategies, SECOND_SESSION)
+        if not no_jobs:
+            self._run_jobs()
+        self._say(self.style.SUCCESS(f"demo data ready: {placed} new orders"))
+
+    def _say(self, line: str) -> None:
+        if self.verbosity:
+            self.stdout.write(line)
+
+    def _strategies(self) -> dict[str, Strategy]:
         strategies = {}
         for name, description, mode, config in STRATEGIES:
             status = StrategyStatus.INACTIVE if mode == StrategyMode.LIVE else StrategyStatus.ACTIVE
@@ -93,16 +153,8 @@ class Command(BaseCommand):
                     "config": config,
                 },
             )
-            self.stdout.write(f"strategy {name}: {'created' if created else 'exists'}")
-        market_prices_update([(s, e, Decimal(p)) for s, e, p in PRICES])
-        placed = self._place(strategies, FIRST_SESSION)
-        if not no_jobs:
-            self._run_jobs()
-            market_prices_update([(s, e, Decimal(p)) for s, e, p in LATER_PRICES])
-        placed += self._place(strategies, SECOND_SESSION)
-        if not no_jobs:
-            self._run_jobs()
-        self.stdout.write(self.style.SUCCESS(f"demo data ready: {placed} new orders"))
+            self._say(f"strategy {name}: {'created' if created else 'exists'}")
+        return strategies
 
     def _place(self, strategies, rows) -> int:
         placed = 0

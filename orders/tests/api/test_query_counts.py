@@ -1,6 +1,9 @@
-"""List endpoints cost the same number of queries whatever the page size (no N+1)."""
+"""List endpoints cost the same number of queries whatever the page size (no N+1), and
+placing an order costs a fixed number (so a repeated read cannot creep back in)."""
 
 from __future__ import annotations
+
+from decimal import Decimal
 
 import pytest
 from django.db import connection
@@ -8,8 +11,10 @@ from django.test.utils import CaptureQueriesContext
 
 from orders.enums import OrderStatus
 from orders.models import Order
+from orders.tests.api.conftest import order_body
 from orders.tests.factories import OrderEventFactory, OrderFactory, TradeFactory
 from positions.tests.factories import PositionFactory
+from risk.models import RiskLimit
 
 pytestmark = pytest.mark.django_db
 
@@ -58,3 +63,53 @@ def test_the_detail_costs_the_same_with_more_events_and_trades(api, many_rows):
     # the key, the request count, the order, its events, its trades
     assert queries(api, f"/api/v1/orders/{few.pk}/") == 5
     assert queries(api, f"/api/v1/orders/{many_rows.pk}/") == 5
+
+
+# A placement's statements: the key, the request count; then, in the order's transaction, the
+# client id's lock, the replay look-up, the kill switch's lock, the order's context (limits,
+# instrument, last price, position, staff holiday, both kill switches), the order, its first
+# event, its submission job and the order rate: 10 (BEGIN and COMMIT are not counted). Inside
+# the test's own transaction the order's is a savepoint: 2 more.
+PLACEMENT_QUERIES = 12
+
+
+def test_placing_an_order_costs_a_fixed_number_of_queries(
+    api, caller, django_assert_max_num_queries
+):
+    with django_assert_max_num_queries(PLACEMENT_QUERIES):
+        response = api.post("/api/v1/orders/", order_body(), format="json")
+
+    assert response.status_code == 201, response.json()
+    assert Order.objects.get(pk=response.json()["id"]).client_order_id == "c-0001"
+
+
+def test_every_limit_set_costs_only_the_reads_of_its_checks(
+    api, caller, django_assert_max_num_queries
+):
+    RiskLimit.objects.create(
+        max_open_orders=100,
+        max_total_exposure=Decimal("1e9"),
+        daily_loss_limit=Decimal("100000.00"),
+        price_band_percent=Decimal("20.00"),
+    )
+    RiskLimit.objects.create(
+        strategy=caller.strategy,
+        max_strategy_exposure=Decimal("1e8"),
+        daily_loss_limit=Decimal("50000.00"),
+    )
+
+    # + open orders, the strategy's and the total exposure, the strategy's and the day's PnL
+    with django_assert_max_num_queries(PLACEMENT_QUERIES + 5):
+        response = api.post("/api/v1/orders/", order_body(), format="json")
+
+    assert response.status_code == 201, response.json()
+
+
+def test_a_replay_costs_the_lock_and_the_look_up(api, django_assert_max_num_queries):
+    assert api.post("/api/v1/orders/", order_body(), format="json").status_code == 201
+
+    with django_assert_max_num_queries(6):  # key, request count, savepoint, lock, look-up, release
+        replay = api.post("/api/v1/orders/", order_body(), format="json")
+
+    assert replay.status_code == 200
+    assert replay["Idempotent-Replayed"] == "true"

@@ -1,8 +1,10 @@
 from datetime import date, timedelta
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db.models import F
 from django.utils import timezone
 
+from orders.charges import RATE_CARDS
 from orders.models import Strategy
 from positions.models import DailyStats
 from positions.statistics import daily_stats_compute, strategy_counters_check
@@ -13,8 +15,8 @@ CHUNK_DAYS = 31
 def _date(name: str, value: str) -> date:
     try:
         return date.fromisoformat(value)
-    except ValueError:
-        raise CommandError(f"{name} {value!r}: must be a date YYYY-MM-DD") from None
+    except ValueError as error:
+        raise CommandError(f"{name} {value!r}: not a date (YYYY-MM-DD): {error}") from None
 
 
 class Command(BaseCommand):
@@ -45,6 +47,12 @@ class Command(BaseCommand):
                 raise CommandError(f"--from {start}: after --to {end}")
         else:
             start = end = timezone.localdate()
+        first_card = RATE_CARDS[0].effective_from
+        if start < first_card:
+            raise CommandError(
+                f"{'--date' if day else '--from'} {start}: no charges are known for this day "
+                f"(the first rate card is in force from {first_card})"
+            )
         strategy = None
         if options["strategy"]:
             strategy = Strategy.objects.filter(name=options["strategy"]).first()
@@ -81,7 +89,8 @@ class Command(BaseCommand):
         header = f"{'date':<10} {'strategy':<24} {'orders':>6} {'trades':>6} {'W/L':>7} "
         header += f"{'gross':>12} {'charges':>10} {'net':>12}"
         self.stdout.write(header)
-        for row in rows.order_by("date", "strategy__name")[:50]:
+        # The account's row first, then its strategies.
+        for row in rows.order_by("date", F("strategy__name").asc(nulls_first=True))[:50]:
             name = row.strategy.name if row.strategy else "ALL"
             self.stdout.write(
                 f"{row.date} {name[:24]:<24} {row.total_orders:>6} {row.total_trades:>6} "

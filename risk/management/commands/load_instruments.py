@@ -15,7 +15,7 @@ class Command(BaseCommand):
         path = Path(file)
         if not path.is_file():
             raise CommandError(f"file {file}: not found")
-        with path.open(newline="", encoding="utf-8") as lines:
+        with path.open(newline="", encoding="utf-8-sig") as lines:  # a BOM is not a column
             try:
                 result = instruments_load(
                     lines, progress=lambda n: self.stderr.write(f"  {n:,} lines read...")

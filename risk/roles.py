@@ -1,0 +1,50 @@
+"""The back office's roles: which Django permissions each group of people holds.
+
+Synced by the data migration ``risk/0005_roles`` and by ``manage.py create_roles`` (after a
+change here), through ``risk.services.roles_sync``. Permissions are "app_label.codename".
+Nobody may delete orders, trades, order events or kill switch events: no role holds those
+permissions, and the admin refuses them to superusers too.
+"""
+
+VIEWED = (
+    "orders.strategy",
+    "orders.order",
+    "orders.orderevent",
+    "orders.trade",
+    "orders.strategyapikey",
+    "positions.position",
+    "positions.reconciliationissue",
+    "positions.dailystats",
+    "positions.marketprice",
+    "risk.killswitchevent",
+    "risk.risklimit",
+    "risk.instrument",
+    "risk.marketholiday",
+    "risk.pnlsnapshot",
+)
+
+VIEWER = frozenset(f"{app}.view_{model}" for app, model in (m.split(".") for m in VIEWED))
+
+# Operators watch, and settle the reconciliation issues that are not CRITICAL.
+OPERATOR = VIEWER | {"positions.change_reconciliationissue"}
+
+# Risk officers act: the kill switch, CRITICAL issues, cancels, strategies, levels and limits.
+RISK_OFFICER = OPERATOR | {
+    "positions.resolve_critical_issue",
+    "risk.change_kill_switch",
+    "orders.cancel_order",
+    "orders.change_strategy",
+    "orders.add_strategyapikey",
+    "orders.change_strategyapikey",
+    "positions.change_position",
+    "risk.add_risklimit",
+    "risk.change_risklimit",
+    "risk.add_marketholiday",
+    "risk.change_marketholiday",
+}
+
+ROLES = {
+    "Risk officer": RISK_OFFICER,
+    "Operator": OPERATOR,
+    "Viewer": VIEWER,
+}

@@ -1,0 +1,549 @@
+"""The kill switch: its changes and what they do, the automatic rules that pull it, and the
+race it must win against orders being placed."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+from procrastinate.contrib.django.models import ProcrastinateJob
+
+from orders.enums import EventKind, EventSource, OrderStatus
+from orders.models import Order, OrderEvent
+from orders.services import OrderRefused, order_modify, order_place
+from orders.tests.factories import OrderEventFactory, OrderFactory, StrategyFactory
+from positions.models import Severity
+from positions.services import positions_mark
+from positions.tests.factories import PositionFactory, ReconciliationIssueFactory
+from risk import validator
+from risk.models import ActorType, KillSwitchEvent, KillSwitchScope, KillSwitchState
+from risk.selectors import kill_switch_state
+from risk.services import (
+    KillSwitchError,
+    kill_switch_on_critical_issue,
+    kill_switch_set,
+    pnl_snapshot_take,
+    positions_flatten,
+    risk_auto_triggers,
+)
+from risk.tests.factories import PnlSnapshotFactory, limits_set, order_request
+
+HALTED, REDUCING, ACTIVE = KillSwitchState.HALTED, KillSwitchState.REDUCING, KillSwitchState.ACTIVE
+
+
+def halt(strategy=None, **fields) -> KillSwitchEvent:
+    fields.setdefault("reason", "desk says stop")
+    fields.setdefault("actor", "risk-desk")
+    return kill_switch_set(HALTED, strategy=strategy, **fields)
+
+
+# --- changing the switch -----------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_change_is_one_event_with_its_reason_actor_and_previous_state(strategy):
+    first = kill_switch_set(REDUCING, strategy=strategy, reason="too volatile", actor="asha")
+    second = kill_switch_set(HALTED, strategy=strategy, reason="worse", actor="asha")
+
+    assert (first.scope, first.strategy, first.actor_type) == (
+        KillSwitchScope.STRATEGY,
+        strategy,
+        ActorType.PERSON,
+    )
+    assert first.details == {"previous_state": "ACTIVE"}
+    assert second.details == {"previous_state": "REDUCING"}
+    assert kill_switch_state(strategy=strategy) == HALTED
+    assert kill_switch_state() == ACTIVE
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("reason", ["", "   "])
+def test_every_change_needs_a_reason(reason):
+    with pytest.raises(KillSwitchError, match="reason missing"):
+        kill_switch_set(HALTED, reason=reason, actor="asha")
+    assert not KillSwitchEvent.objects.exists()
+
+
+@pytest.mark.django_db
+def test_only_a_person_may_lift_the_switch():
+    halt()
+
+    with pytest.raises(KillSwitchError, match="only a person"):
+        kill_switch_set(
+            ACTIVE, reason="recovered", actor="rule:drawdown-from-peak", actor_type=ActorType.RULE
+        )
+    with pytest.raises(KillSwitchError, match="rule:drawdown-from-peak"):
+        kill_switch_set(ACTIVE, reason="recovered", actor="rule:drawdown-from-peak")
+
+    assert kill_switch_state() == HALTED
+    kill_switch_set(ACTIVE, reason="checked the book", actor="asha")
+    assert kill_switch_state() == ACTIVE
+
+
+@pytest.mark.django_db
+def test_halted_cancels_every_open_order_of_its_scope(strategy):
+    pending = OrderFactory(strategy=strategy, status=OrderStatus.PENDING)
+    working = OrderFactory(
+        strategy=strategy, status=OrderStatus.OPEN, broker_order_id="B-1", price=Decimal("2400.00")
+    )
+    done = OrderFactory(strategy=strategy, status=OrderStatus.REJECTED)
+    theirs = OrderFactory(status=OrderStatus.OPEN, broker_order_id="B-2")
+
+    halt(strategy)
+
+    def status(order):
+        order.refresh_from_db()
+        return order.status
+
+    assert status(pending) == OrderStatus.CANCELLED  # never sent: cancelled here
+    assert status(working) == OrderStatus.CANCEL_PENDING  # the broker is asked, by a job
+    assert ProcrastinateJob.objects.filter(
+        task_name="orders.cancel", args={"order_id": working.pk}
+    ).exists()
+    assert status(done) == OrderStatus.REJECTED
+    assert status(theirs) == OrderStatus.OPEN  # another strategy's halt is not theirs
+    cancel = pending.events.get(to_status=OrderStatus.CANCELLED)
+    assert cancel.source == EventSource.SYSTEM
+    assert cancel.actor == "kill switch (risk-desk)"
+    assert cancel.reason == "kill switch HALTED: desk says stop"
+
+
+@pytest.mark.django_db
+def test_a_global_halt_cancels_every_strategys_orders(strategy):
+    orders = [OrderFactory(status=OrderStatus.PENDING) for _ in range(3)]
+
+    halt()
+
+    assert {Order.objects.get(pk=o.pk).status for o in orders} == {OrderStatus.CANCELLED}
+
+
+@pytest.mark.django_db
+def test_reducing_leaves_the_working_orders_alone(strategy):
+    working = OrderFactory(strategy=strategy, status=OrderStatus.OPEN, broker_order_id="B-1")
+
+    kill_switch_set(REDUCING, reason="cool off", actor="asha")
+
+    working.refresh_from_db()
+    assert working.status == OrderStatus.OPEN
+
+
+@pytest.mark.django_db
+def test_each_change_is_mailed_to_the_risk_desk(
+    strategy, settings, mailoutbox, django_capture_on_commit_callbacks
+):
+    settings.OMS_RISK_EMAILS = ["desk@example.in", "cro@example.in"]
+    OrderFactory(strategy=strategy, status=OrderStatus.PENDING)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        halt(strategy, reason="broker rejecting everything")
+
+    (mail,) = mailoutbox
+    assert mail.to == ["desk@example.in", "cro@example.in"]
+    assert mail.subject == f"[OMS] kill switch HALTED for {strategy.name}"
+    assert "Reason: broker rejecting everything" in mail.body
+    assert "By: risk-desk (PERSON)" in mail.body
+    assert "Open orders being cancelled: 1" in mail.body
+
+
+@pytest.mark.django_db
+def test_no_mail_is_sent_before_the_change_commits(
+    settings, mailoutbox, django_capture_on_commit_callbacks
+):
+    settings.OMS_RISK_EMAILS = ["desk@example.in"]
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        halt()
+
+    assert mailoutbox == []
+    assert len(callbacks) == 1
+
+
+@pytest.mark.django_db
+def test_nobody_to_tell_no_mail(settings, mailoutbox, django_capture_on_commit_callbacks):
+    settings.OMS_RISK_EMAILS = []
+
+    with django_capture_on_commit_callbacks(execute=True):
+        halt()
+
+    assert mailoutbox == []
+
+
+@pytest.mark.django_db
+def test_flattening_places_one_closing_order_per_open_position(strategy):
+    long = PositionFactory(strategy=strategy, symbol="SBIN", quantity=10)
+    short = PositionFactory(strategy=strategy, symbol="INFY", quantity=-5)
+    PositionFactory(symbol="TCS", quantity=3)  # another strategy's
+
+    results = positions_flatten(actor="asha", reason="end of experiment", strategy=strategy)
+    again = positions_flatten(actor="asha", reason="end of experiment", strategy=strategy)
+
+    orders = Order.objects.filter(strategy=strategy).order_by("symbol")
+    assert [(o.symbol, o.side, o.quantity, o.order_type) for o in orders] == [
+        ("INFY", "BUY", 5, "MARKET"),
+        ("SBIN", "SELL", 10, "MARKET"),
+    ]
+    assert all(r.accepted for r in results)
+    assert all(r.replayed for r in again)
+    long.refresh_from_db()
+    short.refresh_from_db()
+    assert {long.exit_order_id, short.exit_order_id} == {o.pk for o in orders}
+
+
+# --- automatic rules ---------------------------------------------------------------------------
+
+
+def _day(now, *totals):
+    """The day's PnL snapshots of ``now``'s day, a minute apart, the last one at ``now``."""
+    return lambda strategy: [
+        PnlSnapshotFactory(
+            strategy=strategy,
+            taken_at=now - timedelta(minutes=len(totals) - index),
+            unrealized_pnl=Decimal(total),
+        )
+        for index, total in enumerate(totals, start=1)
+    ]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("totals", "figures"),
+    [
+        pytest.param(["0", "1500", "500"], None, id="1000-below-the-peak"),
+        pytest.param(
+            ["0", "1500", "499.99"],
+            {"peak": "1500.00", "pnl": "499.99"},
+            id="1000.01-below-the-peak",
+        ),
+        pytest.param(["-200", "-700", "-1000"], None, id="1000-below-the-flat-start"),
+        pytest.param(
+            ["-200", "-700", "-1000.01"],
+            {"peak": "0", "pnl": "-1000.01"},
+            id="the-day-starts-flat",
+        ),
+    ],
+)
+def test_drawdown_from_the_days_peak_halts_the_strategy(strategy, totals, figures):
+    now = timezone.now()
+    limits_set(strategy, drawdown_limit=Decimal("1000.00"))
+    _day(now, *totals)(strategy)
+
+    fired = risk_auto_triggers(now=now)
+
+    if figures is None:
+        assert fired == []
+        return
+    (event,) = fired
+    assert (event.state, event.scope, event.strategy) == (HALTED, "STRATEGY", strategy)
+    assert (event.actor, event.actor_type) == ("rule:drawdown-from-peak", ActorType.RULE)
+    assert event.details == {**figures, "limit": "1000.00", "previous_state": "ACTIVE"}
+
+
+@pytest.mark.django_db
+def test_yesterdays_peak_is_not_todays(strategy):
+    now = timezone.now()
+    limits_set(strategy, drawdown_limit=Decimal("1000.00"))
+    PnlSnapshotFactory(strategy=strategy, taken_at=now - timedelta(days=1), realized_pnl=5000)
+    PnlSnapshotFactory(strategy=strategy, taken_at=now, realized_pnl=Decimal("100.00"))
+
+    assert risk_auto_triggers(now=now) == []
+
+
+@pytest.mark.django_db
+def test_drawdown_measured_on_snapshots_of_marked_positions(strategy):
+    """PnL snapshots taken while the position is marked up, then down."""
+    limits_set(strategy, drawdown_limit=Decimal("3000.00"))
+    PositionFactory(strategy=strategy, symbol="RELIANCE", quantity=10, average_price=2000)
+    start = timezone.now()
+
+    positions_mark([("RELIANCE", "NSE", Decimal("2200.00"))])  # +2,000
+    pnl_snapshot_take(now=start)
+    positions_mark([("RELIANCE", "NSE", Decimal("1900.00"))])  # -1,000: 3,000 below the peak
+    pnl_snapshot_take(now=start + timedelta(minutes=1))
+    assert risk_auto_triggers(now=start + timedelta(minutes=1)) == []
+    positions_mark([("RELIANCE", "NSE", Decimal("1899.90"))])  # -1,001
+    snapshots = pnl_snapshot_take(now=start + timedelta(minutes=2))
+    (event,) = risk_auto_triggers(now=start + timedelta(minutes=2))
+
+    assert [(s.strategy, s.total_pnl) for s in snapshots] == [
+        (None, Decimal("-1001.00")),
+        (strategy, Decimal("-1001.00")),
+    ]
+    assert event.actor == "rule:drawdown-from-peak"
+    assert event.details["peak"] == "2000.00"
+    assert event.details["pnl"] == "-1001.00"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("total", "fires"), [("-4999.99", False), ("-5000.00", True)])
+def test_the_daily_loss_limit_turns_the_switch_to_reducing(strategy, total, fires):
+    now = timezone.now()
+    limits_set(strategy, daily_loss_limit=Decimal("5000.00"))
+    PnlSnapshotFactory(strategy=strategy, taken_at=now, realized_pnl=Decimal(total))
+
+    fired = risk_auto_triggers(now=now)
+
+    assert [(e.state, e.actor, e.details.get("pnl")) for e in fired] == (
+        [(REDUCING, "rule:daily-loss-limit", total)] if fires else []
+    )
+
+
+@pytest.mark.django_db
+def test_the_global_rules_watch_the_whole_book():
+    now = timezone.now()
+    limits_set(daily_loss_limit=Decimal("5000.00"))
+    PnlSnapshotFactory(strategy=None, taken_at=now, realized_pnl=Decimal("-6000.00"))
+
+    (event,) = risk_auto_triggers(now=now)
+
+    assert (event.state, event.scope, event.strategy) == (REDUCING, "GLOBAL", None)
+
+
+def _rejections(strategy, count: int, source=EventSource.BROKER):
+    for _ in range(count):
+        order = OrderFactory(strategy=strategy, status=OrderStatus.REJECTED)
+        OrderEventFactory(
+            order=order,
+            kind=EventKind.TRANSITION,
+            from_status=OrderStatus.SUBMITTED,
+            to_status=OrderStatus.REJECTED,
+            source=source,
+            reason="RMS: margin exceeds",
+        )
+
+
+@pytest.mark.django_db
+def test_a_burst_of_broker_rejections_halts_the_strategy(strategy):
+    limits_set(strategy, rejection_burst=5, rejection_window_seconds=60)
+    _rejections(strategy, 4)
+    _rejections(strategy, 3, source=EventSource.SYSTEM)  # our own validator's: not the broker's
+    _rejections(StrategyFactory(), 5)  # another strategy's (not limited)
+
+    assert risk_auto_triggers() == []
+
+    _rejections(strategy, 1)
+    (event,) = risk_auto_triggers()
+
+    assert (event.state, event.strategy) == (HALTED, strategy)
+    assert (event.actor, event.actor_type) == ("rule:rejection-burst", ActorType.RULE)
+    assert event.details == {"rejections": 5, "limit": 5, "previous_state": "ACTIVE"}
+    assert event.reason == "5 broker rejections in 60s (limit 5)"
+
+
+@pytest.mark.django_db
+def test_rejections_older_than_the_window_do_not_count(strategy):
+    limits_set(strategy, rejection_burst=5, rejection_window_seconds=60)
+    _rejections(strategy, 5)
+
+    assert risk_auto_triggers(now=timezone.now() + timedelta(seconds=61)) == []
+
+
+@pytest.mark.django_db
+def test_each_rule_fires_once(strategy):
+    now = timezone.now()
+    limits_set(
+        strategy,
+        drawdown_limit=Decimal("1000"),
+        daily_loss_limit=Decimal("500"),
+        rejection_burst=2,
+    )
+    _day(now, "0", "800", "-600")(strategy)
+    _rejections(strategy, 2)
+
+    fired = risk_auto_triggers(now=now)
+    again = risk_auto_triggers(now=now)
+
+    # The drawdown halts first; HALTED is stricter than what the other two rules would set.
+    assert [e.actor for e in fired] == ["rule:drawdown-from-peak"]
+    assert again == []
+    assert KillSwitchEvent.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_reducing_by_the_loss_limit_still_escalates_to_halted(strategy):
+    now = timezone.now()
+    limits_set(strategy, daily_loss_limit=Decimal("500"), rejection_burst=2)
+    _day(now, "-600")(strategy)
+
+    assert [e.state for e in risk_auto_triggers(now=now)] == [REDUCING]
+    _rejections(strategy, 2)
+    assert [e.state for e in risk_auto_triggers(now=now)] == [HALTED]
+    assert risk_auto_triggers(now=now) == []
+
+
+@pytest.mark.django_db
+def test_an_automatic_halt_is_mailed(
+    strategy, settings, mailoutbox, django_capture_on_commit_callbacks
+):
+    settings.OMS_RISK_EMAILS = ["desk@example.in"]
+    limits_set(strategy, rejection_burst=1)
+    _rejections(strategy, 1)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        risk_auto_triggers()
+
+    (mail,) = mailoutbox
+    assert "By: rule:rejection-burst (RULE)" in mail.body
+
+
+@pytest.mark.django_db
+def test_a_critical_reconciliation_issue_halts_its_strategy_once(strategy):
+    issue = ReconciliationIssueFactory(strategy=strategy, severity=Severity.CRITICAL)
+
+    event = kill_switch_on_critical_issue(issue)
+
+    assert (event.state, event.strategy, event.actor) == (
+        HALTED,
+        strategy,
+        "rule:critical-reconciliation",
+    )
+    assert event.details["issue_id"] == issue.pk
+    assert kill_switch_on_critical_issue(issue) is None
+
+
+@pytest.mark.django_db
+def test_a_critical_issue_does_not_halt_when_the_limits_say_so(strategy):
+    limits_set(strategy, halt_on_critical_issue=False)
+    issue = ReconciliationIssueFactory(strategy=strategy, severity=Severity.CRITICAL)
+
+    assert kill_switch_on_critical_issue(issue) is None
+    assert kill_switch_state(strategy=strategy) == ACTIVE
+
+
+# --- races against real threads ----------------------------------------------------------------
+
+
+def _backends_waiting_on_a_lock() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_halt_and_a_modification_of_an_order_it_cancels_do_not_deadlock(strategy, monkeypatch):
+    """order_modify locks the order, then the validator takes the kill switch's shared lock; a
+    halt takes the exclusive lock, then cancels (locks) the open orders. Were the cancels made
+    under the exclusive lock, the two would wait for each other (PostgreSQL would abort one)."""
+    order = OrderFactory(strategy=strategy, status=OrderStatus.OPEN, broker_order_id="B-1")
+    modifier_holds_the_order = threading.Event()
+    go_on = threading.Event()
+    shared_lock = validator.kill_switch_lock
+
+    def shared_lock_after_a_pause():
+        if threading.current_thread().name == "modifier":
+            modifier_holds_the_order.set()  # order_modify has the order's row lock by now
+            go_on.wait(timeout=10)
+        shared_lock()
+
+    monkeypatch.setattr(validator, "kill_switch_lock", shared_lock_after_a_pause)
+    outcomes = {}
+
+    def run(name, function):
+        try:
+            outcomes[name] = function()
+        except Exception as error:  # reported below
+            outcomes[name] = error
+        finally:
+            connection.close()
+
+    modifier = threading.Thread(
+        name="modifier",
+        target=run,
+        args=("modify", lambda: order_modify(order.pk, actor="algo", price="2400.00")),
+    )
+    halter = threading.Thread(target=run, args=("halt", lambda: halt(strategy)))
+    modifier.start()
+    assert modifier_holds_the_order.wait(timeout=10)
+    halter.start()
+    deadline = time.monotonic() + 10
+    while _backends_waiting_on_a_lock() == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)  # the halt is waiting for the order's row lock
+    go_on.set()
+    modifier.join(timeout=30)
+    halter.join(timeout=30)
+
+    assert isinstance(outcomes["halt"], KillSwitchEvent), outcomes["halt"]
+    assert isinstance(outcomes["modify"], OrderRefused), outcomes["modify"]
+    assert [v.code for v in outcomes["modify"].violations] == ["kill_switch_halted"]
+    order.refresh_from_db()
+    assert order.status == OrderStatus.CANCEL_PENDING
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_no_order_is_accepted_once_a_halt_has_committed(strategy):
+    """20 threads place orders while the switch is set to HALTED.
+
+    How the assertion is sound. Every placement validates under the kill switch's shared
+    advisory lock, held until its transaction ends; kill_switch_set takes the exclusive lock
+    before it stamps its event's created_at. So each placement either
+    (a) ends (commits) before the halt holds the lock: it read ACTIVE, and it wrote its
+        PENDING event (stamped in Python, in this process, after its shared lock) before the
+        halt's created_at was stamped; or
+    (b) takes its lock after the halt committed: it reads HALTED and is refused, and its
+        PENDING event is stamped after the halt's created_at.
+    There is no third way, so "PENDING event before the halt's created_at" must coincide
+    exactly with "accepted", and "after" with "refused for kill_switch_halted". An order
+    accepted on a stale read (validated before the halt, committed after it) would have its
+    PENDING event after the halt's stamp and fail the test. Also checked from the outside: a
+    placement that began after kill_switch_set returned is refused. A test that never saw
+    both cases would prove nothing, so both must occur.
+    """
+    limits_set(orders_per_second=1_000_000)  # the race, not the order rate, is under test
+    stop = threading.Event()
+    calls: list[tuple[float, object]] = []
+    errors: list[BaseException] = []
+
+    def place(worker: int) -> None:
+        try:
+            number = 0
+            while not stop.is_set():
+                number += 1
+                began = time.monotonic()
+                request = order_request(strategy, client_order_id=f"race-{worker}-{number}")
+                calls.append((began, order_place(request, actor="algo")))
+                connection.close()  # back to the pool: 21 connections compete for 20
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=place, args=(n,)) for n in range(20)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.3)
+    event = halt(reason="race test")
+    committed = time.monotonic()
+    time.sleep(0.3)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=60)
+        assert not thread.is_alive(), "a placing thread is stuck"
+
+    assert errors == []
+    first_events = {
+        e.order_id: e.created_at
+        for e in OrderEvent.objects.filter(to_status=OrderStatus.PENDING, from_status="")
+    }
+    orders = list(Order.objects.filter(strategy=strategy))
+    before = [o for o in orders if first_events[o.pk] < event.created_at]
+    after = [o for o in orders if first_events[o.pk] > event.created_at]
+    assert len(before) + len(after) == len(orders) == len(calls)
+    assert before and after, (len(before), len(after))
+    # (a): accepted, then cancelled by the halt itself (none was still working after it).
+    assert {o.status for o in before} == {OrderStatus.CANCELLED}
+    # (b): refused by the kill switch, and for nothing else.
+    assert {o.status for o in after} == {OrderStatus.REJECTED}
+    assert {tuple(v["code"] for v in o.metadata["violations"]) for o in after} == {
+        ("kill_switch_halted",)
+    }
+    late = [result for began, result in calls if began > committed]
+    assert late and all(not r.accepted for r in late)

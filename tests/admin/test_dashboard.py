@@ -1,0 +1,123 @@
+"""The admin's home is the desk's dashboard: today's PnL per strategy (the risk service's own
+figures), working orders, exposure, issues by severity, the kill switch, the PnL chart."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from orders.enums import OrderStatus
+from orders.tests.factories import OrderFactory, StrategyFactory, TradeFactory
+from positions.models import Severity
+from positions.tests.factories import PositionFactory, ReconciliationIssueFactory
+from risk.models import PnlSnapshot
+from risk.selectors import day_pnl_by_strategy, desk_today
+from risk.services import day_pnl
+
+pytestmark = pytest.mark.django_db
+
+
+def trading_day(strategy, *, scale: int = 1):
+    now = timezone.now()
+    opened = now - timedelta(hours=1)
+    PositionFactory(
+        strategy=strategy,
+        quantity=10 * scale,
+        realized_pnl=Decimal("12.50") * scale,
+        unrealized_pnl=Decimal("-30.25") * scale,
+        last_price=Decimal("101.00"),
+    )
+    PositionFactory(
+        strategy=strategy,
+        quantity=0,
+        realized_pnl=Decimal("200.00") * scale,
+        opened_at=opened,
+        closed_at=now,
+    )
+    PositionFactory(  # closed yesterday: not today's
+        strategy=strategy,
+        quantity=0,
+        realized_pnl=Decimal("999.00"),
+        opened_at=now - timedelta(days=2),
+        closed_at=now - timedelta(days=1, hours=1),
+    )
+    order = OrderFactory(strategy=strategy, status=OrderStatus.OPEN, quantity=100)
+    TradeFactory(order=order, quantity=1, brokerage=Decimal("20.00"), gst=Decimal("3.60"))
+    OrderFactory(strategy=strategy)  # working
+
+
+def test_the_grouped_pnl_is_the_risk_service_figure_for_every_strategy():
+    strategies = [StrategyFactory() for _ in range(3)]
+    for scale, strategy in enumerate(strategies[:2], start=1):
+        trading_day(strategy, scale=scale)
+
+    grouped = day_pnl_by_strategy()
+
+    for strategy in strategies:
+        assert grouped.get(strategy.pk, (Decimal("0.00"), Decimal("0.00"))) == day_pnl(strategy)
+    realized, unrealized = day_pnl()
+    assert sum(r for r, _ in grouped.values()) == realized
+    assert sum(u for _, u in grouped.values()) == unrealized
+
+
+def test_desk_today_sums_the_strategies():
+    momentum, arb = StrategyFactory(name="Momentum"), StrategyFactory(name="Arb")
+    trading_day(momentum)
+    trading_day(arb, scale=2)
+    ReconciliationIssueFactory(severity=Severity.CRITICAL)
+    ReconciliationIssueFactory(severity=Severity.INFO)
+
+    desk = desk_today()
+
+    rows = {row.strategy.name: row for row in desk.strategies}
+    assert rows["Momentum"].open_orders == 2 and rows["Momentum"].open_positions == 1
+    assert rows["Momentum"].exposure == Decimal("1010.00")  # 10 x last price 101
+    assert desk.total_pnl == sum(day_pnl(s)[0] + day_pnl(s)[1] for s in (momentum, arb))
+    assert desk.issues_by_severity == {"CRITICAL": 1, "WARNING": 0, "INFO": 1}
+
+
+def test_the_dashboard_costs_the_same_for_2_and_12_strategies(as_viewer):
+    for _ in range(2):
+        trading_day(StrategyFactory())
+    as_viewer.get("/admin/")
+
+    def cost():
+        with CaptureQueriesContext(connection) as captured:
+            assert as_viewer.get("/admin/").status_code == 200
+        return len(captured)
+
+    few = cost()
+    for _ in range(10):
+        trading_day(StrategyFactory())
+    assert cost() == few
+    assert few <= 16
+
+
+def test_the_dashboard_shows_the_day(as_viewer):
+    momentum = StrategyFactory(name="Momentum")
+    trading_day(momentum)
+    ReconciliationIssueFactory(severity=Severity.CRITICAL)
+    now = timezone.now()
+    midnight = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    for minutes, total in ((30, "-150.00"), (20, "80.00"), (10, "182.25")):
+        for strategy in (None, momentum):
+            PnlSnapshot.objects.create(
+                strategy=strategy,
+                taken_at=max(now - timedelta(minutes=minutes), midnight),
+                realized_pnl=Decimal(total),
+                unrealized_pnl=Decimal("0"),
+                total_pnl=Decimal(total),
+            )
+
+    page = as_viewer.get("/admin/").content.decode()
+
+    # realized 12.50 + 200.00 closed today - 23.60 charges, unrealized -30.25
+    assert 'id="tile-net-pnl"' in page and "+₹158.65" in page
+    assert "Momentum ₹182" in page  # the chart's legend: the last snapshot
+    assert "1 CRITICAL" in page
+    assert "<polyline" in page and "All strategies" in page and "Momentum" in page

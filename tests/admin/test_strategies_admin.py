@@ -1,0 +1,97 @@
+"""Strategies in the admin: status and mode change through their services, counters and PnL
+are read-only, limits are edited beside them."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.contrib.admin.models import LogEntry
+
+from orders.enums import OrderStatus
+from orders.models import Strategy
+from orders.tests.factories import OrderFactory, StrategyFactory
+from risk.models import RiskLimit
+
+pytestmark = pytest.mark.django_db
+
+
+def form(strategy, **changes):
+    data = {
+        "name": strategy.name,
+        "description": strategy.description,
+        "status": strategy.status,
+        "mode": strategy.mode,
+        "config": "{}",
+        "risk_limits-TOTAL_FORMS": "0",
+        "risk_limits-INITIAL_FORMS": "0",
+        "api_keys-TOTAL_FORMS": "0",
+        "api_keys-INITIAL_FORMS": "0",
+    }
+    return {**data, **changes}
+
+
+def url(strategy):
+    return f"/admin/orders/strategy/{strategy.pk}/change/"
+
+
+def test_status_changes_through_the_service(as_risk_officer, risk_officer, caplog):
+    strategy = StrategyFactory(total_pnl=Decimal("10.00"))
+
+    response = as_risk_officer.post(
+        url(strategy), form(strategy, status="PAUSED", total_pnl="9999")
+    )
+
+    assert response.status_code == 302
+    strategy.refresh_from_db()
+    assert strategy.status == "PAUSED"
+    assert strategy.total_pnl == Decimal("10.00")  # money is read-only
+    assert "status PAUSED by rita" in caplog.text
+    assert LogEntry.objects.get(object_id=str(strategy.pk)).user == risk_officer
+
+
+def test_a_mode_change_is_refused_while_orders_work(as_risk_officer):
+    strategy = StrategyFactory()
+    OrderFactory(strategy=strategy, status=OrderStatus.OPEN)
+
+    response = as_risk_officer.post(url(strategy), form(strategy, mode="LIVE"))
+
+    assert response.status_code == 200
+    assert "1 working order(s)" in response.content.decode()
+    assert Strategy.objects.get(pk=strategy.pk).mode == "PAPER"
+
+
+def test_a_flat_strategy_goes_live(as_risk_officer):
+    strategy = StrategyFactory()
+
+    as_risk_officer.post(url(strategy), form(strategy, mode="LIVE"))
+
+    assert Strategy.objects.get(pk=strategy.pk).mode == "LIVE"
+
+
+def test_limits_are_edited_beside_the_strategy(as_risk_officer):
+    strategy = StrategyFactory()
+    data = form(
+        strategy,
+        **{
+            "risk_limits-TOTAL_FORMS": "1",
+            "risk_limits-0-max_order_quantity": "500",
+            "risk_limits-0-rejection_window_seconds": "60",
+            "risk_limits-0-halt_on_critical_issue": "on",
+        },
+    )
+
+    as_risk_officer.post(url(strategy), data)
+
+    assert RiskLimit.objects.get(strategy=strategy).max_order_quantity == 500
+
+
+def test_the_list_shows_working_orders_and_the_switch(as_viewer):
+    strategy = StrategyFactory(name="Momentum")
+    OrderFactory(strategy=strategy)
+
+    response = as_viewer.get("/admin/orders/strategy/")
+
+    row = next(s for s in response.context["cl"].result_list if s.pk == strategy.pk)
+    assert (row.working, row.own_switch) == (1, None)
+    assert "oms-badge--green" in response.content.decode()

@@ -88,7 +88,10 @@ class Strategy(models.Model):
 class Order(models.Model):
     """One order from its request to its last fill; the broker decides the fields it reports."""
 
-    strategy = models.ForeignKey(Strategy, on_delete=models.PROTECT, related_name="orders")
+    # Indexed by order_strategy_created_idx and the (strategy, client_order_id) unique key.
+    strategy = models.ForeignKey(
+        Strategy, on_delete=models.PROTECT, related_name="orders", db_index=False
+    )
     client_order_id = models.CharField(max_length=64)
     broker_tag = models.CharField(
         max_length=20, unique=True, help_text="Our reference, sent to the broker as its tag."
@@ -265,8 +268,13 @@ class OrderEvent(models.Model):
 class Trade(models.Model):
     """One fill. Its values are computed by the database, and it is never changed afterwards."""
 
-    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="trades")
-    strategy = models.ForeignKey(Strategy, on_delete=models.PROTECT, related_name="trades")
+    # Indexed by trade_order_idx and trade_strategy_idx, which lead with these columns.
+    order = models.ForeignKey(
+        Order, on_delete=models.PROTECT, related_name="trades", db_index=False
+    )
+    strategy = models.ForeignKey(
+        Strategy, on_delete=models.PROTECT, related_name="trades", db_index=False
+    )
     trade_id = models.CharField(max_length=64, unique=True, help_text="The broker's trade id.")
     symbol = models.CharField(max_length=50)
     exchange = models.CharField(max_length=5, choices=Exchange.choices)

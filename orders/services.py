@@ -347,6 +347,15 @@ def order_place(
             raise
         existing = Order.objects.get(strategy=strategy, client_order_id=request.client_order_id)
         return _replay(existing, fingerprint)
+    logger.info(
+        "order %s: %s %s %s %s",
+        order.status,
+        order.side,
+        order.quantity,
+        order.symbol,
+        order.order_type,
+        extra=log_context(order),
+    )
     return OrderResult(
         order_id=order.pk,
         client_order_id=order.client_order_id,

@@ -114,7 +114,7 @@ def test_every_json_line_about_the_order_has_them(caplog):
         logging.getLogger("oms.orders").removeHandler(handler)
 
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
-    assert len(lines) == 4  # SUBMITTED, OPEN, the fill, FILLED
+    assert len(lines) == 5  # placed (PENDING), SUBMITTED, OPEN, the fill, FILLED
     for line in lines:
         assert {key: line[key] for key in ORDER_KEYS} == {
             "order_id": result.order_id,

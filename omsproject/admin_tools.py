@@ -193,6 +193,23 @@ class ReadOnlyAdmin(OmsModelAdmin):
         return False
 
 
+class ReadOnlyInline(admin.TabularInline):
+    """Rows shown beside their parent (history, fills, keys): never added, changed or deleted
+    from the parent's page."""
+
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 # --- CSV ---------------------------------------------------------------------------------------
 
 

@@ -27,6 +27,7 @@ from omsproject.admin_tools import (
     LargeTableAdmin,
     OmsModelAdmin,
     ReadOnlyAdmin,
+    ReadOnlyInline,
     badge,
     csv_download,
     inr,
@@ -106,25 +107,14 @@ def compact_json(value) -> str:
 # --- orders ------------------------------------------------------------------------------------
 
 
-class OrderEventInline(admin.TabularInline):
+class OrderEventInline(ReadOnlyInline):
     """The order's history, oldest first: read-only (the table refuses changes anyway)."""
 
     model = OrderEvent
     fields = ("created_at", "kind", "transition", "source", "actor", "reason", "event_details")
     readonly_fields = fields
     ordering = ("created_at", "id")
-    extra = 0
-    can_delete = False
     verbose_name_plural = "history (order events, oldest first)"
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="status")
     def transition(self, event):
@@ -137,7 +127,7 @@ class OrderEventInline(admin.TabularInline):
         return compact_json(event.details)
 
 
-class TradeInline(admin.TabularInline):
+class TradeInline(ReadOnlyInline):
     """The order's fills with their charges, in execution order."""
 
     model = Trade
@@ -159,18 +149,7 @@ class TradeInline(admin.TabularInline):
     )
     readonly_fields = fields
     ordering = ("executed_at", "id")
-    extra = 0
-    can_delete = False
     verbose_name_plural = "trades (fills, with charges)"
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class CancelForm(forms.Form):
@@ -635,20 +614,12 @@ class RiskLimitInline(admin.StackedInline):
     )
 
 
-class StrategyApiKeyInline(admin.TabularInline):
+class StrategyApiKeyInline(ReadOnlyInline):
     model = StrategyApiKey
     fields = ("prefix", "name", "created_at", "created_by", "last_used_at", "revoked_at")
     readonly_fields = fields
-    extra = 0
-    can_delete = False
     show_change_link = True
     verbose_name_plural = "API keys (made and revoked in Strategy API keys)"
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Strategy)

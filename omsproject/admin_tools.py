@@ -248,6 +248,13 @@ def csv_download(filename: str, header: Iterable[str], rows: Iterable[Iterable])
 # --- badges and amounts -----------------------------------------------------------------------
 
 
+def instrument_label(row):
+    """An instrument as risk staff read it: the symbol in bold, then exchange and product."""
+    return format_html(
+        "<strong>{}</strong> <small>{} {}</small>", row.symbol, row.exchange, row.product
+    )
+
+
 def badge(label: str, tone: str, *, title: str = ""):
     """A coloured label (tones: green, red, amber, blue, teal, grey, purple); CSS in
     templates/admin/base_site.html."""

@@ -31,6 +31,7 @@ from omsproject.admin_tools import (
     badge,
     csv_download,
     inr,
+    instrument_label,
     local_time,
     pnl,
     price,
@@ -304,9 +305,7 @@ class OrderAdmin(LargeTableAdmin):
 
     @admin.display(description="instrument")
     def instrument(self, order):
-        return format_html(
-            "<strong>{}</strong> <small>{} {}</small>", order.symbol, order.exchange, order.product
-        )
+        return instrument_label(order)
 
     @admin.display(description="side")
     def side_label(self, order):
@@ -546,9 +545,7 @@ class TradeAdmin(ReadOnlyAdmin, LargeTableAdmin):
 
     @admin.display(description="instrument")
     def instrument(self, trade):
-        return format_html(
-            "<strong>{}</strong> <small>{} {}</small>", trade.symbol, trade.exchange, trade.product
-        )
+        return instrument_label(trade)
 
     @admin.display(description="side")
     def side_label(self, trade):

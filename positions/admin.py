@@ -23,6 +23,7 @@ from omsproject.admin_tools import (
     ReadOnlyAdmin,
     badge,
     inr,
+    instrument_label,
     local_time,
     pnl,
     price,
@@ -182,12 +183,7 @@ class PositionAdmin(LargeTableAdmin):
 
     @admin.display(description="instrument")
     def instrument(self, position):
-        return format_html(
-            "<strong>{}</strong> <small>{} {}</small>",
-            position.symbol,
-            position.exchange,
-            position.product,
-        )
+        return instrument_label(position)
 
     @admin.display(description="quantity", ordering="quantity")
     def held(self, position):
@@ -373,9 +369,7 @@ class ReconciliationIssueAdmin(OmsModelAdmin):
     def instrument(self, issue):
         if not issue.symbol:
             return f"order {issue.order_id}" if issue.order_id else "—"
-        return format_html(
-            "<strong>{}</strong> <small>{} {}</small>", issue.symbol, issue.exchange, issue.product
-        )
+        return instrument_label(issue)
 
     @admin.display(description="ours / broker")
     def quantities(self, issue):

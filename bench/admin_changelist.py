@@ -22,25 +22,13 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from urllib.parse import quote
+
+import benchdb
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 BENCH_DATABASE = "oms_bench_admin"
 TARGET_RATIO = 2.0
 ORDER_TABLES = "trades, order_events, positions, reconciliation_log, pnl_snapshots, orders"
-
-
-def bench_database_url(explicit: str | None) -> str:
-    if explicit:
-        return explicit
-    sys.path.insert(0, str(BASE_DIR))
-    from omsproject import embedded_db
-
-    settings = embedded_db.ensure_running(
-        embedded_db.pgdata_path(BASE_DIR), database=BENCH_DATABASE
-    )
-    host = quote(settings["HOST"], safe="")
-    return f"postgresql://{settings['USER']}@{host}/{settings['NAME']}"
 
 
 def django_setup(database_url: str) -> None:
@@ -233,7 +221,7 @@ def main() -> int:
     if not 0 < args.small < args.orders:
         parser.error("--small must be positive and below --orders")
 
-    django_setup(bench_database_url(args.database_url))
+    django_setup(benchdb.existing_database_url(BENCH_DATABASE, args.database_url))
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0, interactive=False)

@@ -37,7 +37,9 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
+
+import benchdb
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 TARGET_RATIO = 0.5
@@ -86,19 +88,6 @@ class Run:
 
 
 # --- set-up ----------------------------------------------------------------------------------
-
-
-def bench_database_url(explicit: str | None) -> str:
-    if explicit:
-        return explicit
-    sys.path.insert(0, str(BASE_DIR))
-    from omsproject import embedded_db
-
-    settings = embedded_db.ensure_running(
-        embedded_db.pgdata_path(BASE_DIR), database=BENCH_DATABASE
-    )
-    host = quote(settings["HOST"], safe="")
-    return f"postgresql://{settings['USER']}@{host}/{settings['NAME']}"
 
 
 def prepare(database_url: str) -> str:
@@ -463,7 +452,7 @@ def main() -> None:
         report(runs, clients=options.clients, seconds=options.seconds, workers=0, threads=0)
         return
 
-    database_url = bench_database_url(options.database_url)
+    database_url = benchdb.existing_database_url(BENCH_DATABASE, options.database_url)
     key = prepare(database_url)
     server, url = start_server(database_url, workers=options.workers, threads=options.threads)
     try:

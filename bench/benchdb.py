@@ -31,6 +31,18 @@ def database_url(name: str) -> str:
     return f"postgresql://{server['USER']}@{quote(server['HOST'], safe='')}/{name}"
 
 
+def existing_database_url(name: str, explicit: str | None = None) -> str:
+    """``explicit`` if given, else the URL of ``name`` on the embedded server, created (empty)
+    when missing; the caller migrates it."""
+    if explicit:
+        return explicit
+    sys.path.insert(0, str(BASE_DIR))
+    from omsproject import embedded_db
+
+    embedded_db.ensure_running(embedded_db.pgdata_path(BASE_DIR), database=name)
+    return database_url(name)
+
+
 def fresh_database(name: str = DEFAULT_DATABASE) -> str:
     """Drop and create ``name``, migrate it, set Django up on it; returns its URL."""
     import psycopg

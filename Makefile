@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test setup lint format serve worker db-stop clean
+.PHONY: run test setup lint format release serve worker db-stop clean
 
 $(INSTALLED): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,11 +35,18 @@ format: $(INSTALLED)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-## serve / worker: the production shape, one process kind each (see README)
-serve: setup
-	$(VENV)/bin/gunicorn omsproject.wsgi --bind $${OMS_BIND:-127.0.0.1:8000} --workers $${WEB_CONCURRENCY:-2} --threads $${OMS_WEB_THREADS:-4}
+## release / serve / worker: the production shape, as the Procfile runs it (README, "Production
+## deployment"): release once per deploy, then N machines `make serve`, M machines `make worker`,
+## all on one DATABASE_URL. None of them migrates but release.
+release: $(INSTALLED)
+	$(PY) manage.py check --deploy --fail-level WARNING
+	$(PY) manage.py migrate --noinput
 
-worker: setup
+serve: $(INSTALLED)
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+	$(VENV)/bin/gunicorn omsproject.wsgi --bind $${OMS_BIND:-127.0.0.1:8000} --workers $${WEB_CONCURRENCY:-2} --threads $${OMS_WEB_THREADS:-4} --access-logfile -
+
+worker: $(INSTALLED)
 	$(PY) manage.py procrastinate worker --concurrency $${OMS_WORKER_CONCURRENCY:-4}
 
 db-stop: $(INSTALLED)

@@ -27,6 +27,28 @@ def _reference_data(request, settings):
         request.addfinalizer(_delete_jobs)
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's, then: leave no session on the test database before it is dropped.
+
+    Django hands connections back to its psycopg pool, and a worker run by a test may leave
+    its own pool's connection behind: either would make the drop fail ("being accessed by
+    other users") and leave the database on the server.
+    """
+    yield
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        connection.close()
+        if connection.settings_dict["OPTIONS"].get("pool"):
+            connection.close_pool()
+
+
 def _delete_jobs() -> None:
     from django.db import connection
 

@@ -1,7 +1,11 @@
-"""PostgreSQL building blocks shared by every app's models: triggers and check helpers."""
+"""PostgreSQL building blocks shared by every app's models: triggers and check helpers, and
+ignoring a trigger at run time."""
+
+from contextlib import contextmanager
 
 import pgtrigger
-from django.db import models
+import psycopg
+from django.db import connection, models
 from django.db.models.functions import Round
 
 
@@ -32,3 +36,23 @@ def on_paisa_check(field: str, name: str, *, nullable: bool = True) -> models.Ch
     if nullable:
         rule = models.Q(**{f"{field}__isnull": True}) | rule
     return models.CheckConstraint(condition=rule, name=name)
+
+
+@contextmanager
+def triggers_ignored(*uris: str):
+    """``pgtrigger.ignore(*uris)`` on this project's connections.
+
+    pgtrigger prefixes each statement with a ``set_config`` in the same query string, which
+    PostgreSQL refuses from a prepared statement: the connection binds parameters on the server
+    (settings: ``server_side_binding``). Inside this block the connection's cursors bind them
+    on the client instead, so the prefix works.
+    """
+    connection.ensure_connection()
+    raw = connection.connection
+    previous = raw.cursor_factory
+    raw.cursor_factory = psycopg.ClientCursor
+    try:
+        with pgtrigger.ignore(*uris):
+            yield
+    finally:
+        raw.cursor_factory = previous

@@ -83,6 +83,9 @@ _database.update(
     {
         "ENGINE": "django.db.backends.postgresql",
         "CONN_MAX_AGE": 0,  # the psycopg pool keeps connections; Django must not hold them too
+        # The pool checks a connection before lending it (one empty round trip): after a
+        # database restart its idle connections are dead, and would each fail a request.
+        "CONN_HEALTH_CHECKS": env.bool("OMS_DB_POOL_CHECK", default=True),
         "ATOMIC_REQUESTS": False,
         "OPTIONS": {
             "pool": {
@@ -94,6 +97,12 @@ _database.update(
             # pgtrigger's triggers read this setting on every row; left undefined, each read
             # raises and catches an error inside PostgreSQL (14x slower bulk inserts of trades).
             "options": "-c pgtrigger.ignore={}",
+            # Parameters bound by the server, and a statement run 5 times on a connection
+            # prepared there, so PostgreSQL stops planning it again (planning was most of a
+            # placement's database time). Set OMS_DB_PREPARE_THRESHOLD=0 behind a
+            # transaction-pooling pgbouncer.
+            "server_side_binding": True,
+            "prepare_threshold": env.int("OMS_DB_PREPARE_THRESHOLD", default=5) or None,
         },
         "TEST": {"NAME": env.str("OMS_TEST_DATABASE_NAME", default=None)},
     }
@@ -162,6 +171,18 @@ SPECTACULAR_SETTINGS = {
 OMS_BENCH_ENDPOINTS = env.bool("OMS_BENCH_ENDPOINTS", default=False)
 
 # --- Background work --------------------------------------------------------------------------
+# Each worker records a heartbeat every OMS_WORKER_HEARTBEAT_SECONDS; one silent for
+# OMS_WORKER_STALLED_SECONDS is taken for dead: its running jobs are retried
+# (orders.retry_stalled_jobs) and a starting worker prunes it. Keep the second well above the
+# first: a live but busy worker taken for dead would have its jobs run twice at once.
+OMS_WORKER_HEARTBEAT_SECONDS = env.float("OMS_WORKER_HEARTBEAT_SECONDS", default=10.0)
+OMS_WORKER_STALLED_SECONDS = env.float("OMS_WORKER_STALLED_SECONDS", default=30.0)
+PROCRASTINATE_WORKER_DEFAULTS = {
+    "update_heartbeat_interval": OMS_WORKER_HEARTBEAT_SECONDS,
+    "stalled_worker_timeout": OMS_WORKER_STALLED_SECONDS,
+}
+# A worker survives a database outage: it starts again by itself once the database answers.
+PROCRASTINATE_ON_APP_READY = "omsproject.worker.worker_keep_running"
 
 
 # --- Email (kill switch notifications) --------------------------------------------------------

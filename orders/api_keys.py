@@ -12,11 +12,13 @@ import logging
 import secrets
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from omsproject.rows import column_count, from_row, select_columns
 from orders.models import Strategy, StrategyApiKey
+from risk.ratelimit import window_count_sql
 
 logger = logging.getLogger("oms.api_keys")
 
@@ -78,20 +80,51 @@ def api_key_revoke(key: StrategyApiKey, *, actor: str) -> StrategyApiKey:
     return locked
 
 
-def api_key_authenticate(plaintext: str) -> StrategyApiKey | None:
+_KEY_AND_STRATEGY = """
+    FROM strategy_api_keys AS api_key
+    JOIN strategies AS strategy ON strategy.id = api_key.strategy_id
+    WHERE api_key.key_hash = %(key_hash)s AND api_key.revoked_at IS NULL
+"""
+_KEY_COLUMNS = ", ".join(
+    select_columns("api_key", StrategyApiKey) + select_columns("strategy", Strategy)
+)
+_AUTHENTICATE = f"SELECT {_KEY_COLUMNS}, NULL, NULL {_KEY_AND_STRATEGY}"
+# The same, counting the request in the key's throttle window in the same statement.
+_AUTHENTICATE_AND_COUNT = f"""
+WITH api_key AS (SELECT api_key.id AS key_id, {_KEY_COLUMNS} {_KEY_AND_STRATEGY}),
+counted AS ({window_count_sql("%(bucket)s || key_id", "FROM api_key")})
+SELECT api_key.*, counted.* FROM api_key LEFT JOIN counted ON true
+"""  # noqa: S608 - column names and constant fragments only
+
+
+def api_key_authenticate(
+    plaintext: str, *, count_in: tuple[str, int] | None = None
+) -> StrategyApiKey | None:
     """The live key (with its strategy) that ``plaintext`` is, or None.
 
-    Touches ``last_used_at`` at most once a minute, so authentication stays one SELECT.
+    ``count_in``: (bucket prefix, window seconds) of the API's per-key throttle: the request is
+    counted in the same statement, and ``key.window_count`` holds (hits, seconds left).
+    Touches ``last_used_at`` at most once a minute, so authentication stays one statement.
     """
     if not plaintext.startswith(KEY_PREFIX) or len(plaintext) > 200:
         return None
-    key = (
-        StrategyApiKey.objects.select_related("strategy")
-        .filter(key_hash=api_key_hash(plaintext), revoked_at__isnull=True)
-        .first()
-    )
-    if key is None:
+    params = {"key_hash": api_key_hash(plaintext)}
+    sql = _AUTHENTICATE
+    if count_in is not None:
+        sql = _AUTHENTICATE_AND_COUNT
+        params.update(bucket=count_in[0], seconds=count_in[1])
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
         return None
+    if count_in is not None:
+        row = row[1:]  # the key's id, for the bucket
+    key_width = column_count(StrategyApiKey)
+    key = from_row(StrategyApiKey, row[:key_width])
+    key.strategy = from_row(Strategy, row[key_width : key_width + column_count(Strategy)])
+    hits, seconds_left = row[-2:]
+    key.window_count = None if hits is None else (hits, seconds_left)
     now = timezone.now()
     if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
         StrategyApiKey.objects.filter(pk=key.pk).filter(

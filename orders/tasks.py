@@ -17,6 +17,7 @@ from procrastinate.contrib.django import app
 logger = logging.getLogger("oms.jobs")
 
 BROKER_RETRY = RetryStrategy(max_attempts=8, wait=1, exponential_wait=2)
+CANCEL_JOB_ORDERS = 50  # orders in one job of defer_cancels
 UNKNOWN_CHECKS = 6  # look the tag up this many times (2, 4, 8... seconds) before giving up
 
 
@@ -28,8 +29,42 @@ def defer_submit(order) -> None:
     submit_order.configure(lock=_lock(order)).defer(order_id=order.pk)
 
 
+def defer_submit_sql(order_id: str) -> tuple[str, dict]:
+    """``defer_submit`` as an SQL expression, for the statement that writes the order itself
+    (order_place): the same job row, deferred through procrastinate's own SQL function.
+    ``order_id``: an SQL expression for the order's id."""
+    job = submit_order.configure(lock="").job
+    expression = (
+        "procrastinate_defer_jobs_v1(ARRAY[ROW("
+        "%(job_queue)s, %(job_task)s, %(job_priority)s, "
+        f"'order-' || {order_id}, NULL, jsonb_build_object('order_id', {order_id}), NULL"
+        ")::procrastinate_job_to_defer_v1])"
+    )
+    return expression, {
+        "job_queue": job.queue,
+        "job_task": job.task_name,
+        "job_priority": job.priority,
+    }
+
+
 def defer_cancel(order) -> None:
     cancel_order.configure(lock=_lock(order)).defer(order_id=order.pk)
+
+
+def defer_cancels(orders) -> None:
+    """The cancel jobs of many orders, deferred in one statement: one job for each
+    CANCEL_JOB_ORDERS orders (the workers share them), a lone order's the per-order job."""
+    jobs = []
+    for start in range(0, len(orders), CANCEL_JOB_ORDERS):
+        group = orders[start : start + CANCEL_JOB_ORDERS]
+        if len(group) == 1:
+            jobs.append(
+                cancel_order.configure(lock=_lock(group[0])).make_new_job(order_id=group[0].pk)
+            )
+        else:
+            jobs.append(cancel_orders.configure().make_new_job(order_ids=[o.pk for o in group]))
+    if jobs:
+        app.job_manager.batch_defer_jobs(jobs)
 
 
 def defer_modify(order) -> None:
@@ -54,6 +89,16 @@ def cancel_order(order_id: int) -> None:
     from orders.services import order_cancel_at_broker
 
     order_cancel_at_broker(order_id)
+
+
+@app.task(name="orders.cancel_many", queue="orders", retry=BROKER_RETRY)
+def cancel_orders(order_ids: list[int]) -> None:
+    """A kill switch's cancels, by the batch. It holds no per-order job lock (a job has one
+    lock): each order is changed under its row lock and only while CANCEL_PENDING, so a job of
+    the same order running meanwhile finds it done, as with the per-order job."""
+    from orders.services import orders_cancel_at_broker
+
+    orders_cancel_at_broker(order_ids)
 
 
 @app.task(name="orders.modify", queue="orders", retry=BROKER_RETRY)
@@ -108,8 +153,15 @@ def expire_day_orders(timestamp: int) -> None:
 @app.periodic(cron="* * * * *")
 @app.task(name="orders.retry_stalled_jobs", queue="maintenance", pass_context=True)
 async def retry_stalled_jobs(context, timestamp: int) -> None:
-    """A worker that died (SIGKILL, lost machine) leaves jobs in 'doing': run them again."""
-    stalled = await context.app.job_manager.get_stalled_jobs()
+    """A worker that died (SIGKILL, lost machine) leaves jobs in 'doing': run them again.
+
+    Dead means silent for OMS_WORKER_STALLED_SECONDS (the workers' stalled_worker_timeout).
+    """
+    from django.conf import settings
+
+    stalled = await context.app.job_manager.get_stalled_jobs(
+        seconds_since_heartbeat=settings.OMS_WORKER_STALLED_SECONDS
+    )
     for job in stalled:
         logger.warning("retrying stalled job %s (%s)", job.id, job.task_name)
         await context.app.job_manager.retry_job(job)

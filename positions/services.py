@@ -12,11 +12,29 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from omsproject.write_batch import WriteBatch
 from orders.enums import EventSource, OrderSide, OrderStatus, OrderType
 from positions import pnl
 from positions.models import MarketPrice, Position
 
 logger = logging.getLogger("oms.positions")
+
+# What a fill changes in a position it does not open.
+FILL_FIELDS = (
+    "quantity",
+    "average_price",
+    "realized_pnl",
+    "unrealized_pnl",
+    "last_price",
+    "stop_loss",
+    "take_profit",
+    "highest_price",
+    "lowest_price",
+    "peak_pnl",
+    "max_drawdown",
+    "closed_at",
+    "updated_at",
+)
 
 
 @dataclass(frozen=True)
@@ -59,29 +77,33 @@ def position_apply_fill(
     quantity: int,
     price: Decimal,
     executed_at: datetime,
+    writes: WriteBatch,
 ) -> FillOutcome:
     """Net one fill into the strategy's position (already locked by the caller).
 
     Adds move the weighted average price; reductions realize PnL; reaching zero closes the
     position (kept, never deleted); crossing zero closes it and opens a new one at the fill
-    price. A closed round trip counts as a win or a loss by its realized PnL.
+    price. A closed round trip counts as a win or a loss by its realized PnL. The rows are
+    added to ``writes`` (the fill's one statement), in that order: closed, then opened.
     """
     signed = quantity * OrderSide(order.side).sign
     now = timezone.now()
     if position is None:
-        Position.objects.create(
-            strategy=strategy,
-            symbol=order.symbol,
-            exchange=order.exchange,
-            product=order.product,
-            quantity=signed,
-            average_price=price,
-            last_price=price,
-            stop_loss=order.stop_loss,
-            take_profit=order.take_profit,
-            highest_price=price,
-            lowest_price=price,
-            opened_at=executed_at,
+        writes.insert(
+            Position(
+                strategy=strategy,
+                symbol=order.symbol,
+                exchange=order.exchange,
+                product=order.product,
+                quantity=signed,
+                average_price=price,
+                last_price=price,
+                stop_loss=order.stop_loss,
+                take_profit=order.take_profit,
+                highest_price=price,
+                lowest_price=price,
+                opened_at=executed_at,
+            )
         )
         return FillOutcome(realized=Decimal("0.00"))
 
@@ -94,23 +116,25 @@ def position_apply_fill(
         position.closed_at = max(now, position.opened_at)
         position.mark(price)
         position.unrealized_pnl = Decimal("0.00")
-        position.save()
+        writes.update(position, FILL_FIELDS)
         wins, losses = _round_trip(position)
         logger.info("position %s closed, realized %s", position.pk, position.realized_pnl)
         if effect.flipped:
-            Position.objects.create(
-                strategy=strategy,
-                symbol=order.symbol,
-                exchange=order.exchange,
-                product=order.product,
-                quantity=effect.quantity,
-                average_price=effect.average_price,
-                last_price=price,
-                stop_loss=order.stop_loss,
-                take_profit=order.take_profit,
-                highest_price=price,
-                lowest_price=price,
-                opened_at=max(executed_at, position.closed_at),
+            writes.insert(
+                Position(
+                    strategy=strategy,
+                    symbol=order.symbol,
+                    exchange=order.exchange,
+                    product=order.product,
+                    quantity=effect.quantity,
+                    average_price=effect.average_price,
+                    last_price=price,
+                    stop_loss=order.stop_loss,
+                    take_profit=order.take_profit,
+                    highest_price=price,
+                    lowest_price=price,
+                    opened_at=max(executed_at, position.closed_at),
+                )
             )
     else:
         if effect.closed_quantity == 0 and order.stop_loss is not None:
@@ -120,7 +144,7 @@ def position_apply_fill(
         position.quantity = effect.quantity
         position.average_price = effect.average_price
         position.mark(position.last_price or price)
-        position.save()
+        writes.update(position, FILL_FIELDS)
     return FillOutcome(realized=effect.realized, wins=wins, losses=losses)
 
 

@@ -13,14 +13,10 @@ KILL_SWITCH_LOCK = 0x4B494C4C  # "KILL"
 
 # The latest state of the global switch and of one strategy's (``%(strategy_id)s``; NULL for
 # none), NULL where a switch was never set: two select-list items, so the validator reads them
-# in the same statement as the rest of an order's context.
+# in the same statement as the rest of an order's context (SQL function: risk migration 0006).
 KILL_SWITCH_STATES = """
-    (SELECT state FROM kill_switch_events
-      WHERE scope = 'GLOBAL' AND strategy_id IS NULL
-      ORDER BY created_at DESC, id DESC LIMIT 1) AS global_switch,
-    (SELECT state FROM kill_switch_events
-      WHERE scope = 'STRATEGY' AND strategy_id = %(strategy_id)s
-      ORDER BY created_at DESC, id DESC LIMIT 1) AS strategy_switch
+    oms_kill_switch_state('GLOBAL', NULL) AS global_switch,
+    oms_kill_switch_state('STRATEGY', %(strategy_id)s) AS strategy_switch
 """
 
 

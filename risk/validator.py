@@ -19,6 +19,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import connection
 
+from omsproject.rows import column_count, from_row, select_columns
 from orders.domain import OrderRequest, Violation
 from orders.enums import OrderSide, OrderStatus, OrderType, StrategyStatus
 from risk import calendar
@@ -44,6 +45,8 @@ class Context:
     overall_limits: Limits
     now: datetime
     staff_holiday: bool
+    placed_order_id: int | None = None  # the order this client_order_id already placed
+    switches_seen: tuple[str | None, str | None] = (None, None)  # (global, strategy) as read
 
     @property
     def signed(self) -> int:
@@ -65,33 +68,24 @@ class Context:
         return None if price is None else price * self.request.quantity
 
 
-def _columns(alias: str, model) -> list[str]:
-    return [f"{alias}.{field.column}" for field in model._meta.concrete_fields]
-
-
-def _row_of(model, values) -> object | None:
-    """A model instance from its columns of a LEFT JOIN (None when the join found no row)."""
-    fields = model._meta.concrete_fields
-    if values[fields.index(model._meta.pk)] is None:
-        return None
-    return model.from_db(connection.alias, [field.attname for field in fields], values)
-
-
-_INSTRUMENT_WIDTH = len(Instrument._meta.concrete_fields)
-_LIMITS_WIDTH = len(RiskLimit._meta.concrete_fields)
+_INSTRUMENT_WIDTH = column_count(Instrument)
+_LIMITS_WIDTH = column_count(RiskLimit)
 # One row whether or not the instrument and the limits exist (their columns are then NULL).
 # The position is the open one of the order's product (a partial unique constraint keeps it to
 # one row); risk_limits holds one global row and one per strategy at most (a unique constraint).
 _CONTEXT = f"""
-SELECT {", ".join(_columns("instrument", Instrument))},
-    {", ".join(_columns("global_limits", RiskLimit))},
-    {", ".join(_columns("own_limits", RiskLimit))},
+SELECT {", ".join(select_columns("instrument", Instrument))},
+    {", ".join(select_columns("global_limits", RiskLimit))},
+    {", ".join(select_columns("own_limits", RiskLimit))},
     (SELECT last_price FROM market_prices
       WHERE symbol = %(symbol)s AND exchange = %(exchange)s) AS last_price,
     (SELECT quantity FROM positions
       WHERE strategy_id = %(strategy_id)s AND symbol = %(symbol)s AND exchange = %(exchange)s
         AND product = %(product)s AND closed_at IS NULL) AS position_quantity,
     EXISTS (SELECT FROM market_holidays WHERE date = %(today)s) AS staff_holiday,
+    (SELECT id FROM orders
+      WHERE strategy_id = %(strategy_id)s AND client_order_id = %(client_order_id)s
+    ) AS placed_order_id,
     {KILL_SWITCH_STATES}
 FROM (SELECT) AS one
 LEFT JOIN instruments AS instrument
@@ -101,10 +95,12 @@ LEFT JOIN risk_limits AS own_limits ON own_limits.strategy_id = %(strategy_id)s
 """  # noqa: S608 - column names and constant fragments only
 
 
-def _context(request: OrderRequest, strategy, order) -> Context:
+def _context(request: OrderRequest, strategy, order, *, placing: bool) -> Context:
     # The lock first, the reads in a later statement: an order and a kill switch change
-    # cannot pass each other (see risk.services.kill_switch_set).
-    kill_switch_lock()
+    # cannot pass each other (see risk.services.kill_switch_set). order_place ("placing") has
+    # taken it already, with its client_order_id's lock, in one statement.
+    if not placing:
+        kill_switch_lock()
     now = calendar.ist()  # after the lock, which may have kept the order waiting
     with connection.cursor() as cursor:
         cursor.execute(
@@ -115,15 +111,24 @@ def _context(request: OrderRequest, strategy, order) -> Context:
                 "product": request.product,
                 "strategy_id": strategy.pk,
                 "today": now.date(),
+                # Placing: the order this client_order_id placed already, if any (a replay).
+                "client_order_id": request.client_order_id if placing else None,
             },
         )
         row = cursor.fetchone()
     own_at = _INSTRUMENT_WIDTH + _LIMITS_WIDTH
     scalars_at = own_at + _LIMITS_WIDTH
-    instrument = _row_of(Instrument, row[:_INSTRUMENT_WIDTH])
-    global_row = _row_of(RiskLimit, row[_INSTRUMENT_WIDTH:own_at])
-    own_row = _row_of(RiskLimit, row[own_at:scalars_at])
-    last_price, position_quantity, staff_holiday, global_switch, strategy_switch = row[scalars_at:]
+    instrument = from_row(Instrument, row[:_INSTRUMENT_WIDTH])
+    global_row = from_row(RiskLimit, row[_INSTRUMENT_WIDTH:own_at])
+    own_row = from_row(RiskLimit, row[own_at:scalars_at])
+    (
+        last_price,
+        position_quantity,
+        staff_holiday,
+        placed_order_id,
+        global_switch,
+        strategy_switch,
+    ) = row[scalars_at:]
     limits = limits_from_rows(global_row, own_row, strategy)
     return Context(
         request=request,
@@ -134,9 +139,11 @@ def _context(request: OrderRequest, strategy, order) -> Context:
         last_price=last_price,
         position_quantity=position_quantity or 0,
         kill_switch=kill_switch_in_force(global_switch, strategy_switch),
+        switches_seen=(global_switch, strategy_switch),
         overall_limits=limits.overall,
         now=now,
         staff_holiday=staff_holiday,
+        placed_order_id=placed_order_id,
     )
 
 
@@ -442,6 +449,14 @@ def _daily_loss(ctx: Context) -> list[Violation]:
     return found
 
 
+def order_rate_bucket(strategy, *, limits: Limits | None = None) -> tuple[str, int]:
+    """The strategy's order-rate bucket and its rate (orders a second)."""
+    limits = limits or limits_for(strategy)
+    return f"orders:strategy:{strategy.pk}", (
+        limits.orders_per_second or settings.OMS_ORDERS_PER_SECOND
+    )
+
+
 def order_rate_take(strategy, *, limits: Limits | None = None) -> tuple[float, int]:
     """Take one order from the strategy's rate bucket (in PostgreSQL, shared by every process).
 
@@ -450,10 +465,8 @@ def order_rate_take(strategy, *, limits: Limits | None = None) -> tuple[float, i
     """
     from risk.ratelimit import take_token
 
-    limits = limits or limits_for(strategy)
-    rate = limits.orders_per_second or settings.OMS_ORDERS_PER_SECOND
-    wait = take_token(f"orders:strategy:{strategy.pk}", capacity=rate, refill_per_second=rate)
-    return wait, rate
+    key, rate = order_rate_bucket(strategy, limits=limits)
+    return take_token(key, capacity=rate, refill_per_second=rate), rate
 
 
 CHECKS = (
@@ -473,20 +486,36 @@ CHECKS = (
 @dataclass(frozen=True)
 class Verdict:
     """The checks' answer: every violation, and the strategy's limits they applied (order_place
-    counts the order rate against those, read in the same statement)."""
+    counts the order rate against those, read in the same statement).
+
+    ``placed_order_id``: the order the request's client_order_id already placed. The request is
+    then a replay: nothing was checked, and order_place answers with that order.
+    ``switches_seen``: the kill switches' last states (global, the strategy's) the checks saw.
+    """
 
     violations: list[Violation]
     limits: Limits
+    placed_order_id: int | None = None
+    switches_seen: tuple[str | None, str | None] = (None, None)
 
 
-def order_verdict(request: OrderRequest, *, strategy, order=None) -> Verdict:
+def order_verdict(request: OrderRequest, *, strategy, order=None, placing: bool = False) -> Verdict:
     """Every violation of the request against the limits in force, and those limits.
 
     The order rate is not a violation: order_place counts an order that passes every check
     with order_rate_take as its last step, and refuses it whole (OrderThrottled) when over.
+    ``placing``: order_place's call. Its transaction holds the kill switch's shared lock and its
+    client_order_id's lock already (taken in an earlier statement), and the same statement as
+    the context looks for the order that client_order_id placed (``Verdict.placed_order_id``).
     """
-    ctx = _context(request, strategy, order)
-    return Verdict([violation for check in CHECKS for violation in check(ctx)], ctx.limits)
+    ctx = _context(request, strategy, order, placing=placing)
+    if ctx.placed_order_id is not None:
+        return Verdict([], ctx.limits, placed_order_id=ctx.placed_order_id)
+    return Verdict(
+        [violation for check in CHECKS for violation in check(ctx)],
+        ctx.limits,
+        switches_seen=ctx.switches_seen,
+    )
 
 
 def validate_order(request: OrderRequest, *, strategy, order=None) -> list[Violation]:

@@ -67,7 +67,9 @@ class StrategyKeyAuthentication(BaseAuthentication):
             plaintext = parts[1].decode("ascii")
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed("API key: unknown or revoked") from None
-        key = api_key_authenticate(plaintext)
+        from orders.api.throttling import StrategyKeyRateThrottle
+
+        key = api_key_authenticate(plaintext, count_in=StrategyKeyRateThrottle.window())
         if key is None:
             raise exceptions.AuthenticationFailed("API key: unknown or revoked")
         return StrategyPrincipal(key), key

@@ -15,6 +15,7 @@ from typing import Any
 
 from django.core import signals
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -35,6 +36,7 @@ logger = logging.getLogger("oms.api")
 
 KILL_SWITCH_CODES = {"kill_switch_halted": "HALTED", "kill_switch_reducing": "REDUCING"}
 HTTP_423_LOCKED = 423
+DATABASE_RETRY_AFTER = 1  # seconds: a restart or a failover takes a few
 
 ORDER_ERROR_STATUS = {
     IdempotencyConflict: status.HTTP_409_CONFLICT,
@@ -177,6 +179,18 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
             "throttled",
             f"request rate: over this key's limit; retry in {wait} s",
             retry_after=wait,
+        )
+    elif isinstance(exc, OperationalError | InterfaceError):
+        # The database went away (restart, failover, connection killed): the request's
+        # transaction did not commit — or, if the connection died during the commit, may have;
+        # sending the same request again settles it (a placement replays its client_order_id).
+        logger.warning("database unavailable: %s", (str(exc).strip().splitlines() or [""])[0])
+        headers["Retry-After"] = str(DATABASE_RETRY_AFTER)
+        code = status.HTTP_503_SERVICE_UNAVAILABLE
+        body = error_body(
+            "database_unavailable",
+            "database unavailable: send the same request again in a moment",
+            retry_after=DATABASE_RETRY_AFTER,
         )
     elif isinstance(exc, exceptions.APIException):
         code = exc.status_code

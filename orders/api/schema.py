@@ -120,6 +120,10 @@ KILL_SWITCH = OpenApiResponse(
     ],
 )
 
+UNAVAILABLE = _error(
+    "The database is unavailable (restart, failover): send the same request again after the "
+    "Retry-After header's seconds."
+)
 # Every authenticated endpoint may answer these.
-READ_ERRORS = {400: INVALID, 401: UNAUTHENTICATED, 403: FORBIDDEN, 429: THROTTLED}
+READ_ERRORS = {400: INVALID, 401: UNAUTHENTICATED, 403: FORBIDDEN, 429: THROTTLED, 503: UNAVAILABLE}
 OBJECT_ERRORS = {**READ_ERRORS, 404: NOT_FOUND}

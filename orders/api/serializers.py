@@ -71,6 +71,30 @@ class AveragePriceField(serializers.DecimalField):
         return f"{whole}.{fraction.rstrip('0').ljust(2, '0')}"
 
 
+class FieldsOnce:
+    """Builds a serializer's fields once per class, not once per object.
+
+    DRF builds and deep-copies every field for each serializer instance: for an order placed or
+    shown, that was most of the API call's CPU. These serializers keep no per-request state in
+    their fields (no hyperlinks, no context, never partial), so the fields of one context-free
+    instance serve every later one; validation and output stay DRF's own code.
+    """
+
+    @property
+    def fields(self):
+        cls = type(self)
+        fields = cls.__dict__.get("_fields_once")
+        if fields is None:
+            prototype = cls.__new__(cls)
+            serializers.BaseSerializer.__init__(prototype)
+            fields = cls._fields_once = serializers.Serializer.fields.func(prototype)
+        return fields
+
+
+class FieldsOnceSerializer(FieldsOnce, serializers.ModelSerializer):
+    """A read-only model serializer with its fields built once (see FieldsOnce)."""
+
+
 class ModificationSerializer(serializers.Serializer):
     """A modification sent to the broker and not yet confirmed."""
 
@@ -80,7 +104,7 @@ class ModificationSerializer(serializers.Serializer):
     order_type = serializers.ChoiceField(choices=OrderType.choices)
 
 
-class OrderSerializer(serializers.ModelSerializer):
+class OrderSerializer(FieldsOnceSerializer):
     """An order as the strategy sees it (what it asked, and what the broker decided)."""
 
     price = MoneyField(read_only=True, allow_null=True)
@@ -136,7 +160,7 @@ class OrderSerializer(serializers.ModelSerializer):
         return (order.metadata or {}).get("pending_modification")
 
 
-class OrderEventSerializer(serializers.ModelSerializer):
+class OrderEventSerializer(FieldsOnceSerializer):
     """One step of an order's history; the first event has no ``from_status`` ("")."""
 
     from_status = serializers.ChoiceField(
@@ -159,7 +183,7 @@ class OrderEventSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class TradeSerializer(serializers.ModelSerializer):
+class TradeSerializer(FieldsOnceSerializer):
     """One fill with Zerodha's charges, to the paisa."""
 
     price = MoneyField(read_only=True)
@@ -210,7 +234,7 @@ class OrderDetailSerializer(OrderSerializer):
         read_only_fields = fields
 
 
-class OrderPlaceSerializer(serializers.Serializer):
+class OrderPlaceSerializer(FieldsOnce, serializers.Serializer):
     """A new order. Sending the same ``client_order_id`` again replays; it never places twice."""
 
     client_order_id = serializers.RegexField(

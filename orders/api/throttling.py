@@ -14,22 +14,9 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
 from orders.api.authentication import StrategyPrincipal
+from risk.ratelimit import window_count_sql
 
-# Returns the hits in the current window (this request included) and the seconds it has left.
-_COUNT = """
-WITH clock AS (
-    SELECT to_timestamp(floor(extract(epoch FROM clock_timestamp()) / %(seconds)s)
-                        * %(seconds)s) AS window_start
-)
-INSERT INTO api_rate_limits AS counter (bucket, window_start, hits)
-SELECT %(bucket)s, window_start, 1 FROM clock
-ON CONFLICT (bucket) DO UPDATE SET
-    hits = CASE WHEN counter.window_start = EXCLUDED.window_start
-                THEN counter.hits + 1 ELSE 1 END,
-    window_start = EXCLUDED.window_start
-RETURNING hits,
-    extract(epoch FROM window_start + make_interval(secs => %(seconds)s) - clock_timestamp())
-"""
+_COUNT = window_count_sql("%(bucket)s")
 
 
 class StrategyKeyRateThrottle(SimpleRateThrottle):
@@ -40,6 +27,13 @@ class StrategyKeyRateThrottle(SimpleRateThrottle):
     def get_rate(self) -> str | None:
         # Read at request time (not import time), so a settings change takes effect.
         return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+
+    @classmethod
+    def window(cls) -> tuple[str, int] | None:
+        """(bucket name prefix of a key, window seconds) for a key's requests; None when the
+        API is not throttled. Authentication counts a key's request with them."""
+        throttle = cls()
+        return None if throttle.rate is None else (f"{cls.scope}:key:", throttle.duration)
 
     def get_cache_key(self, request, view) -> str | None:
         if isinstance(request.user, StrategyPrincipal):
@@ -54,9 +48,13 @@ class StrategyKeyRateThrottle(SimpleRateThrottle):
         bucket = self.get_cache_key(request, view)
         if bucket is None:
             return True
-        with connection.cursor() as cursor:
-            cursor.execute(_COUNT, {"bucket": bucket, "seconds": self.duration})
-            hits, seconds_left = cursor.fetchone()
+        # A key's request was counted by the statement that authenticated it.
+        counted = getattr(request.auth, "window_count", None)
+        if counted is None:
+            with connection.cursor() as cursor:
+                cursor.execute(_COUNT, {"bucket": bucket, "seconds": self.duration})
+                counted = cursor.fetchone()
+        hits, seconds_left = counted
         self.seconds_left = max(float(seconds_left), 0.0)
         return hits <= self.num_requests
 

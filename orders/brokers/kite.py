@@ -309,6 +309,11 @@ class KiteBroker:
         self._call(self.kite.cancel_order, variety=VARIETY, order_id=order.broker_order_id)
         return ()  # as for modify: the CANCELLED report follows
 
+    def cancel_many(self, orders):
+        """Kite cancels one order a request: every order goes through ``cancel`` (the OMS's
+        one-by-one path, which applies the rate limit and reads a refusal's reason)."""
+        return (), list(orders)
+
     # Kite's reports carry no individual fills: the OMS derives each fill from the cumulative
     # filled quantity and average price, for postbacks and polls alike, under one trade id per
     # cumulative quantity. Mixing Kite's own trade ids in would count the same execution twice.

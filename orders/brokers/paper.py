@@ -8,12 +8,20 @@ by OMS_PAPER_SEED and the order, never from the clock.
 
 Fault switches for tests live in the strategy's config, so every process sees them:
 ``config["paper"] = {"fault": "timeout_before_send" | "timeout_after_send" | "reject" |
-"duplicate_reports" | "reverse_reports" | "delay_reports", "fill_parts": 3}``.
+"duplicate_reports" | "reverse_reports" | "delay_reports", "fill_parts": 3,
+"place_delay_seconds": 3}``. ``place_delay_seconds`` (at most 30) holds place() that long after
+the order is recorded, before the answer: a broker that has the order while its answer is
+still on the way, the window in which a worker killed mid-submit leaves it (tests/reliability).
+
+An order sent again under a tag the exchange already holds is logged as a warning: a real
+broker would now hold two orders, so the OMS must never do it.
 """
 
 from __future__ import annotations
 
+import logging
 import random
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
@@ -35,7 +43,10 @@ from orders.brokers.base import (
 from orders.enums import OrderSide, OrderStatus, OrderType, Segment, Validity
 from orders.models import Order, PaperOrder, PaperTrade
 
+logger = logging.getLogger("oms.brokers.paper")
+
 WORKING = ("OPEN", "TRIGGER PENDING")
+MAX_PLACE_DELAY_SECONDS = 30.0
 KITE_TO_OMS = {
     "OPEN": OrderStatus.OPEN,
     "TRIGGER PENDING": OrderStatus.TRIGGER_PENDING,
@@ -216,7 +227,7 @@ class PaperBroker:
         if order.segment == Segment.OPT and order.order_type == OrderType.SL_M:
             raise BrokerRejected("SL-M orders are not allowed for options")
         with transaction.atomic():
-            paper_order, _ = PaperOrder.objects.get_or_create(
+            paper_order, created = PaperOrder.objects.get_or_create(
                 tag=order.broker_tag,
                 defaults={
                     "strategy_id": order.strategy_id,
@@ -244,6 +255,20 @@ class PaperBroker:
                 paper_order.message = "IOC: unfilled quantity cancelled"
                 paper_order.save()
                 updates.append(self._update(paper_order))
+        if not created:
+            logger.warning(
+                "paper broker: order %s sent again under tag %s (a real broker would now hold "
+                "two orders)",
+                order.pk,
+                order.broker_tag,
+            )
+        if delay := min(float(self.options.get("place_delay_seconds", 0)), MAX_PLACE_DELAY_SECONDS):
+            logger.warning(
+                "paper broker: order %s recorded; holding the answer %.1f s (place_delay_seconds)",
+                order.pk,
+                delay,
+            )
+            time.sleep(delay)
         if self.fault == "timeout_after_send":
             raise BrokerTimeout("paper broker: simulated timeout (order received)")
         return PlaceAck(paper_order.broker_order_id, self._deliver(updates))
@@ -279,6 +304,25 @@ class PaperBroker:
             paper_order.message = "cancelled on request"
             paper_order.save()
         return self._deliver([self._update(paper_order)])
+
+    def cancel_many(self, orders) -> tuple[tuple[BrokerOrderUpdate, ...], list]:
+        """Cancel the working ones of these orders in one statement (a kill switch's HALT);
+        returns their reports and the orders it did not cancel, for ``cancel`` to refuse."""
+        with transaction.atomic():
+            cancelled = list(
+                PaperOrder.objects.select_for_update()
+                .filter(broker_order_id__in=[o.broker_order_id for o in orders], status__in=WORKING)
+                .order_by("pk")
+            )
+            now = timezone.now()
+            PaperOrder.objects.filter(pk__in=[p.pk for p in cancelled]).update(
+                status="CANCELLED", message="cancelled on request", updated_at=now
+            )
+        for paper_order in cancelled:
+            paper_order.status, paper_order.message = "CANCELLED", "cancelled on request"
+        done = {paper_order.broker_order_id for paper_order in cancelled}
+        refused = [order for order in orders if order.broker_order_id not in done]
+        return self._deliver([self._update(p) for p in cancelled]), refused
 
     def expire_day_orders(self) -> tuple[BrokerOrderUpdate, ...]:
         """At the close the exchange cancels every working DAY order of this strategy."""

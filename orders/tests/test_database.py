@@ -8,11 +8,11 @@ from importlib import import_module
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
-import pgtrigger
 import pytest
 from django.apps import apps
 from django.db import IntegrityError, ProgrammingError, connection, transaction
 
+from omsproject.pg import triggers_ignored
 from orders.enums import OrderStatus, StrategyStatus
 from orders.models import Order, OrderEvent, Strategy, TodayOrder, Trade
 from orders.tests.factories import (
@@ -383,12 +383,12 @@ EXACT_BUY = {
 @pytest.mark.parametrize(("constraint", "overrides"), COMPUTED_REFUSED)
 def test_trade_value_checks_hold_without_the_trigger(order, constraint, overrides):
     row = trade_row(order.pk, order.strategy_id, **{**EXACT_BUY, **overrides})
-    with pgtrigger.ignore("orders.Trade:compute_values"):
+    with triggers_ignored("orders.Trade:compute_values"):
         assert_refused(lambda: raw_insert("trades", row), constraint)
 
 
 def test_trade_with_exact_values_passes_without_the_trigger(order):
-    with pgtrigger.ignore("orders.Trade:compute_values"):
+    with triggers_ignored("orders.Trade:compute_values"):
         row_id = raw_insert("trades", trade_row(order.pk, order.strategy_id, **EXACT_BUY))
     assert raw_fetch("trades", row_id, "gross_value", "total_charges", "net_value") == tuple(
         EXACT_BUY.values()
@@ -474,7 +474,7 @@ def test_append_only_rows_cannot_be_deleted(table, factory, change):
 def assert_update_sets_updated_at(instance, change: dict) -> None:
     """Backdate ``updated_at`` (trigger off), UPDATE by raw SQL, and find it set to now()."""
     table = instance._meta.db_table
-    with pgtrigger.ignore(f"{instance._meta.label}:set_updated_at"):
+    with triggers_ignored(f"{instance._meta.label}:set_updated_at"):
         raw_update(table, instance.pk, {"updated_at": LONG_AGO})
     assert raw_fetch(table, instance.pk, "updated_at") == (LONG_AGO,)
     raw_update(table, instance.pk, change)

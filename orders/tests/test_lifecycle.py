@@ -7,8 +7,10 @@ Every test commits (``transaction=True``) because the procrastinate worker start
 from __future__ import annotations
 
 import itertools
+import threading
 from datetime import timedelta
 from decimal import Decimal
+from unittest import mock
 
 import pytest
 from django.db import connection, transaction
@@ -1152,3 +1154,44 @@ def test_submitted_without_broker_id_unknown_to_the_broker_is_sent_once(
     assert placements == [order.pk]
     assert PaperOrder.objects.filter(tag=order.broker_tag).count() == 1
     assert_events_chain(order)
+
+
+def test_a_second_attempt_never_reaches_the_broker_while_the_first_is_there(
+    strategy, last_price, placements
+):
+    """A stalled-job retry running beside a still-alive first attempt: the broker holds the
+    first call's answer for a while; the second attempt is refused until the first is done,
+    then finds nothing left to do."""
+    from orders.services import SubmissionInFlight
+
+    configure(strategy, place_delay_seconds=1.5)
+    order = place(strategy, order_type="LIMIT", price=Decimal("800.00"))
+    first_done = threading.Event()
+    in_flight = threading.Event()
+    original = PaperBroker.place
+
+    def signalling(self, placed_order):
+        in_flight.set()
+        return original(self, placed_order)
+
+    def first_attempt():
+        try:
+            with mock.patch.object(PaperBroker, "place", signalling):
+                order_submit(order.pk)
+        finally:
+            connection.close()
+            first_done.set()
+
+    thread = threading.Thread(target=first_attempt)
+    thread.start()
+    assert in_flight.wait(timeout=10)
+    with pytest.raises(SubmissionInFlight):
+        order_submit(order.pk)
+    assert first_done.wait(timeout=20)
+    thread.join(timeout=5)
+    order_submit(order.pk)  # the retry, once the first is done: nothing to do
+
+    order.refresh_from_db()
+    assert order.status == S.OPEN
+    assert PaperOrder.objects.filter(tag=order.broker_tag).count() == 1
+    assert placements == [order.pk]

@@ -1,12 +1,10 @@
 """A position as the strategy sees it; money as decimal strings (see orders.api.serializers)."""
 
-from rest_framework import serializers
-
-from orders.api.serializers import AveragePriceField, MoneyField
+from orders.api.serializers import AveragePriceField, FieldsOnceSerializer, MoneyField
 from positions.models import Position
 
 
-class PositionSerializer(serializers.ModelSerializer):
+class PositionSerializer(FieldsOnceSerializer):
     """Signed quantity (long > 0, short < 0); a closed position has quantity 0 and closed_at."""
 
     average_price = AveragePriceField(read_only=True)

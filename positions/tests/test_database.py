@@ -8,13 +8,13 @@ from importlib import import_module
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
-import pgtrigger
 import pytest
 from django.apps import apps
 from django.db import IntegrityError, connection, transaction
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from omsproject.pg import triggers_ignored
 from orders.enums import OrderSide, OrderStatus
 from orders.tests.factories import (
     OrderFactory,
@@ -349,7 +349,7 @@ def test_one_daily_stats_row_per_strategy_and_date(strategy):
 def test_update_sets_updated_at(factory, change):
     instance = factory()
     table = instance._meta.db_table
-    with pgtrigger.ignore(f"{instance._meta.label}:set_updated_at"):
+    with triggers_ignored(f"{instance._meta.label}:set_updated_at"):
         raw_update(table, instance.pk, {"updated_at": LONG_AGO})
     assert raw_fetch(table, instance.pk, "updated_at") == (LONG_AGO,)
 

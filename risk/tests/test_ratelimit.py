@@ -31,12 +31,12 @@ T0 = datetime(2026, 1, 14, 10, 0, tzinfo=IST)
 def bucket_clock(monkeypatch):
     """Freeze the rate buckets' clock (the database's, normally) at ``T0``, movable."""
     moments = [T0]
-    take = ratelimit.take_token
+    statement = ratelimit.take_token_statement  # every take's, order_place's included
 
     def frozen(key, **kwargs):
-        return take(key, **{**kwargs, "now": moments[-1]})
+        return statement(key, **{**kwargs, "now": moments[-1]})
 
-    monkeypatch.setattr(ratelimit, "take_token", frozen)
+    monkeypatch.setattr(ratelimit, "take_token_statement", frozen)
     return moments.append
 
 

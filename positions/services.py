@@ -69,6 +69,24 @@ def _round_trip(position: Position) -> tuple[int, int]:
     return 0, 0
 
 
+def _opened(strategy, order, quantity: int, average_price, price, opened_at) -> Position:
+    """A position opened by a fill of ``order`` at ``price`` (its stop-loss and take-profit)."""
+    return Position(
+        strategy=strategy,
+        symbol=order.symbol,
+        exchange=order.exchange,
+        product=order.product,
+        quantity=quantity,
+        average_price=average_price,
+        last_price=price,
+        stop_loss=order.stop_loss,
+        take_profit=order.take_profit,
+        highest_price=price,
+        lowest_price=price,
+        opened_at=opened_at,
+    )
+
+
 def position_apply_fill(
     position: Position | None,
     *,
@@ -89,22 +107,7 @@ def position_apply_fill(
     signed = quantity * OrderSide(order.side).sign
     now = timezone.now()
     if position is None:
-        writes.insert(
-            Position(
-                strategy=strategy,
-                symbol=order.symbol,
-                exchange=order.exchange,
-                product=order.product,
-                quantity=signed,
-                average_price=price,
-                last_price=price,
-                stop_loss=order.stop_loss,
-                take_profit=order.take_profit,
-                highest_price=price,
-                lowest_price=price,
-                opened_at=executed_at,
-            )
-        )
+        writes.insert(_opened(strategy, order, signed, price, price, opened_at=executed_at))
         return FillOutcome(realized=Decimal("0.00"))
 
     effect = pnl.apply_fill(position.quantity, position.average_price, signed, price)
@@ -120,21 +123,9 @@ def position_apply_fill(
         wins, losses = _round_trip(position)
         logger.info("position %s closed, realized %s", position.pk, position.realized_pnl)
         if effect.flipped:
+            opened_at = max(executed_at, position.closed_at)
             writes.insert(
-                Position(
-                    strategy=strategy,
-                    symbol=order.symbol,
-                    exchange=order.exchange,
-                    product=order.product,
-                    quantity=effect.quantity,
-                    average_price=effect.average_price,
-                    last_price=price,
-                    stop_loss=order.stop_loss,
-                    take_profit=order.take_profit,
-                    highest_price=price,
-                    lowest_price=price,
-                    opened_at=max(executed_at, position.closed_at),
-                )
+                _opened(strategy, order, effect.quantity, effect.average_price, price, opened_at)
             )
     else:
         if effect.closed_quantity == 0 and order.stop_loss is not None:

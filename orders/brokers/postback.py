@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -77,6 +78,18 @@ def kite_postback(request: HttpRequest) -> JsonResponse:
     except (KeyError, TypeError, ValueError) as error:
         logger.error("Kite postback unreadable: %s", error)
         return _error(400, f"postback: unreadable ({error})")
-    # Unknown orders are logged there and skipped.
-    order_updates_apply([update], source=EventSource.BROKER)
+    try:
+        # Unknown orders are logged there and skipped.
+        order_updates_apply([update], source=EventSource.BROKER)
+    except (OperationalError, InterfaceError) as error:
+        # Whatever was applied stays (every step is idempotent); the order poll reads the
+        # order's state from the broker again once the database is back.
+        logger.warning(
+            "Kite postback not applied, database unavailable: %s",
+            (str(error).strip().splitlines() or [""])[0],
+            extra={"broker_order_id": payload["order_id"]},
+        )
+        response = _error(503, "database unavailable: the order poll will catch up")
+        response["Retry-After"] = "1"
+        return response
     return JsonResponse({"status": "ok"})

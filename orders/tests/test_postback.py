@@ -9,9 +9,11 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.db import OperationalError
 from django.test import Client, override_settings
 from django.urls import reverse
 
+from orders import services
 from orders.enums import OrderStatus, StrategyMode
 from orders.models import Order, OrderEvent, Trade
 from orders.tests.factories import OrderFactory, StrategyFactory
@@ -301,3 +303,17 @@ def test_poll_after_a_partial_postback_does_not_count_the_fill_twice(client, ord
     order.refresh_from_db()
     assert order.filled_quantity == 10
     assert sum(quantity for _, quantity, _ in trades_of(order)) == 10
+
+
+def test_a_postback_while_the_database_is_away_is_a_503_to_retry(client, order, monkeypatch):
+    def unavailable(*args, **kwargs):
+        raise OperationalError("connection to server was lost")
+
+    monkeypatch.setattr(services, "order_updates_apply", unavailable)
+
+    response = send(client, partial(4, "2450.10"))
+
+    assert response.status_code == 503
+    assert response["Retry-After"] == "1"
+    assert response.json()["status"] == "error"
+    assert trades_of(order) == []

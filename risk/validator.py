@@ -28,6 +28,8 @@ from risk.models import Instrument, KillSwitchState, RiskLimit
 from risk.selectors import KILL_SWITCH_STATES, kill_switch_in_force, kill_switch_lock
 
 HUNDRED = Decimal(100)
+# Orders that may still fill, but for those being cancelled (the desk asked them to stop).
+WORKING = sorted(OrderStatus.active() - {OrderStatus.CANCEL_PENDING})
 
 
 @dataclass
@@ -46,6 +48,10 @@ class Context:
     now: datetime
     staff_holiday: bool
     placed_order_id: int | None = None  # the order this client_order_id already placed
+    # What the strategy's other working orders on the instrument still want to buy and sell
+    # (unfilled quantities; orders being cancelled are not counted).
+    working_buy: int = 0
+    working_sell: int = 0
     switches_seen: tuple[str | None, str | None] = (None, None)  # (global, strategy) as read
 
     @property
@@ -54,9 +60,14 @@ class Context:
 
     @property
     def reduces(self) -> bool:
-        """True when the order only shrinks the open position (never opens or flips it)."""
+        """True when the order only shrinks the open position, never opens or flips it, even
+        if every working order on the same side fills too (two exits that each fit the
+        position could otherwise flip it together)."""
         held = self.position_quantity
-        return held != 0 and (held > 0) != (self.signed > 0) and abs(self.signed) <= abs(held)
+        if held == 0 or (held > 0) == (self.signed > 0):
+            return False
+        working = self.working_sell if held > 0 else self.working_buy
+        return abs(self.signed) + working <= abs(held)
 
     @property
     def reference_price(self) -> Decimal | None:
@@ -70,7 +81,8 @@ class Context:
 
 _INSTRUMENT_WIDTH = column_count(Instrument)
 _LIMITS_WIDTH = column_count(RiskLimit)
-# One row whether or not the instrument and the limits exist (their columns are then NULL).
+# One row whether or not the instrument and the limits exist (their columns are then NULL),
+# with the unfilled quantities of the strategy's other working orders on the instrument.
 # The position is the open one of the order's product (a partial unique constraint keeps it to
 # one row); risk_limits holds one global row and one per strategy at most (a unique constraint).
 _CONTEXT = f"""
@@ -86,12 +98,22 @@ SELECT {", ".join(select_columns("instrument", Instrument))},
     (SELECT id FROM orders
       WHERE strategy_id = %(strategy_id)s AND client_order_id = %(client_order_id)s
     ) AS placed_order_id,
+    working.buy AS working_buy,
+    working.sell AS working_sell,
     {KILL_SWITCH_STATES}
 FROM (SELECT) AS one
 LEFT JOIN instruments AS instrument
     ON instrument.tradingsymbol = %(symbol)s AND instrument.exchange = %(exchange)s
 LEFT JOIN risk_limits AS global_limits ON global_limits.strategy_id IS NULL
 LEFT JOIN risk_limits AS own_limits ON own_limits.strategy_id = %(strategy_id)s
+CROSS JOIN (
+    SELECT COALESCE(SUM(quantity - filled_quantity) FILTER (WHERE side = 'BUY'), 0) AS buy,
+           COALESCE(SUM(quantity - filled_quantity) FILTER (WHERE side = 'SELL'), 0) AS sell
+    FROM orders
+    WHERE strategy_id = %(strategy_id)s AND status = ANY(%(working)s)
+      AND symbol = %(symbol)s AND exchange = %(exchange)s AND product = %(product)s
+      AND id IS DISTINCT FROM %(order_id)s
+) AS working
 """  # noqa: S608 - column names and constant fragments only
 
 
@@ -113,6 +135,8 @@ def _context(request: OrderRequest, strategy, order, *, placing: bool) -> Contex
                 "today": now.date(),
                 # Placing: the order this client_order_id placed already, if any (a replay).
                 "client_order_id": request.client_order_id if placing else None,
+                "working": WORKING,
+                "order_id": order.pk if order is not None else None,
             },
         )
         row = cursor.fetchone()
@@ -126,6 +150,8 @@ def _context(request: OrderRequest, strategy, order, *, placing: bool) -> Contex
         position_quantity,
         staff_holiday,
         placed_order_id,
+        working_buy,
+        working_sell,
         global_switch,
         strategy_switch,
     ) = row[scalars_at:]
@@ -144,6 +170,8 @@ def _context(request: OrderRequest, strategy, order, *, placing: bool) -> Contex
         now=now,
         staff_holiday=staff_holiday,
         placed_order_id=placed_order_id,
+        working_buy=working_buy,
+        working_sell=working_sell,
     )
 
 
@@ -356,6 +384,30 @@ def gross_exposure(strategy=None) -> Decimal:
     return Decimal(held or 0) + Decimal(working or 0)
 
 
+def _value_unknown(ctx: Context) -> list[Violation]:
+    """An order with no price of its own (MARKET, SL-M) and no known last price cannot be
+    valued: refused while a value or exposure limit is set, rather than let past the limit
+    unchecked. Orders that only reduce a position always pass (exits must go out)."""
+    limits = ctx.limits
+    value_limits = (
+        limits.max_order_value,
+        limits.max_strategy_exposure,
+        limits.max_total_exposure,
+    )
+    if ctx.value is not None or ctx.reduces or all(limit is None for limit in value_limits):
+        return []
+    request = ctx.request
+    return [
+        Violation(
+            "value_unknown",
+            "price",
+            f"{request.order_type} order for {request.symbol} with no last price known: its "
+            "value cannot be checked against the value and exposure limits; send a price or "
+            "feed the last price first",
+        )
+    ]
+
+
 def _exposure(ctx: Context) -> list[Violation]:
     if ctx.reduces or ctx.value is None:
         return []
@@ -476,6 +528,7 @@ CHECKS = (
     _trigger_side,
     _price_band,
     _size,
+    _value_unknown,
     _open_orders,
     _exposure,
     _market_hours,

@@ -143,6 +143,43 @@ def test_reducing_lets_only_reducing_orders_pass(strategy):
     assert codes(strategy, side="BUY", quantity=1) == ["kill_switch_reducing"]
 
 
+def test_exits_already_working_count_against_the_position_they_reduce(strategy):
+    """Two exits that each fit a long of 10 would flip it to a short if both filled."""
+    holding(strategy, 10)
+    KillSwitchEventFactory(state=KillSwitchState.REDUCING)
+    working_exit = order_in(strategy, OrderStatus.OPEN, side="SELL", quantity=6)
+
+    assert codes(strategy, side="SELL", quantity=4) == []
+    assert codes(strategy, side="SELL", quantity=5) == ["kill_switch_reducing"]
+    # Modifying the working exit itself is judged without it.
+    assert codes(strategy, working_exit, side="SELL", quantity=10) == []
+    # Of a partly filled exit, only what is still unfilled waits: 6 + (5 - 2) of the 10.
+    order_in(strategy, OrderStatus.PARTIALLY_FILLED, side="SELL", quantity=5, filled_quantity=2)
+    assert codes(strategy, side="SELL", quantity=1) == []
+    assert codes(strategy, side="SELL", quantity=2) == ["kill_switch_reducing"]
+    # An exit the desk is cancelling does not hold the room, nor do other instruments' orders.
+    order_in(strategy, OrderStatus.CANCEL_PENDING, side="SELL", quantity=4)
+    order_in(strategy, OrderStatus.OPEN, side="SELL", quantity=9, symbol="INFY")
+    assert codes(strategy, side="SELL", quantity=1) == []
+
+
+@pytest.mark.parametrize("limit", ["max_order_value", "max_strategy_exposure"])
+def test_an_order_that_cannot_be_valued_is_refused_while_a_value_limit_is_set(strategy, limit):
+    limits_set(strategy, **{limit: Decimal("1000000.00")})
+
+    assert codes(strategy, order_type="MARKET") == ["value_unknown"]
+    last_price("2450.00")
+    assert codes(strategy, order_type="MARKET") == []
+
+
+def test_an_order_that_cannot_be_valued_passes_without_value_limits_or_when_it_reduces(strategy):
+    assert codes(strategy, order_type="MARKET") == []
+    limits_set(max_total_exposure=Decimal("1000000.00"))
+    holding(strategy, 10)
+    assert codes(strategy, order_type="MARKET", side="SELL", quantity=10) == []
+    assert codes(strategy, order_type="MARKET", side="BUY", quantity=10) == ["value_unknown"]
+
+
 def test_a_strategys_own_switch_leaves_the_others_trading(strategy):
     other = StrategyFactory()
     KillSwitchEventFactory(scope=KillSwitchScope.STRATEGY, strategy=strategy)

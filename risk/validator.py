@@ -15,9 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import cached_property
 
 from django.conf import settings
 from django.db import connection
+from django.db.models import F, Sum
 
 from omsproject.rows import column_count, from_row, select_columns
 from orders.domain import OrderRequest, Violation
@@ -48,26 +50,41 @@ class Context:
     now: datetime
     staff_holiday: bool
     placed_order_id: int | None = None  # the order this client_order_id already placed
-    # What the strategy's other working orders on the instrument still want to buy and sell
-    # (unfilled quantities; orders being cancelled are not counted).
-    working_buy: int = 0
-    working_sell: int = 0
     switches_seen: tuple[str | None, str | None] = (None, None)  # (global, strategy) as read
 
     @property
     def signed(self) -> int:
         return self.request.signed_quantity
 
-    @property
+    @cached_property
     def reduces(self) -> bool:
         """True when the order only shrinks the open position, never opens or flips it, even
         if every working order on the same side fills too (two exits that each fit the
-        position could otherwise flip it together)."""
+        position could otherwise flip it together). Those orders are read only here, for an
+        order against a held position."""
         held = self.position_quantity
         if held == 0 or (held > 0) == (self.signed > 0):
             return False
-        working = self.working_sell if held > 0 else self.working_buy
-        return abs(self.signed) + working <= abs(held)
+        return abs(self.signed) + self._working_same_side() <= abs(held)
+
+    def _working_same_side(self) -> int:
+        """The unfilled quantity of the strategy's other working orders on this instrument and
+        product, on this order's side (orders being cancelled are not counted)."""
+        from orders.models import Order
+
+        request = self.request
+        working = Order.objects.filter(
+            strategy=self.strategy,
+            symbol=request.symbol,
+            exchange=request.exchange,
+            product=request.product,
+            side=request.side,
+            status__in=WORKING,
+        )
+        if self.order is not None:
+            working = working.exclude(pk=self.order.pk)
+        unfilled = working.aggregate(total=Sum(F("quantity") - F("filled_quantity")))["total"]
+        return unfilled or 0
 
     @property
     def reference_price(self) -> Decimal | None:
@@ -81,8 +98,7 @@ class Context:
 
 _INSTRUMENT_WIDTH = column_count(Instrument)
 _LIMITS_WIDTH = column_count(RiskLimit)
-# One row whether or not the instrument and the limits exist (their columns are then NULL),
-# with the unfilled quantities of the strategy's other working orders on the instrument.
+# One row whether or not the instrument and the limits exist (their columns are then NULL).
 # The position is the open one of the order's product (a partial unique constraint keeps it to
 # one row); risk_limits holds one global row and one per strategy at most (a unique constraint).
 _CONTEXT = f"""
@@ -98,22 +114,12 @@ SELECT {", ".join(select_columns("instrument", Instrument))},
     (SELECT id FROM orders
       WHERE strategy_id = %(strategy_id)s AND client_order_id = %(client_order_id)s
     ) AS placed_order_id,
-    working.buy AS working_buy,
-    working.sell AS working_sell,
     {KILL_SWITCH_STATES}
 FROM (SELECT) AS one
 LEFT JOIN instruments AS instrument
     ON instrument.tradingsymbol = %(symbol)s AND instrument.exchange = %(exchange)s
 LEFT JOIN risk_limits AS global_limits ON global_limits.strategy_id IS NULL
 LEFT JOIN risk_limits AS own_limits ON own_limits.strategy_id = %(strategy_id)s
-CROSS JOIN (
-    SELECT COALESCE(SUM(quantity - filled_quantity) FILTER (WHERE side = 'BUY'), 0) AS buy,
-           COALESCE(SUM(quantity - filled_quantity) FILTER (WHERE side = 'SELL'), 0) AS sell
-    FROM orders
-    WHERE strategy_id = %(strategy_id)s AND status = ANY(%(working)s)
-      AND symbol = %(symbol)s AND exchange = %(exchange)s AND product = %(product)s
-      AND id IS DISTINCT FROM %(order_id)s
-) AS working
 """  # noqa: S608 - column names and constant fragments only
 
 
@@ -135,8 +141,6 @@ def _context(request: OrderRequest, strategy, order, *, placing: bool) -> Contex
                 "today": now.date(),
                 # Placing: the order this client_order_id placed already, if any (a replay).
                 "client_order_id": request.client_order_id if placing else None,
-                "working": WORKING,
-                "order_id": order.pk if order is not None else None,
             },
         )
         row = cursor.fetchone()
@@ -150,8 +154,6 @@ def _context(request: OrderRequest, strategy, order, *, placing: bool) -> Contex
         position_quantity,
         staff_holiday,
         placed_order_id,
-        working_buy,
-        working_sell,
         global_switch,
         strategy_switch,
     ) = row[scalars_at:]
@@ -170,8 +172,6 @@ def _context(request: OrderRequest, strategy, order, *, placing: bool) -> Contex
         now=now,
         staff_holiday=staff_holiday,
         placed_order_id=placed_order_id,
-        working_buy=working_buy,
-        working_sell=working_sell,
     )
 
 

@@ -43,8 +43,11 @@ def square_off_plan() -> SquareOffPlan:
 def square_off_mis(*, dry_run: bool = False, actor: str = "rule:mis-square-off") -> SquareOffPlan:
     """Cancel open MIS orders and close open MIS positions. Safe to run every minute: cancelled
     orders and closing orders are not in the next plan, a position whose closing order works is
-    left to it, and each closing order's client_order_id is derived from the position and the
-    day, so a run that meets one anyway replays it instead of closing twice."""
+    left to it, and each closing order's client_order_id is derived from the position, the day
+    and the attempt, so a run that meets one anyway replays it instead of closing twice. A
+    closing order that died (rejected by the broker or a check, cancelled, part filled) is
+    followed by the next attempt at the next run: an MIS position must not outlive the day."""
+    from orders.models import Order
     from orders.services import IllegalOrderState, order_cancel
     from positions.services import position_close
 
@@ -58,11 +61,19 @@ def square_off_mis(*, dry_run: bool = False, actor: str = "rule:mis-square-off")
         except IllegalOrderState:
             continue
     for position in plan.positions_to_close:
+        prefix = f"sqoff-{position.pk}-{day}-"
+        attempts = Order.objects.filter(
+            strategy_id=position.strategy_id, client_order_id__startswith=prefix
+        )
+        working = attempts.filter(status__in=OrderStatus.active()).first()
         position_close(
             position,
             actor=actor,
             reason="MIS square-off",
-            client_order_id=f"sqoff-{position.pk}-{day}",
+            # The working attempt again (a replay), or the next one after those that died.
+            client_order_id=working.client_order_id
+            if working is not None
+            else f"{prefix}{attempts.count() + 1}",
         )
     logger.warning(
         "MIS square-off: %s orders cancelled, %s positions closing",

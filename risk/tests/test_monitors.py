@@ -121,6 +121,28 @@ def test_the_square_off_cancels_mis_orders_and_closes_mis_positions_once(strateg
     assert {_status(o) for o in closing} == {OrderStatus.PENDING}
 
 
+def test_a_square_off_order_that_died_is_followed_by_the_next_attempt(strategy):
+    """Rejected at the broker: the position is still open, and the next run closes it with a
+    new order instead of replaying the rejected one."""
+    from orders.enums import EventSource
+    from orders.services import order_transition
+
+    position = PositionFactory(strategy=strategy, symbol="SBIN", quantity=10, product="MIS")
+    square_off_mis()
+    (first,) = orders_of(strategy)
+    order_transition(first, OrderStatus.REJECTED, source=EventSource.BROKER, reason="RMS")
+
+    square_off_mis()
+    square_off_mis()  # the second attempt works: left to it, not repeated
+
+    first_id, second = first.client_order_id, orders_of(strategy)[-1]
+    assert [o.pk for o in orders_of(strategy)] == [first.pk, second.pk]
+    assert first_id.endswith("-1") and second.client_order_id == first_id[:-1] + "2"
+    assert (second.side, second.quantity, second.status) == ("SELL", 10, OrderStatus.PENDING)
+    position.refresh_from_db()
+    assert position.exit_order == second
+
+
 def test_a_position_whose_stop_loss_exit_is_working_is_left_to_it(strategy):
     position = PositionFactory(
         strategy=strategy, symbol="SBIN", quantity=10, stop_loss=Decimal("99.00")

@@ -463,18 +463,24 @@ class ReconciliationIssueAdmin(OmsModelAdmin):
             request, f"admin/positions/reconciliationissue/{template}.html", context
         )
 
-    def resolve_view(self, request, object_id):
+    def _settleable(self, request, object_id):
+        """The issue this person may settle and its change page's URL; or a redirect to that
+        page when it is resolved already (PermissionDenied when they may not settle it)."""
         issue = get_object_or_404(
             ReconciliationIssue.objects.select_related("strategy"), pk=object_id
         )
         change_url = reverse("admin:positions_reconciliationissue_change", args=[issue.pk])
-        if not self.may_settle(request, issue):
-            if issue.resolved:
-                self.message_user(
-                    request, f"Issue {issue.pk} is already resolved.", messages.WARNING
-                )
-                return HttpResponseRedirect(change_url)
-            raise PermissionDenied
+        if self.may_settle(request, issue):
+            return issue, change_url, None
+        if issue.resolved:
+            self.message_user(request, f"Issue {issue.pk} is already resolved.", messages.WARNING)
+            return issue, change_url, HttpResponseRedirect(change_url)
+        raise PermissionDenied
+
+    def resolve_view(self, request, object_id):
+        issue, change_url, settled = self._settleable(request, object_id)
+        if settled is not None:
+            return settled
         form = ResolutionForm(request.POST or None)
         resolved = (
             request.method == "POST"
@@ -488,17 +494,9 @@ class ReconciliationIssueAdmin(OmsModelAdmin):
         )
 
     def auto_fix_view(self, request, object_id):
-        issue = get_object_or_404(
-            ReconciliationIssue.objects.select_related("strategy"), pk=object_id
-        )
-        change_url = reverse("admin:positions_reconciliationissue_change", args=[issue.pk])
-        if not self.may_settle(request, issue):
-            if issue.resolved:
-                self.message_user(
-                    request, f"Issue {issue.pk} is already resolved.", messages.WARNING
-                )
-                return HttpResponseRedirect(change_url)
-            raise PermissionDenied
+        issue, change_url, settled = self._settleable(request, object_id)
+        if settled is not None:
+            return settled
         if request.method == "POST":
             self._auto_fix(request, [issue])
             return HttpResponseRedirect(change_url)

@@ -138,15 +138,7 @@ class TradeInline(ReadOnlyInline):
         "executed_at",
         "quantity",
         "price",
-        "gross_value",
-        "brokerage",
-        "stt",
-        "exchange_charges",
-        "sebi_charges",
-        "stamp_duty",
-        "gst",
-        "total_charges",
-        "net_value",
+        *Trade.VALUE_FIELDS,
     )
     readonly_fields = fields
     ordering = ("executed_at", "id")
@@ -477,15 +469,7 @@ TRADE_CSV = (
     "side",
     "quantity",
     "price",
-    "gross_value",
-    "brokerage",
-    "stt",
-    "exchange_charges",
-    "sebi_charges",
-    "stamp_duty",
-    "gst",
-    "total_charges",
-    "net_value",
+    *Trade.VALUE_FIELDS,
 )
 
 

@@ -274,6 +274,19 @@ class OrderEvent(models.Model):
 class Trade(models.Model):
     """One fill. Its values are computed by the database, and it is never changed afterwards."""
 
+    # The fill's value and Zerodha's charges, in the order every listing shows them.
+    VALUE_FIELDS = (
+        "gross_value",
+        "brokerage",
+        "stt",
+        "exchange_charges",
+        "sebi_charges",
+        "stamp_duty",
+        "gst",
+        "total_charges",
+        "net_value",
+    )
+
     # Indexed by trade_order_idx and trade_strategy_idx, which lead with these columns.
     order = models.ForeignKey(
         Order, on_delete=models.PROTECT, related_name="trades", db_index=False

@@ -209,15 +209,7 @@ class TradeSerializer(FieldsOnceSerializer):
             "side",
             "quantity",
             "price",
-            "gross_value",
-            "brokerage",
-            "stt",
-            "exchange_charges",
-            "sebi_charges",
-            "stamp_duty",
-            "gst",
-            "total_charges",
-            "net_value",
+            *Trade.VALUE_FIELDS,
             "executed_at",
         )
         read_only_fields = fields

@@ -7,6 +7,7 @@ or duplicated job can never act twice or race another job on the same order.
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import timedelta
 from decimal import Decimal
@@ -29,6 +30,7 @@ def defer_submit(order) -> None:
     submit_order.configure(lock=_lock(order)).defer(order_id=order.pk)
 
 
+@functools.cache  # the same for every order: not rebuilt on each placement
 def defer_submit_sql(order_id: str) -> tuple[str, dict]:
     """``defer_submit`` as an SQL expression, for the statement that writes the order itself
     (order_place): the same job row, deferred through procrastinate's own SQL function.

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, models
 
-from omsproject.rows import Column, row_json, saved
+from omsproject.rows import Column, insert_columns, insert_json, row_json, saved
 
 
 @dataclass(frozen=True)
@@ -50,12 +50,10 @@ def _record(table: str, columns: str) -> str:
 
 
 @functools.cache
-def _insert_sql(model: type[models.Model]) -> tuple[str, tuple[Column, ...]]:
-    fields = tuple(f for f in model._meta.concrete_fields if not isinstance(f, models.AutoField))
-    columns = ", ".join(_quote(f.column) for f in fields)
+def _insert_sql(model: type[models.Model]) -> str:
+    columns = insert_columns(model)
     table = model._meta.db_table
-    sql = f"INSERT INTO {_quote(table)} ({columns}) {_record(table, columns)}"
-    return sql, tuple(Column.of(f) for f in fields)
+    return f"INSERT INTO {_quote(table)} ({columns}) {_record(table, columns)}"
 
 
 @functools.cache
@@ -80,9 +78,8 @@ class WriteBatch:
     def insert(self, instance: models.Model) -> None:
         """INSERT the instance (every concrete field but its automatic primary key, which
         ``execute()`` sets)."""
-        sql, columns = _insert_sql(type(instance))
-        params = [row_json(instance, columns, add=True)]
-        self._writes.append(_Write(sql, params, instance, inserted=True))
+        sql = _insert_sql(type(instance))
+        self._writes.append(_Write(sql, [insert_json(instance)], instance, inserted=True))
 
     def update(self, instance: models.Model, fields: list[str] | tuple[str, ...]) -> None:
         """UPDATE these fields of the instance's row, as ``save(update_fields=...)`` would."""

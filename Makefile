@@ -27,9 +27,11 @@ run: setup
 test: $(INSTALLED)
 	bash bin/test
 
+## lint: ruff (lint and format) and the layers contract (import-linter, pyproject.toml)
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 format: $(INSTALLED)
 	$(VENV)/bin/ruff format .

@@ -232,7 +232,10 @@ OMS_MARKET_CLOSE = env.str("OMS_MARKET_CLOSE", default="15:30")
 OMS_PAPER_MARKET_HOURS = env.str("OMS_PAPER_MARKET_HOURS", default="enforce")
 # SEBI: an unregistered algo stays under 10 orders a second (per strategy; its limits may say less).
 OMS_ORDERS_PER_SECOND = env.int("OMS_ORDERS_PER_SECOND", default=10)
-OMS_MIS_SQUARE_OFF = env.str("OMS_MIS_SQUARE_OFF", default="15:20")
+# The OMS's own MIS square-off (IST): before the broker's (15:20 equity, 15:25 F&O), which charges
+# for each order it places; from then on no new MIS position is taken, and the square-off runs
+# every minute until the close, so an exit that died is tried again before the broker's turn.
+OMS_MIS_SQUARE_OFF = env.str("OMS_MIS_SQUARE_OFF", default="15:10")
 
 # --- Reconciliation -----------------------------------------------------------------------------
 OMS_RECONCILE_INTERVAL_MINUTES = env.int("OMS_RECONCILE_INTERVAL_MINUTES", default=5)

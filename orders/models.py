@@ -125,6 +125,21 @@ class Order(models.Model):
     )
     modification_count = models.PositiveSmallIntegerField(default=0)
     metadata = models.JSONField(default=dict, blank=True)
+    # An exit (positions.exits.position_close, its one owner): the position it closes and the
+    # exit it belongs to (its slices share it). One exit works per position at a time: the
+    # trigger oms_one_exit_per_position (orders migration 0012) refuses a second.
+    closes_position = models.ForeignKey(
+        "positions.Position",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="exit_orders",
+        db_index=False,  # the partial index order_closes_position_idx
+        help_text="The position this order closes (an exit).",
+    )
+    exit_key = models.CharField(
+        max_length=64, blank=True, help_text="The exit this order is part of (its slices share it)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
     acknowledged_at = models.DateTimeField(null=True, blank=True)
@@ -153,6 +168,11 @@ class Order(models.Model):
             models.CheckConstraint(
                 condition=Q(filled_quantity__gte=0) & Q(filled_quantity__lte=F("quantity")),
                 name="order_filled_within_quantity",
+            ),
+            models.CheckConstraint(
+                condition=Q(closes_position__isnull=True, exit_key="")
+                | Q(closes_position__isnull=False) & ~Q(exit_key=""),
+                name="order_exit_has_its_key",
             ),
             on_paisa_check("price", "order_price_on_paisa"),
             on_paisa_check("trigger_price", "order_trigger_price_on_paisa"),
@@ -204,6 +224,11 @@ class Order(models.Model):
                 name="order_active_idx",
             ),
             models.Index(fields=["symbol", "exchange"], name="order_symbol_idx"),
+            models.Index(
+                fields=["closes_position"],
+                condition=Q(closes_position__isnull=False),
+                name="order_closes_position_idx",
+            ),
             # The admin's order list on millions of rows: a status filter in date order, and
             # the search by client order id (the unique index leads with the strategy).
             models.Index(fields=["status", "-created_at", "-id"], name="order_status_created_idx"),

@@ -13,7 +13,12 @@ from typing import Any
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
+from orders.enums import OrderStatus
 from orders.models import Order, OrderEvent, Strategy, Trade
+from orders.state import CANCELLABLE
+from positions.selectors import positions_of, strategy_metrics
+from risk.limits import limits_for
+from risk.selectors import day_pnl, kill_switch_state
 
 
 def orders_of(*, strategy: Strategy | None) -> QuerySet[Order]:
@@ -22,6 +27,13 @@ def orders_of(*, strategy: Strategy | None) -> QuerySet[Order]:
     if strategy is not None:
         orders = orders.filter(strategy=strategy)
     return orders.order_by("-created_at", "-id")
+
+
+def orders_cancellable(*, strategy: Strategy | None) -> QuerySet[Order]:
+    """Working orders a cancel may still be asked for (``orders.state.CANCELLABLE``: those
+    already being cancelled are not), of one strategy or all."""
+    orders = Order.objects.filter(status__in=sorted(CANCELLABLE))
+    return orders.filter(strategy=strategy) if strategy is not None else orders
 
 
 def order_with_history(*, strategy: Strategy | None) -> QuerySet[Order]:
@@ -59,12 +71,6 @@ def strategy_overview(*, strategy: Strategy, today: date | None = None) -> Strat
     Today's PnL is risk's own figure (the one the daily loss limit is checked against):
     realized net of today's charges, and the open positions' unrealized PnL.
     """
-    from orders.enums import OrderStatus
-    from positions.selectors import positions_of, strategy_metrics
-    from risk.limits import limits_for
-    from risk.selectors import kill_switch_state
-    from risk.services import day_pnl
-
     today = today or timezone.localdate()
     realized, unrealized = day_pnl(strategy)
     metrics = strategy_metrics(strategy=strategy, date_from=today, date_to=today)

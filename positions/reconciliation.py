@@ -26,8 +26,12 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
+from orders.brokers import broker_for
 from orders.enums import EventSource, OrderStatus, StrategyMode, StrategyStatus
+from orders.models import Order, Strategy
+from orders.services import order_updates_apply
 from positions.models import IssueType, Position, ReconciliationIssue, Severity
+from risk.services import kill_switch_on_critical_issue
 
 logger = logging.getLogger("oms.reconciliation")
 
@@ -256,8 +260,6 @@ SETTLED_AFTER = timedelta(days=1)
 def _orders_to_compare(strategies) -> list:
     """Our orders the broker may know better: the working ones, and the ones cancelled or
     expired lately (a fill can follow a cancel). FILLED and REJECTED ones are final."""
-    from orders.models import Order
-
     recent = timezone.now() - SETTLED_AFTER
     return list(
         Order.objects.filter(strategy__in=strategies, broker_order_id__isnull=False)
@@ -283,8 +285,6 @@ def _orders_to_compare(strategies) -> list:
 def _broker_books(strategies, *, with_orders: bool):
     """The broker's net positions and (``with_orders``) order book, read once per broker
     account: like Kite's, the paper broker's books hold every strategy's orders and positions."""
-    from orders.brokers import broker_for
-
     positions: dict[tuple, tuple[int, Decimal | None]] = {}
     orders = {}
     brokers = {}
@@ -313,8 +313,6 @@ def reconcile_positions(
     calls the kill switch rule. ``dry_run``: compares only; nothing is fixed or written.
     A broker that cannot be read is logged and skipped; its open issues are left alone.
     """
-    from orders.models import Strategy
-
     auto_fix = settings.OMS_RECONCILE_AUTO_FIX if auto_fix is None else auto_fix
     fixing = auto_fix and not dry_run
     report = ReconcileReport()
@@ -369,9 +367,6 @@ FIXABLE = (IssueType.MISSING_FILL, IssueType.ORDER_STATUS_MISMATCH)
 def _fix(finding: Finding) -> Finding:
     """Apply the broker's report of the order behind ``finding``; say in ``details`` whether
     the order now agrees with the broker (``fixed``) or what is still wrong."""
-    from orders.models import Order
-    from orders.services import order_updates_apply
-
     if finding.fix is None or finding.issue_type not in FIXABLE:
         return finding
     update = finding.fix
@@ -403,8 +398,6 @@ def _log_context(finding: Finding) -> dict:
 
 
 def _record(report: ReconcileReport, *, strategy) -> None:
-    from risk.services import kill_switch_on_critical_issue
-
     now = timezone.now()
     seen = set()
     for finding in report.findings:

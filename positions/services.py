@@ -1,142 +1,21 @@
-"""Every write to positions and market prices: fills netted into positions, marking to market,
-and closing positions through the order services."""
+"""Every write to positions and market prices outside a fill: marking to market, stop-loss and
+take-profit set by a person, and reconciliation issues settled by a person. (A fill's effect
+on a position is positions.ledger's; closing a position is positions.exits'.)"""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from omsproject.write_batch import WriteBatch
-from orders.enums import EventSource, OrderSide, OrderStatus, OrderType
-from positions import pnl
-from positions.models import MarketPrice, Position
+from orders.models import Strategy
+from positions.ledger import position_lock
+from positions.models import MarketPrice, Position, ReconciliationIssue
 
 logger = logging.getLogger("oms.positions")
-
-# What a fill changes in a position it does not open.
-FILL_FIELDS = (
-    "quantity",
-    "average_price",
-    "realized_pnl",
-    "unrealized_pnl",
-    "last_price",
-    "stop_loss",
-    "take_profit",
-    "highest_price",
-    "lowest_price",
-    "peak_pnl",
-    "max_drawdown",
-    "closed_at",
-    "updated_at",
-)
-
-
-@dataclass(frozen=True)
-class FillOutcome:
-    """What a fill did to the strategy's book: realized PnL and round trips won or lost."""
-
-    realized: Decimal
-    wins: int = 0
-    losses: int = 0
-
-
-def position_lock(*, strategy, symbol: str, exchange: str, product: str) -> Position | None:
-    """Lock and return the open position of an instrument, if there is one."""
-    return (
-        Position.objects.select_for_update()
-        .filter(
-            strategy=strategy,
-            symbol=symbol,
-            exchange=exchange,
-            product=product,
-            closed_at__isnull=True,
-        )
-        .first()
-    )
-
-
-def _round_trip(position: Position) -> tuple[int, int]:
-    if position.realized_pnl > 0:
-        return 1, 0
-    if position.realized_pnl < 0:
-        return 0, 1
-    return 0, 0
-
-
-def _opened(strategy, order, quantity: int, average_price, price, opened_at) -> Position:
-    """A position opened by a fill of ``order`` at ``price`` (its stop-loss and take-profit)."""
-    return Position(
-        strategy=strategy,
-        symbol=order.symbol,
-        exchange=order.exchange,
-        product=order.product,
-        quantity=quantity,
-        average_price=average_price,
-        last_price=price,
-        stop_loss=order.stop_loss,
-        take_profit=order.take_profit,
-        highest_price=price,
-        lowest_price=price,
-        opened_at=opened_at,
-    )
-
-
-def position_apply_fill(
-    position: Position | None,
-    *,
-    strategy,
-    order,
-    quantity: int,
-    price: Decimal,
-    executed_at: datetime,
-    writes: WriteBatch,
-) -> FillOutcome:
-    """Net one fill into the strategy's position (already locked by the caller).
-
-    Adds move the weighted average price; reductions realize PnL; reaching zero closes the
-    position (kept, never deleted); crossing zero closes it and opens a new one at the fill
-    price. A closed round trip counts as a win or a loss by its realized PnL. The rows are
-    added to ``writes`` (the fill's one statement), in that order: closed, then opened.
-    """
-    signed = quantity * OrderSide(order.side).sign
-    now = timezone.now()
-    if position is None:
-        writes.insert(_opened(strategy, order, signed, price, price, opened_at=executed_at))
-        return FillOutcome(realized=Decimal("0.00"))
-
-    effect = pnl.apply_fill(position.quantity, position.average_price, signed, price)
-    position.realized_pnl += effect.realized
-    wins = losses = 0
-    if effect.quantity == 0 or effect.flipped:
-        position.quantity = 0
-        position.unrealized_pnl = Decimal("0.00")
-        position.closed_at = max(now, position.opened_at)
-        position.mark(price)
-        position.unrealized_pnl = Decimal("0.00")
-        writes.update(position, FILL_FIELDS)
-        wins, losses = _round_trip(position)
-        logger.info("position %s closed, realized %s", position.pk, position.realized_pnl)
-        if effect.flipped:
-            opened_at = max(executed_at, position.closed_at)
-            writes.insert(
-                _opened(strategy, order, effect.quantity, effect.average_price, price, opened_at)
-            )
-    else:
-        if effect.closed_quantity == 0 and order.stop_loss is not None:
-            position.stop_loss = order.stop_loss
-        if effect.closed_quantity == 0 and order.take_profit is not None:
-            position.take_profit = order.take_profit
-        position.quantity = effect.quantity
-        position.average_price = effect.average_price
-        position.mark(position.last_price or price)
-        writes.update(position, FILL_FIELDS)
-    return FillOutcome(realized=effect.realized, wins=wins, losses=losses)
 
 
 def market_prices_update(prices: list[tuple[str, str, Decimal]]) -> int:
@@ -172,100 +51,6 @@ def positions_mark(prices: list[tuple[str, str, Decimal]], *, strategy=None) -> 
                 position.save()
                 marked += 1
     return marked
-
-
-def position_exit_reason(position: Position) -> str | None:
-    """Why a position should be closed at its last price: stop-loss or take-profit, or None."""
-    if position.last_price is None or not position.is_open:
-        return None
-    if position.should_trigger_stop_loss(position.last_price):
-        return "stop-loss"
-    if position.should_trigger_take_profit(position.last_price):
-        return "take-profit"
-    return None
-
-
-def position_close(
-    position: Position,
-    *,
-    actor: str,
-    reason: str,
-    source: EventSource = EventSource.SYSTEM,
-    client_order_id: str | None = None,
-):
-    """Place the opposite MARKET order for the whole open quantity, through order_place.
-
-    Idempotent: the exit order's client_order_id is derived from the position, so asking twice
-    for the same position returns the same order instead of closing twice.
-    """
-    from orders.domain import OrderRequest
-    from orders.services import order_place
-
-    side = OrderSide.SELL if position.quantity > 0 else OrderSide.BUY
-    request = OrderRequest(
-        strategy_id=position.strategy_id,
-        client_order_id=client_order_id or f"close-{position.pk}",
-        symbol=position.symbol,
-        exchange=position.exchange,
-        side=side,
-        quantity=abs(position.quantity),
-        order_type=OrderType.MARKET,
-        product=position.product,
-        tag=reason[:64],
-    )
-    result = order_place(request, actor=actor, source=source, metadata={"closes": position.pk})
-    with transaction.atomic():
-        locked = Position.objects.select_for_update().get(pk=position.pk)
-        if result.accepted and locked.exit_order_id != result.order_id:
-            locked.exit_order_id = result.order_id
-            locked.save(update_fields=["exit_order", "updated_at"])
-    logger.info("position %s close requested (%s): order %s", position.pk, reason, result.order_id)
-    return result
-
-
-def positions_check_exits(*, actor: str = "stop-loss monitor", now=None, strategy=None) -> list:
-    """Close every open position whose last price crossed its stop-loss or take-profit.
-
-    Never twice for one breach: while an exit order works (or has filled), the position is
-    left alone. An exit that died (rejected by the broker or the kill switch, cancelled) is
-    tried again, as a new numbered order, once OMS_EXIT_RETRY_SECONDS have passed.
-    """
-    from orders.models import Order
-
-    now = now or timezone.now()
-    retry_after = timedelta(seconds=settings.OMS_EXIT_RETRY_SECONDS)
-    results = []
-    candidates = Position.objects.filter(closed_at__isnull=True).select_related("exit_order")
-    if strategy is not None:
-        candidates = candidates.filter(strategy=strategy)
-    for position in candidates:
-        exit_order = position.exit_order
-        if exit_order is not None and (
-            exit_order.is_active
-            or exit_order.status == OrderStatus.FILLED
-            or exit_order.updated_at > now - retry_after
-        ):
-            continue
-        reason = position_exit_reason(position)
-        if not reason:
-            continue
-        attempts = Order.objects.filter(
-            strategy_id=position.strategy_id, client_order_id__startswith=f"exit-{position.pk}-"
-        )
-        last = attempts.order_by("-created_at").first()
-        if last is not None and not last.is_active and last.updated_at > now - retry_after:
-            continue  # refused a moment ago (kill switch, rate): not again every tick
-        if last is not None and last.is_active:
-            continue
-        results.append(
-            position_close(
-                position,
-                actor=actor,
-                reason=reason,
-                client_order_id=f"exit-{position.pk}-{attempts.count() + 1}",
-            )
-        )
-    return results
 
 
 # --- stop-loss and take-profit set by a person -------------------------------------------------
@@ -381,8 +166,6 @@ def reconciliation_issue_resolve(
     issue is refused unless ``may_resolve_critical`` (the caller's permission). The issue row
     is locked, so two people resolving at once cannot both succeed.
     """
-    from positions.models import ReconciliationIssue
-
     note = (note or "").strip()
     if not note:
         raise ReconciliationIssueError(
@@ -508,11 +291,6 @@ def reconciliation_issue_auto_fix(issue, *, actor: str, may_resolve_critical: bo
     details keep the position before and after (positions have no event table). CRITICAL
     issues need ``may_resolve_critical``.
     """
-    from dataclasses import replace
-
-    from orders.models import Strategy
-    from positions.models import ReconciliationIssue
-
     _check_open_and_allowed(issue, may_resolve_critical=may_resolve_critical)
     if issue.strategy_id is None:
         reconciliation_issue_auto_fix_plan(issue, None)  # raises: names no strategy

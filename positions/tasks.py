@@ -6,6 +6,10 @@ from django.conf import settings
 from django.utils import timezone
 from procrastinate.contrib.django import app
 
+from positions.reconciliation import reconcile_positions
+from positions.statistics import daily_stats_compute, strategy_counters_check
+from risk.calendar import market_is_open
+
 logger = logging.getLogger("oms.jobs")
 
 
@@ -13,9 +17,6 @@ logger = logging.getLogger("oms.jobs")
 @app.task(name="positions.reconcile", queue="operations", queueing_lock="reconcile")
 def reconcile(timestamp: int) -> None:
     """Every OMS_RECONCILE_INTERVAL_MINUTES while the market is open."""
-    from positions.reconciliation import reconcile_positions
-    from risk.calendar import market_is_open
-
     now = timezone.localtime()
     if not market_is_open(now) or now.minute % settings.OMS_RECONCILE_INTERVAL_MINUTES:
         return
@@ -27,8 +28,6 @@ def reconcile(timestamp: int) -> None:
 @app.task(name="positions.daily_stats", queue="operations", queueing_lock="daily_stats")
 def daily_stats(timestamp: int) -> None:
     """After the close: today's statistics, then the strategy counters checked against them."""
-    from positions.statistics import daily_stats_compute, strategy_counters_check
-
     today = timezone.localdate()
     daily_stats_compute(date_from=today, date_to=today)
     for mismatch in strategy_counters_check():

@@ -28,6 +28,8 @@ from omsproject.admin_tools import (
 )
 from orders.enums import OrderStatus
 from orders.models import Order, Strategy
+from orders.selectors import orders_cancellable
+from positions.exits import positions_flatten
 from positions.models import Position
 from risk.models import (
     Instrument,
@@ -38,7 +40,7 @@ from risk.models import (
     RiskLimit,
 )
 from risk.selectors import kill_switch_board, kill_switch_state
-from risk.services import KillSwitchError, _scope_orders, kill_switch_set, positions_flatten
+from risk.services import KillSwitchError, kill_switch_set
 
 STATE_TONES = {"ACTIVE": "green", "REDUCING": "amber", "HALTED": "red"}
 EFFECTS = {
@@ -207,7 +209,11 @@ class KillSwitchEventAdmin(ReadOnlyAdmin):
             current=kill_switch_state(strategy=strategy),
             effect=EFFECTS[state],
             # What kill_switch_set will cancel: the scope's working orders not already cancelling.
-            working=_scope_orders(strategy).count() if state == KillSwitchState.HALTED else None,
+            working=orders_cancellable(strategy=strategy).count()
+            if state == KillSwitchState.HALTED
+            else None,
+            # What stays open: a HALT lets no exit through, the square-off's included.
+            open_positions=open_positions_of(strategy) if state == KillSwitchState.HALTED else None,
         )
 
     def _switch(self, request, data):
@@ -237,10 +243,7 @@ class KillSwitchEventAdmin(ReadOnlyAdmin):
         strategy = None
         if request.GET.get("strategy"):
             strategy = Strategy.objects.filter(pk=request.GET["strategy"]).first()
-        positions = Position.objects.filter(closed_at__isnull=True).select_related("strategy")
-        if strategy is not None:
-            positions = positions.filter(strategy=strategy)
-        positions = list(positions.order_by("strategy__name", "symbol"))
+        positions = open_positions_of(strategy)
         halted = kill_switch_state(strategy=strategy) == KillSwitchState.HALTED
         form = FlattenForm(request.POST or None)
         if request.method == "POST" and form.is_valid() and positions and not halted:
@@ -249,21 +252,21 @@ class KillSwitchEventAdmin(ReadOnlyAdmin):
                 reason=form.cleaned_data["reason"],
                 strategy=strategy,
             )
-            by_position = dict(zip(positions, results, strict=False))
-            for position, result in by_position.items():
+            for result in results:
                 self.log_change(
                     request,
-                    position,
-                    f"Flatten requested: order {result.order_id} ({result.status}): "
-                    f"{form.cleaned_data['reason']}",
+                    result.position,
+                    f"Flatten: {result.describe()} — {form.cleaned_data['reason']}",
                 )
-            refused = [r for r in results if not r.accepted]
+            failed = [result for result in results if result.failed]
+            for result in failed:
+                self.message_user(request, result.describe(), messages.ERROR)
             self.message_user(
                 request,
-                f"{len(results) - len(refused)} closing order(s) placed"
-                + (f", {len(refused)} refused (see their orders)" if refused else "")
+                f"{len(results) - len(failed)} of {len(results)} position(s) closing"
+                + (f"; {len(failed)} exit(s) FAILED (listed above)" if failed else "")
                 + ".",
-                messages.WARNING if refused else messages.SUCCESS,
+                messages.WARNING if failed else messages.SUCCESS,
             )
             return HttpResponseRedirect(reverse("admin:risk_kill_switch"))
         return self._render(
@@ -275,6 +278,14 @@ class KillSwitchEventAdmin(ReadOnlyAdmin):
             halted=halted,
             form=form,
         )
+
+
+def open_positions_of(strategy) -> list:
+    """The open positions of the scope (a strategy, or all), by strategy and symbol."""
+    positions = Position.objects.filter(closed_at__isnull=True).select_related("strategy")
+    if strategy is not None:
+        positions = positions.filter(strategy=strategy)
+    return list(positions.order_by("strategy__name", "symbol"))
 
 
 # --- limits, instruments, holidays, snapshots -----------------------------------------------------

@@ -7,7 +7,10 @@ from datetime import date, datetime, time
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.utils import timezone
+
+from risk.models import MarketHoliday
 
 IST = ZoneInfo("Asia/Kolkata")
 MARKET_OPEN = time(9, 15)
@@ -33,8 +36,6 @@ def is_exchange_trading_day(day: date) -> bool:
 
 def is_trading_day(day: date) -> bool:
     """A weekday that is neither an exchange holiday nor a holiday added by staff."""
-    from risk.models import MarketHoliday
-
     if not is_exchange_trading_day(day):
         return False
     return not MarketHoliday.objects.filter(date=day).exists()
@@ -55,5 +56,12 @@ def market_is_open(moment: datetime | None = None) -> bool:
     return is_trading_day(now.date()) and in_session(now)
 
 
+def square_off_time(segment: str) -> time:
+    """When no new MIS position may be taken: the OMS's own square-off (OMS_MIS_SQUARE_OFF), or
+    the broker's for the segment if that comes first."""
+    ours = time.fromisoformat(settings.OMS_MIS_SQUARE_OFF)
+    return min(ours, SQUARE_OFF.get(segment, SQUARE_OFF["EQ"]))
+
+
 def past_square_off(segment: str, moment: datetime | None = None) -> bool:
-    return ist(moment).time() >= SQUARE_OFF.get(segment, SQUARE_OFF["EQ"])
+    return ist(moment).time() >= square_off_time(segment)

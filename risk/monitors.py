@@ -1,16 +1,28 @@
-"""Risk monitors run by periodic jobs (and by operators' commands): MIS square-off, stop-loss /
-take-profit exits, PnL snapshots and the automatic kill switch rules."""
+"""Risk monitors, reactions run by periodic jobs (and by operators' commands): market prices
+driving the paper exchange, marks and exits; MIS square-off; stop-loss / take-profit exits;
+PnL snapshots and the automatic kill switch rules. They call the writes below them (the order
+services, position closing through positions.exits), never the other way round."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, time
+from decimal import Decimal
 
 from django.conf import settings
-from django.utils import timezone
 
+from orders.brokers.paper import PaperBroker
 from orders.enums import EventSource, OrderStatus, Product
+from orders.selectors import orders_cancellable
+from orders.services import IllegalOrderState, order_cancel, order_updates_apply
+from positions.exits import ExitKind, position_close, positions_check_exits
+from positions.models import Position
+from positions.services import market_prices_update, positions_mark
+from risk import calendar
+from risk.models import KillSwitchState
+from risk.selectors import kill_switch_state
+from risk.services import pnl_snapshot_take, risk_auto_triggers
 
 logger = logging.getLogger("oms.risk")
 
@@ -19,76 +31,66 @@ logger = logging.getLogger("oms.risk")
 class SquareOffPlan:
     orders_to_cancel: list = field(default_factory=list)
     positions_to_close: list = field(default_factory=list)
+    held: list = field(default_factory=list)  # positions of HALTED strategies, left open
+    exits: list = field(default_factory=list)  # what position_close did for each position
+
+    @property
+    def failed(self) -> list:
+        return [result for result in self.exits if result.failed]
 
 
 def square_off_plan() -> SquareOffPlan:
-    """The working MIS orders that open or add (closing orders are left to work), and the open
-    MIS positions that no working exit order is closing already."""
-    from orders.models import Order
-    from positions.models import Position
-
-    cancellable = [s for s in OrderStatus.active() if s != OrderStatus.CANCEL_PENDING]
-    orders = Order.objects.filter(product=Product.MIS, status__in=cancellable)
-    positions = Position.objects.filter(product=Product.MIS, closed_at__isnull=True)
-    return SquareOffPlan(
-        # position_close marks its orders with the position they close (square-off,
-        # stop-loss, flatten): cancelling one would undo the close, or race its fill.
-        orders_to_cancel=list(orders.exclude(metadata__has_key="closes").order_by("pk")),
-        positions_to_close=list(
-            positions.exclude(exit_order__status__in=OrderStatus.active()).order_by("pk")
-        ),
+    """The working MIS orders that open or add (exits are left to work), and the open MIS
+    positions that no exit is closing already — those of HALTED strategies apart, held."""
+    orders = orders_cancellable(strategy=None).filter(product=Product.MIS)
+    positions = (
+        Position.objects.filter(product=Product.MIS, closed_at__isnull=True)
+        .exclude(exit_orders__status__in=sorted(OrderStatus.active()))
+        .select_related("strategy")
+        .order_by("pk")
     )
+    plan = SquareOffPlan(
+        # Cancelling an exit would undo the close, or race its fill.
+        orders_to_cancel=list(orders.filter(closes_position__isnull=True).order_by("pk"))
+    )
+    for position in positions:
+        halted = kill_switch_state(strategy=position.strategy) == KillSwitchState.HALTED
+        (plan.held if halted else plan.positions_to_close).append(position)
+    return plan
 
 
 def square_off_mis(*, dry_run: bool = False, actor: str = "rule:mis-square-off") -> SquareOffPlan:
-    """Cancel open MIS orders and close open MIS positions. Safe to run every minute: cancelled
-    orders and closing orders are not in the next plan, a position whose closing order works is
-    left to it, and each closing order's client_order_id is derived from the position, the day
-    and the attempt, so a run that meets one anyway replays it instead of closing twice. A
-    closing order that died (rejected by the broker or a check, cancelled, part filled) is
-    followed by the next attempt at the next run: an MIS position must not outlive the day."""
-    from orders.models import Order
-    from orders.services import IllegalOrderState, order_cancel
-    from positions.services import position_close
-
+    """Cancel open MIS orders and close open MIS positions through position_close (the one
+    owner of exits). Safe to run every minute: cancelled orders and positions with a working
+    exit are not in the next plan, and position_close never adds a second exit. An exit that
+    died (rejected by the broker or a check, cancelled, part filled) is followed by the
+    position's next exit at the next run: an MIS position must not outlive the day. Positions
+    of HALTED strategies are held (no order passes a HALT) and listed in ``plan.held``;
+    ``plan.failed`` lists the exits that failed."""
     plan = square_off_plan()
     if dry_run:
         return plan
-    day = timezone.localdate().isoformat()
     for order in plan.orders_to_cancel:
         try:
             order_cancel(order.pk, actor=actor, source=EventSource.SYSTEM, reason="MIS square-off")
         except IllegalOrderState:
             continue
-    for position in plan.positions_to_close:
-        prefix = f"sqoff-{position.pk}-{day}-"
-        attempts = Order.objects.filter(
-            strategy_id=position.strategy_id, client_order_id__startswith=prefix
-        )
-        working = attempts.filter(status__in=OrderStatus.active()).first()
-        position_close(
-            position,
-            actor=actor,
-            reason="MIS square-off",
-            # The working attempt again (a replay), or the next one after those that died.
-            client_order_id=working.client_order_id
-            if working is not None
-            else f"{prefix}{attempts.count() + 1}",
-        )
+    plan.exits = [
+        position_close(position, kind=ExitKind.SQUARE_OFF, actor=actor, reason="MIS square-off")
+        for position in plan.positions_to_close
+    ]
     logger.warning(
-        "MIS square-off: %s orders cancelled, %s positions closing",
+        "MIS square-off: %s orders cancelled, %s positions closing, %s failed, %s held by HALT",
         len(plan.orders_to_cancel),
         len(plan.positions_to_close),
+        len(plan.failed),
+        len(plan.held),
     )
     return plan
 
 
 def square_off_due(now: datetime | None = None) -> bool:
     """On a trading day, from the square-off time until the close."""
-    from datetime import time
-
-    from risk import calendar
-
     now = calendar.ist(now)
     start = time.fromisoformat(settings.OMS_MIS_SQUARE_OFF)
     return calendar.is_trading_day(now.date()) and start <= now.time() < calendar.MARKET_CLOSE
@@ -96,11 +98,25 @@ def square_off_due(now: datetime | None = None) -> bool:
 
 def risk_monitor(*, now: datetime | None = None) -> None:
     """One pass of every risk monitor (the periodic job calls this each minute)."""
-    from positions.services import positions_check_exits
-    from risk.services import pnl_snapshot_take, risk_auto_triggers
-
     positions_check_exits()
     pnl_snapshot_take(now=now)
     risk_auto_triggers(now=now)
     if square_off_due(now):
         square_off_mis()
+
+
+def market_tick(prices: list[tuple[str, str, Decimal]], *, strategy=None) -> None:
+    """A batch of last prices: store them, let the paper exchange match its working orders,
+    mark positions to market, and close positions whose stop-loss or take-profit was crossed.
+
+    With ``strategy`` (a paper strategy's own feed, through the API) only that strategy's paper
+    orders and positions are touched: one strategy's prices never move another's book.
+    """
+    market_prices_update(prices)
+    for symbol, exchange, price in prices:
+        order_updates_apply(
+            PaperBroker.on_price(symbol.upper(), exchange.upper(), price, strategy=strategy),
+            source=EventSource.BROKER,
+        )
+    positions_mark(prices, strategy=strategy)
+    positions_check_exits(strategy=strategy)

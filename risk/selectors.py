@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-from django.db import connection
+from decimal import Decimal
 
-from risk.models import KillSwitchState
+from django.db import connection
+from django.db.models import Count, Q, Sum
+from django.utils import timezone
+
+from orders.enums import OrderStatus
+from orders.models import Order, Strategy, Trade
+from positions.models import ActivePosition, Position, ReconciliationIssue, Severity
+from risk.models import KillSwitchEvent, KillSwitchScope, KillSwitchState, PnlSnapshot
 
 SEVERITY = {KillSwitchState.ACTIVE: 0, KillSwitchState.REDUCING: 1, KillSwitchState.HALTED: 2}
 
-# The advisory lock key the kill switch takes exclusively while it changes state.
+# The advisory lock key the kill switch takes exclusively while it changes state (and every
+# order's checks share: risk.validator.checks_lock).
 KILL_SWITCH_LOCK = 0x4B494C4C  # "KILL"
+# The advisory lock the checks against the total exposure limit take, after the strategy's.
+TOTAL_EXPOSURE_LOCK = 0x45585053  # "EXPS"
 
 # The latest state of the global switch and of one strategy's (``%(strategy_id)s``; NULL for
 # none), NULL where a switch was never set: two select-list items, so the validator reads them
@@ -54,6 +64,39 @@ def kill_switch_state(*, strategy=None, lock: bool = False) -> KillSwitchState:
         return kill_switch_in_force(*cursor.fetchone())
 
 
+# --- today's PnL ---------------------------------------------------------------------------------
+
+
+# Today's figures of one strategy (``{scope}``: " AND strategy_id = ...") or of all, in one
+# statement: a placement checking the daily loss limits reads them on every order.
+_DAY_PNL = """
+SELECT
+    (SELECT SUM(realized_pnl) FROM positions WHERE closed_at >= %(start)s{scope}),
+    (SELECT SUM(realized_pnl) FROM positions WHERE closed_at IS NULL{scope}),
+    (SELECT SUM(unrealized_pnl) FROM positions WHERE closed_at IS NULL{scope}),
+    (SELECT SUM(total_charges) FROM trades WHERE executed_at >= %(start)s{scope})
+"""
+
+
+def day_pnl(strategy=None, *, now=None) -> tuple[Decimal, Decimal]:
+    """Today's (IST) realized and unrealized PnL, net of today's charges.
+
+    Realized: positions closed today, plus what open positions realized (their open life is
+    counted whole); unrealized: open positions at their last price.
+    """
+    now = timezone.localtime(now or timezone.now())
+    start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    scope = " AND strategy_id = %(strategy_id)s" if strategy is not None else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _DAY_PNL.format(scope=scope),
+            {"start": start, "strategy_id": strategy.pk if strategy is not None else None},
+        )
+        closed, open_realized, unrealized, charges = (v or 0 for v in cursor.fetchone())
+    realized = Decimal(closed) + open_realized - charges
+    return realized.quantize(Decimal("0.01")), Decimal(unrealized).quantize(Decimal("0.01"))
+
+
 # --- the admin's kill switch board and desk dashboard -------------------------------------------
 
 
@@ -65,8 +108,6 @@ class KillSwitchBoard:
     """
 
     def __init__(self, events):
-        from risk.models import KillSwitchScope
-
         self.global_event = next((e for e in events if e.scope == KillSwitchScope.GLOBAL), None)
         self.strategy_events = {
             e.strategy_id: e for e in events if e.scope != KillSwitchScope.GLOBAL
@@ -101,8 +142,6 @@ class KillSwitchBoard:
 
 def kill_switch_board() -> KillSwitchBoard:
     """The latest event of the global switch and of every strategy's, in one query."""
-    from risk.models import KillSwitchEvent
-
     latest = (
         KillSwitchEvent.objects.select_related("strategy")
         .order_by("scope", "strategy_id", "-created_at", "-id")
@@ -119,14 +158,6 @@ def day_pnl_by_strategy(*, now=None) -> dict[int, tuple]:
     realized, less today's charges; unrealized is the open positions' at their last price.
     Strategies with none of these are absent (their figures are zero).
     """
-    from decimal import Decimal
-
-    from django.db.models import Sum
-    from django.utils import timezone
-
-    from orders.models import Trade
-    from positions.models import Position
-
     now = timezone.localtime(now or timezone.now())
     start = now.replace(hour=0, minute=0, second=0, microsecond=0)
     figures: dict[int, list] = {}
@@ -170,8 +201,6 @@ class DeskToday:
     day's snapshots (``pnl_series``: [(strategy or None for the desk, [(taken_at, total)])])."""
 
     def __init__(self, *, day, strategies, issues_by_severity, kill_switch, pnl_series):
-        from decimal import Decimal
-
         self.date = day
         self.strategies = strategies
         self.issues_by_severity = issues_by_severity
@@ -190,16 +219,6 @@ def desk_today(*, now=None) -> DeskToday:
     """The dashboard's figures in a fixed number of queries, whatever the number of strategies,
     orders or positions: strategies, PnL (three), working orders, exposure, issues, kill switch,
     snapshots. Working orders are counted through the partial index of active orders."""
-    from decimal import Decimal
-
-    from django.db.models import Count, Q, Sum
-    from django.utils import timezone
-
-    from orders.enums import OrderStatus
-    from orders.models import Order, Strategy
-    from positions.models import ActivePosition, ReconciliationIssue, Severity
-    from risk.models import PnlSnapshot
-
     now = timezone.localtime(now or timezone.now())
     start = now.replace(hour=0, minute=0, second=0, microsecond=0)
     strategies = list(Strategy.objects.order_by("name"))

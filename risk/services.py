@@ -6,13 +6,18 @@ import logging
 from datetime import timedelta
 from decimal import Decimal
 
+from django.apps import apps as installed_apps
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import connection, transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from orders.enums import EventKind, EventSource, OrderStatus
+from orders.models import OrderEvent, Strategy
+from orders.selectors import orders_cancellable
+from orders.services import orders_cancel
+from risk.limits import limits_for
 from risk.models import (
     ActorType,
     KillSwitchEvent,
@@ -20,22 +25,14 @@ from risk.models import (
     KillSwitchState,
     PnlSnapshot,
 )
-from risk.selectors import KILL_SWITCH_LOCK, kill_switch_state
+from risk.roles import ROLES
+from risk.selectors import KILL_SWITCH_LOCK, day_pnl, kill_switch_state
 
 logger = logging.getLogger("oms.risk")
 
 
 class KillSwitchError(Exception):
     """A kill switch change that is not allowed; the message names the rule."""
-
-
-def _scope_orders(strategy):
-    from orders.models import Order
-
-    orders = Order.objects.filter(
-        status__in=[s for s in OrderStatus.active() if s != OrderStatus.CANCEL_PENDING]
-    )
-    return orders.filter(strategy=strategy) if strategy is not None else orders
 
 
 def kill_switch_set(
@@ -104,10 +101,8 @@ def kill_switch_set(
 def _scope_orders_cancel(strategy, *, actor: str, reason: str) -> int:
     """Cancel every open order of the scope (orders_cancel: a few statements for them all,
     not a transaction each); returns how many."""
-    from orders.services import orders_cancel
-
     return orders_cancel(
-        _scope_orders(strategy).values_list("pk", flat=True),
+        orders_cancellable(strategy=strategy).values_list("pk", flat=True),
         actor=f"kill switch ({actor})",
         source=EventSource.SYSTEM,
         reason=f"kill switch HALTED: {reason}",
@@ -127,57 +122,11 @@ def _notify(event: KillSwitchEvent, cancelled: int) -> None:
         send_mail(subject, body, None, settings.OMS_RISK_EMAILS, fail_silently=True)
 
 
-def positions_flatten(*, actor: str, reason: str, strategy=None) -> list:
-    """Close every open position of the scope with MARKET orders (a separate, confirmed act)."""
-    from positions.models import Position
-    from positions.services import position_close
-
-    positions = Position.objects.filter(closed_at__isnull=True)
-    if strategy is not None:
-        positions = positions.filter(strategy=strategy)
-    return [
-        position_close(position, actor=actor, reason=reason, client_order_id=f"flat-{position.pk}")
-        for position in positions
-    ]
-
-
 # --- PnL of the day and automatic triggers -----------------------------------------------------
-
-
-# Today's figures of one strategy (``{scope}``: " AND strategy_id = ...") or of all, in one
-# statement: a placement checking the daily loss limits reads them on every order.
-_DAY_PNL = """
-SELECT
-    (SELECT SUM(realized_pnl) FROM positions WHERE closed_at >= %(start)s{scope}),
-    (SELECT SUM(realized_pnl) FROM positions WHERE closed_at IS NULL{scope}),
-    (SELECT SUM(unrealized_pnl) FROM positions WHERE closed_at IS NULL{scope}),
-    (SELECT SUM(total_charges) FROM trades WHERE executed_at >= %(start)s{scope})
-"""
-
-
-def day_pnl(strategy=None, *, now=None) -> tuple[Decimal, Decimal]:
-    """Today's (IST) realized and unrealized PnL, net of today's charges.
-
-    Realized: positions closed today, plus what open positions realized (their open life is
-    counted whole); unrealized: open positions at their last price.
-    """
-    now = timezone.localtime(now or timezone.now())
-    start = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    scope = " AND strategy_id = %(strategy_id)s" if strategy is not None else ""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _DAY_PNL.format(scope=scope),
-            {"start": start, "strategy_id": strategy.pk if strategy is not None else None},
-        )
-        closed, open_realized, unrealized, charges = (v or 0 for v in cursor.fetchone())
-    realized = Decimal(closed) + open_realized - charges
-    return realized.quantize(Decimal("0.01")), Decimal(unrealized).quantize(Decimal("0.01"))
 
 
 def pnl_snapshot_take(*, now=None) -> list[PnlSnapshot]:
     """Record the day's PnL now, per strategy that traded and globally."""
-    from orders.models import Strategy
-
     now = now or timezone.now()
     snapshots = []
     for strategy in [None, *Strategy.objects.filter(positions__isnull=False).distinct()]:
@@ -208,9 +157,6 @@ def risk_auto_triggers(*, now=None) -> list[KillSwitchEvent]:
       refusing orders that do not reduce);
     - ``rejection_burst`` broker rejections within ``rejection_window_seconds`` -> HALTED.
     """
-    from orders.models import OrderEvent, Strategy
-    from risk.limits import limits_for
-
     now = now or timezone.now()
     start = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
     fired = []
@@ -283,8 +229,6 @@ def risk_auto_triggers(*, now=None) -> list[KillSwitchEvent]:
 
 def kill_switch_on_critical_issue(issue) -> KillSwitchEvent | None:
     """Reconciliation found a CRITICAL issue: halt its strategy (or everything), if configured."""
-    from risk.limits import limits_for
-
     strategy = issue.strategy
     if not limits_for(strategy).halt_on_critical_issue:
         return None
@@ -314,10 +258,6 @@ def roles_sync(*, apps=None) -> dict[str, int]:
     migration's app registry (the data migration passes its own). Raises LookupError naming
     any permission that does not exist. Returns {group name: permissions held}.
     """
-    from django.apps import apps as installed_apps
-    from django.db.models import Q
-
-    from risk.roles import ROLES
 
     apps = apps or installed_apps
     group_model = apps.get_model("auth", "Group")

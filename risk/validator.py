@@ -4,10 +4,12 @@ It returns every violation at once (never stops at the first), each with a stabl
 field it concerns and a message naming the rule and the limit. Limits come from
 risk.limits (global row, strategy row, strategy config: the strictest wins).
 
-What the checks need is read up front, in as few statements as the guarantees allow: the kill
-switch's shared lock, then one statement for the limits, the instrument, the last price, the
-position, a staff holiday today and both kill switches. Only the checks of a limit that is set
-read more (open orders, exposure, the day's PnL).
+Every check is exact under concurrency: the caller holds ``checks_lock`` (the kill switch's
+shared lock and the strategy's row), so one strategy's orders are checked one at a time, and
+the total exposure limit adds a lock of its own across strategies. What the checks need is read
+after the locks, in as few statements as that allows: one for the limits, the instrument, the
+last price, the position, a staff holiday today and both kill switches; only the checks of a
+limit that is set read more (working orders, exposure, the day's PnL).
 """
 
 from __future__ import annotations
@@ -24,14 +26,23 @@ from django.db.models import F, Sum
 from omsproject.rows import column_count, from_row, select_columns
 from orders.domain import OrderRequest, Violation
 from orders.enums import OrderSide, OrderStatus, OrderType, StrategyStatus
+from orders.models import Order, Strategy
+from orders.state import CANCELLABLE
 from risk import calendar
 from risk.limits import Limits, limits_for, limits_from_rows
 from risk.models import Instrument, KillSwitchState, RiskLimit
-from risk.selectors import KILL_SWITCH_STATES, kill_switch_in_force, kill_switch_lock
+from risk.ratelimit import take_token
+from risk.selectors import (
+    KILL_SWITCH_LOCK,
+    KILL_SWITCH_STATES,
+    TOTAL_EXPOSURE_LOCK,
+    day_pnl,
+    kill_switch_in_force,
+)
 
 HUNDRED = Decimal(100)
 # Orders that may still fill, but for those being cancelled (the desk asked them to stop).
-WORKING = sorted(OrderStatus.active() - {OrderStatus.CANCEL_PENDING})
+WORKING = sorted(CANCELLABLE)
 
 
 @dataclass
@@ -50,7 +61,6 @@ class Context:
     now: datetime
     staff_holiday: bool
     placed_order_id: int | None = None  # the order this client_order_id already placed
-    switches_seen: tuple[str | None, str | None] = (None, None)  # (global, strategy) as read
 
     @property
     def signed(self) -> int:
@@ -65,13 +75,12 @@ class Context:
         held = self.position_quantity
         if held == 0 or (held > 0) == (self.signed > 0):
             return False
-        return abs(self.signed) + self._working_same_side() <= abs(held)
+        return abs(self.signed) + self.working_same_side <= abs(held)
 
-    def _working_same_side(self) -> int:
+    @cached_property
+    def working_same_side(self) -> int:
         """The unfilled quantity of the strategy's other working orders on this instrument and
         product, on this order's side (orders being cancelled are not counted)."""
-        from orders.models import Order
-
         request = self.request
         working = Order.objects.filter(
             strategy=self.strategy,
@@ -123,13 +132,10 @@ LEFT JOIN risk_limits AS own_limits ON own_limits.strategy_id = %(strategy_id)s
 """  # noqa: S608 - column names and constant fragments only
 
 
-def _context(request: OrderRequest, strategy, order, *, placing: bool) -> Context:
-    # The lock first, the reads in a later statement: an order and a kill switch change
-    # cannot pass each other (see risk.services.kill_switch_set). order_place ("placing") has
-    # taken it already, with its client_order_id's lock, in one statement.
-    if not placing:
-        kill_switch_lock()
-    now = calendar.ist()  # after the lock, which may have kept the order waiting
+def _context(request: OrderRequest, strategy, order) -> Context:
+    # The caller holds checks_lock's locks: this statement, which began after they were
+    # granted, sees everything committed before them.
+    now = calendar.ist()
     with connection.cursor() as cursor:
         cursor.execute(
             _CONTEXT,
@@ -139,8 +145,8 @@ def _context(request: OrderRequest, strategy, order, *, placing: bool) -> Contex
                 "product": request.product,
                 "strategy_id": strategy.pk,
                 "today": now.date(),
-                # Placing: the order this client_order_id placed already, if any (a replay).
-                "client_order_id": request.client_order_id if placing else None,
+                # A new order: the order this client_order_id placed already, if any (a replay).
+                "client_order_id": request.client_order_id if order is None else None,
             },
         )
         row = cursor.fetchone()
@@ -167,7 +173,6 @@ def _context(request: OrderRequest, strategy, order, *, placing: bool) -> Contex
         last_price=last_price,
         position_quantity=position_quantity or 0,
         kill_switch=kill_switch_in_force(global_switch, strategy_switch),
-        switches_seen=(global_switch, strategy_switch),
         overall_limits=limits.overall,
         now=now,
         staff_holiday=staff_holiday,
@@ -327,24 +332,25 @@ def _size(ctx: Context) -> list[Violation]:
                 f"{limits.max_order_value}",
             )
         )
-    if ctx.reduces:
+    if ctx.reduces or limits.max_position_quantity is None:
         return found
-    after = abs(ctx.position_quantity + ctx.signed)
-    if limits.max_position_quantity is not None and after > limits.max_position_quantity:
+    # As if this order and every working order on its side filled: each of several orders
+    # may fit the limit alone and break it together.
+    direction = 1 if ctx.signed > 0 else -1
+    after = abs(ctx.position_quantity + ctx.signed + direction * ctx.working_same_side)
+    if after > limits.max_position_quantity:
         found.append(
             Violation(
                 "max_position_quantity",
                 "quantity",
-                f"position would be {after} in {request.symbol}: above the limit "
-                f"{limits.max_position_quantity}",
+                f"position would be {after} in {request.symbol} with the working orders on "
+                f"its side: above the limit {limits.max_position_quantity}",
             )
         )
     return found
 
 
 def _open_orders(ctx: Context) -> list[Violation]:
-    from orders.models import Order
-
     limit = ctx.limits.max_open_orders
     if limit is None or ctx.order is not None:
         return []
@@ -426,6 +432,10 @@ def _exposure(ctx: Context) -> list[Violation]:
             )
     overall_limit = ctx.limits.max_total_exposure
     if overall_limit is not None:
+        # Every strategy's orders count here: they are checked one at a time across
+        # strategies (a lock taken after the strategy's, so always in the same order).
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [TOTAL_EXPOSURE_LOCK])
         total = gross_exposure() + ctx.value
         if total > overall_limit:
             found.append(
@@ -471,15 +481,13 @@ def _market_hours(ctx: Context) -> list[Violation]:
                 "mis_after_square_off",
                 "product",
                 f"product MIS: no new intraday positions after the square-off time "
-                f"({calendar.SQUARE_OFF[ctx.request.segment]:%H:%M} IST)",
+                f"({calendar.square_off_time(ctx.request.segment):%H:%M} IST)",
             )
         ]
     return []
 
 
 def _daily_loss(ctx: Context) -> list[Violation]:
-    from risk.services import day_pnl
-
     if ctx.reduces:
         return []
     found = []
@@ -515,8 +523,6 @@ def order_rate_take(strategy, *, limits: Limits | None = None) -> tuple[float, i
     ``limits``: the strategy's, when the caller has them (they are read otherwise).
     Returns (seconds to wait, orders a second): 0 when the order may go.
     """
-    from risk.ratelimit import take_token
-
     key, rate = order_rate_bucket(strategy, limits=limits)
     return take_token(key, capacity=rate, refill_per_second=rate), rate
 
@@ -538,39 +544,61 @@ CHECKS = (
 
 @dataclass(frozen=True)
 class Verdict:
-    """The checks' answer: every violation, and the strategy's limits they applied (order_place
-    counts the order rate against those, read in the same statement).
+    """The checks' answer: every violation, and the strategy's limits they applied (the caller
+    counts the order rate against those).
 
     ``placed_order_id``: the order the request's client_order_id already placed. The request is
     then a replay: nothing was checked, and order_place answers with that order.
-    ``switches_seen``: the kill switches' last states (global, the strategy's) the checks saw.
     """
 
     violations: list[Violation]
     limits: Limits
     placed_order_id: int | None = None
-    switches_seen: tuple[str | None, str | None] = (None, None)
 
 
-def order_verdict(request: OrderRequest, *, strategy, order=None, placing: bool = False) -> Verdict:
+# Strategy columns in model order, for the row checks_lock reads (and from_row builds).
+_CHECKS_LOCK = f"""
+SELECT pg_advisory_xact_lock_shared(%(kill_switch_lock)s),
+    {", ".join(select_columns("strategy", Strategy))}
+FROM strategies AS strategy
+WHERE strategy.id = %(strategy_id)s
+FOR NO KEY UPDATE OF strategy
+"""  # noqa: S608 - column names only
+
+
+def checks_lock(strategy_id: int):
+    """Take the locks under which the checks of one strategy's order are exact, and return the
+    strategy as it is under them (None when it does not exist). Inside a transaction only.
+
+    One statement: the kill switch's shared lock (a change of the switch takes it exclusively,
+    so it waits for the checks under way and none starts until it has committed), and the
+    strategy's row, FOR NO KEY UPDATE: placements and modifications of a strategy are checked
+    one at a time, and a fill (which locks the strategy's row first) cannot move the position
+    under a check. NO KEY UPDATE, not UPDATE: a kill switch event referencing the strategy may
+    be inserted meanwhile (its foreign key takes KEY SHARE), so the two locks cannot deadlock.
+    The checks then read their context in later statements, which see everything committed
+    before the locks were granted.
+    """
+    if not connection.in_atomic_block:
+        raise RuntimeError("checks_lock: the locks last for a transaction; open one first")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _CHECKS_LOCK, {"kill_switch_lock": KILL_SWITCH_LOCK, "strategy_id": strategy_id}
+        )
+        row = cursor.fetchone()
+    return None if row is None else from_row(Strategy, row[1:])
+
+
+def order_verdict(request: OrderRequest, *, strategy, order=None) -> Verdict:
     """Every violation of the request against the limits in force, and those limits.
 
-    The order rate is not a violation: order_place counts an order that passes every check
-    with order_rate_take as its last step, and refuses it whole (OrderThrottled) when over.
-    ``placing``: order_place's call. Its transaction holds the kill switch's shared lock and its
-    client_order_id's lock already (taken in an earlier statement), and the same statement as
-    the context looks for the order that client_order_id placed (``Verdict.placed_order_id``).
+    Call it under ``checks_lock`` (order_place and order_modify do), with the strategy it
+    returned: the checks are then exact, whatever else is placed at the same instant. For a
+    new order (``order`` None) the same statement as the context looks for the order its
+    client_order_id placed already (``Verdict.placed_order_id``). The order rate is not a
+    violation: the caller counts an order that passes with order_rate_take.
     """
-    ctx = _context(request, strategy, order, placing=placing)
+    ctx = _context(request, strategy, order)
     if ctx.placed_order_id is not None:
         return Verdict([], ctx.limits, placed_order_id=ctx.placed_order_id)
-    return Verdict(
-        [violation for check in CHECKS for violation in check(ctx)],
-        ctx.limits,
-        switches_seen=ctx.switches_seen,
-    )
-
-
-def validate_order(request: OrderRequest, *, strategy, order=None) -> list[Violation]:
-    """Every violation of the request against the limits in force, or [] when it may pass."""
-    return order_verdict(request, strategy=strategy, order=order).violations
+    return Verdict([violation for check in CHECKS for violation in check(ctx)], ctx.limits)

@@ -24,6 +24,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from orders import jobs
 from orders.api.authentication import actor_of, strategy_of
 from orders.api.exceptions import order_refused
 from orders.api.filters import OrderFilter, TradeFilter
@@ -213,9 +214,7 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         serializer = OrderPlaceSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         order_request = OrderRequest(strategy_id=strategy.pk, **serializer.validated_data)
-        result = order_place(
-            order_request, actor=actor_of(request), source=EventSource.API, strategy=strategy
-        )
+        result = order_place(order_request, actor=actor_of(request), source=EventSource.API)
         if result.status == OrderStatus.REJECTED and result.violations:
             raise order_refused(result)
         order = result.order or self.get_queryset().get(pk=result.order_id)
@@ -379,8 +378,6 @@ class PricesView(APIView):
         responses={202: PricesAcceptedSerializer, **READ_ERRORS},
     )
     def post(self, request):
-        from orders.tasks import apply_prices
-
         strategy = strategy_of(request)
         if strategy.mode != StrategyMode.PAPER:
             raise PermissionDenied(
@@ -389,8 +386,8 @@ class PricesView(APIView):
         serializer = PricesSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         ticks = serializer.validated_data["prices"]
-        apply_prices.defer(
-            prices=[[tick["symbol"], tick["exchange"], str(tick["price"])] for tick in ticks],
+        jobs.defer_prices(
+            [[tick["symbol"], tick["exchange"], str(tick["price"])] for tick in ticks],
             strategy_id=strategy.pk,
         )
         return Response({"accepted": len(ticks)}, status=status.HTTP_202_ACCEPTED)

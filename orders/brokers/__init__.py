@@ -11,15 +11,14 @@ from orders.brokers.base import (
     BrokerUnavailable,
     PlaceAck,
 )
+from orders.brokers.kite import KiteBroker
+from orders.brokers.paper import PaperBroker
 
 
 def broker_for(strategy) -> Broker:
     """The paper simulator for PAPER strategies, Kite Connect for LIVE ones."""
     if strategy.is_live:
-        from orders.brokers.kite import KiteBroker
-
         return KiteBroker.from_settings()
-    from orders.brokers.paper import PaperBroker
 
     return PaperBroker(strategy)
 

@@ -41,7 +41,8 @@ from orders.brokers.base import (
     PlaceAck,
 )
 from orders.enums import OrderSide, OrderStatus, OrderType, Segment, Validity
-from orders.models import Order, PaperOrder, PaperTrade
+from orders.models import Order, PaperOrder, PaperTrade, Strategy
+from positions.models import MarketPrice
 
 logger = logging.getLogger("oms.brokers.paper")
 
@@ -134,8 +135,6 @@ class PaperBroker:
 
     @staticmethod
     def _last_price(symbol: str, exchange: str) -> Decimal | None:
-        from positions.models import MarketPrice
-
         row = MarketPrice.objects.filter(symbol=symbol, exchange=exchange).first()
         return row.last_price if row else None
 
@@ -423,8 +422,6 @@ class PaperBroker:
         """Match the working paper orders on an instrument (of one strategy, or all) against a
         new last price. Returns the resulting reports, to be applied with order_updates_apply.
         """
-        from orders.models import Strategy
-
         updates = []
         working = PaperOrder.objects.filter(
             symbol=symbol, exchange=exchange, status__in=WORKING

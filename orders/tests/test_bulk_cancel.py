@@ -16,7 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from procrastinate.contrib.django.models import ProcrastinateJob
 
-from orders import tasks
+from orders import jobs
 from orders.brokers import BrokerFill, BrokerOrderUpdate
 from orders.brokers.paper import PaperBroker
 from orders.domain import OrderRequest
@@ -76,7 +76,7 @@ def transitions(order) -> list[tuple[str, str, str, str]]:
 
 @pytest.mark.django_db(transaction=True)
 def test_a_halt_cancels_many_orders_at_the_exchange_in_batches(strategy, run_jobs, monkeypatch):
-    monkeypatch.setattr(tasks, "CANCEL_JOB_ORDERS", 3)
+    monkeypatch.setattr(jobs, "CANCEL_JOB_ORDERS", 3)
     working = [place(strategy) for _ in range(7)]
     run_jobs()
     assert set(statuses(working)) == {S.OPEN}

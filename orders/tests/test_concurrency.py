@@ -6,8 +6,6 @@ Each thread uses its own database connection and closes it (back to the pool) wh
 from __future__ import annotations
 
 import itertools
-import threading
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
@@ -16,6 +14,7 @@ from django.db import connection
 from django.utils import timezone
 from procrastinate.contrib.django.models import ProcrastinateJob
 
+from omsproject.testing.threads import run_together
 from orders.brokers import BrokerOrderUpdate
 from orders.charges import calculate_zerodha_charges
 from orders.domain import OrderRequest
@@ -24,7 +23,6 @@ from orders.models import Order, OrderEvent, PaperOrder, Strategy, Trade
 from orders.services import (
     IllegalOrderState,
     fill_apply,
-    market_tick,
     order_cancel,
     order_cancel_at_broker,
     order_place,
@@ -35,37 +33,12 @@ from orders.state import can_transition
 from orders.tests.factories import OrderFactory, StrategyFactory
 from positions.models import Position
 from positions.services import market_prices_update
+from risk.monitors import market_tick
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 SYMBOL = "SBIN"
 S = OrderStatus
-
-
-def run_together(functions: list[Callable[[], object]]) -> list[tuple[object, BaseException]]:
-    """Start one thread per function, released at once by a barrier; return (result, error)."""
-    barrier = threading.Barrier(len(functions))
-    outcomes: list[tuple[object, BaseException | None]] = [(None, None)] * len(functions)
-
-    def run(index: int, function) -> None:
-        try:
-            barrier.wait()
-            outcomes[index] = (function(), None)
-        except BaseException as error:  # reported to the test
-            outcomes[index] = (None, error)
-        finally:
-            connection.close()
-
-    threads = [
-        threading.Thread(target=run, args=(index, function))
-        for index, function in enumerate(functions)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-        assert not thread.is_alive(), "a thread is stuck"
-    return outcomes
 
 
 def transition_chain(order) -> list[tuple[str, str]]:

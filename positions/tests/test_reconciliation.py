@@ -4,7 +4,7 @@ then reconcile_positions must find, record, fix or resolve exactly that.
 Orders are placed through order_place and sent with order_submit (the job's body, run here
 in-process); the tampering then goes around the OMS, straight into the paper exchange's own
 tables (paper_orders, paper_trades) or ours, as a broker-side event the OMS missed would.
-LIVE strategies get a fake Kite (positions() and orders() only) through orders.brokers.broker_for.
+LIVE strategies get a fake Kite (positions() and orders() only) through positions.reconciliation.broker_for.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from orders import brokers
 from orders.brokers import BrokerOrderUpdate, BrokerPosition, BrokerUnavailable
 from orders.brokers.paper import PaperBroker
 from orders.domain import OrderRequest
@@ -23,6 +22,7 @@ from orders.enums import EventKind, EventSource, OrderStatus, StrategyMode
 from orders.models import Order, OrderEvent, PaperOrder, PaperTrade, Trade
 from orders.services import order_place, order_submit
 from orders.tests.factories import OrderFactory, StrategyFactory
+from positions import reconciliation
 from positions.models import IssueType, Position, ReconciliationIssue, Severity
 from positions.reconciliation import reconcile_positions
 from positions.services import market_prices_update
@@ -325,7 +325,7 @@ def test_a_partial_missing_fill(strategy):
 def test_a_fill_that_cannot_be_applied_stays_an_open_issue(strategy, monkeypatch):
     order = resting(strategy)
     exchange_fills(order, 10)
-    monkeypatch.setattr("orders.services.fill_apply", _refuse)
+    monkeypatch.setattr("orders.services.broker_reports.fill_apply", _refuse)
 
     report = reconcile_positions()
 
@@ -468,7 +468,7 @@ def kite(monkeypatch):
     def broker_for(strategy):
         return fake if strategy.is_live else PaperBroker(strategy)
 
-    monkeypatch.setattr(brokers, "broker_for", broker_for)
+    monkeypatch.setattr(reconciliation, "broker_for", broker_for)
     return fake
 
 
@@ -605,15 +605,14 @@ def test_a_missing_fill_end_to_end_with_the_worker(run_jobs):
 
 def test_the_periodic_job_reconciles_while_the_market_is_open(strategy, monkeypatch, settings):
     from positions import tasks
-    from risk import calendar
 
     exchange_trade_unknown_to_us(strategy, quantity=5)
     settings.OMS_RECONCILE_INTERVAL_MINUTES = 1
-    monkeypatch.setattr(calendar, "market_is_open", lambda now=None: False)
+    monkeypatch.setattr(tasks, "market_is_open", lambda now=None: False)
     tasks.reconcile(timestamp=0)
     assert not ReconciliationIssue.objects.exists()
 
-    monkeypatch.setattr(calendar, "market_is_open", lambda now=None: True)
+    monkeypatch.setattr(tasks, "market_is_open", lambda now=None: True)
     tasks.reconcile(timestamp=0)
 
     assert ReconciliationIssue.objects.get().issue_type == IssueType.UNKNOWN_POSITION

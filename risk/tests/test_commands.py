@@ -17,8 +17,8 @@ from risk import calendar
 from risk.instruments import KITE_COLUMNS
 from risk.models import ActorType, Instrument, KillSwitchEvent, KillSwitchState, MarketHoliday
 from risk.selectors import kill_switch_state
+from risk.tests.checks import validate_order
 from risk.tests.factories import order_request
-from risk.validator import validate_order
 
 pytestmark = pytest.mark.django_db
 
@@ -196,12 +196,13 @@ def test_square_off_mis_cancels_and_closes_once(strategy):
 
     assert out.splitlines()[0] == "cancelling 2 MIS orders:"
     assert "closing 1 MIS positions:" in out.splitlines()
+    assert "MIS square-off exit placed" in out
     assert set(Order.objects.values_list("status", flat=True)) == {
         OrderStatus.CANCELLED,
         OrderStatus.CANCEL_PENDING,
         OrderStatus.PENDING,  # the closing order
     }
-    closing = Order.objects.get(metadata__closes__isnull=False)
+    closing = Order.objects.get(closes_position__isnull=False)
     assert (closing.side, closing.quantity, closing.metadata["actor"]) == (
         "SELL",
         10,

@@ -46,8 +46,8 @@ def test_a_crossed_stop_loss_is_closed_once(strategy):
 
     (exit_order,) = orders_of(strategy)
     assert (exit_order.side, exit_order.quantity, exit_order.order_type) == ("SELL", 10, "MARKET")
-    assert exit_order.client_order_id == f"exit-{position.pk}-1"
-    assert exit_order.metadata["closes"] == position.pk
+    assert exit_order.client_order_id == f"sl-{position.pk}-1"
+    assert exit_order.closes_position == position
     position.refresh_from_db()
     assert position.exit_order == exit_order
 
@@ -103,7 +103,7 @@ def test_the_square_off_cancels_mis_orders_and_closes_mis_positions_once(strateg
     book = intraday_book
 
     first = square_off_mis()
-    closing = [o for o in orders_of(strategy) if o.metadata.get("closes")]
+    closing = [o for o in orders_of(strategy) if o.closes_position_id]
     second = square_off_mis()
 
     assert [o.pk for o in first.orders_to_cancel] == [book["pending"].pk, book["open"].pk]
@@ -117,7 +117,7 @@ def test_the_square_off_cancels_mis_orders_and_closes_mis_positions_once(strateg
     # The second run leaves the closing orders working: it neither cancels nor repeats them.
     assert second.orders_to_cancel == []
     assert second.positions_to_close == []
-    assert [o for o in orders_of(strategy) if o.metadata.get("closes")] == closing
+    assert [o for o in orders_of(strategy) if o.closes_position_id] == closing
     assert {_status(o) for o in closing} == {OrderStatus.PENDING}
 
 
@@ -185,15 +185,15 @@ def test_the_square_off_of_a_live_strategy_passes_the_hours_it_closes(clock):
 @pytest.mark.parametrize(
     ("moment", "due"),
     [
-        ("2026-01-14 15:19:59", False),
-        ("2026-01-14 15:20:00", True),
+        ("2026-01-14 15:09:59", False),
+        ("2026-01-14 15:10:00", True),  # OMS_MIS_SQUARE_OFF: before the broker's 15:20
         ("2026-01-14 15:29:59", True),
         ("2026-01-14 15:30:00", False),
         ("2026-01-17 15:25:00", False),  # Saturday
         ("2026-01-15 15:25:00", False),  # exchange holiday
     ],
 )
-def test_the_square_off_is_due_from_1520_to_the_close_of_a_trading_day(moment, due):
+def test_the_square_off_is_due_from_1510_to_the_close_of_a_trading_day(moment, due):
     assert square_off_due(ist(moment)) is due
 
 
@@ -204,11 +204,11 @@ def test_no_square_off_on_a_holiday_added_by_staff():
 
 
 def test_the_periodic_pass_squares_off_only_when_due(strategy, intraday_book):
-    risk_monitor(now=ist("2026-01-14 15:19"))
+    risk_monitor(now=ist("2026-01-14 15:09"))
     assert len(orders_of(strategy)) == 3
 
-    risk_monitor(now=ist("2026-01-14 15:21"))
-    risk_monitor(now=ist("2026-01-14 15:22"))
+    risk_monitor(now=ist("2026-01-14 15:11"))
+    risk_monitor(now=ist("2026-01-14 15:12"))
 
     assert len(orders_of(strategy)) == 5
 

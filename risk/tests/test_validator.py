@@ -12,13 +12,13 @@ from positions.services import market_prices_update
 from positions.tests.factories import PositionFactory
 from risk.limits import limits_for
 from risk.models import Instrument, KillSwitchScope, KillSwitchState
+from risk.tests.checks import validate_order
 from risk.tests.factories import (
     KillSwitchEventFactory,
     MarketHolidayFactory,
     limits_set,
     order_request,
 )
-from risk.validator import validate_order
 
 pytestmark = pytest.mark.django_db
 

@@ -16,8 +16,7 @@ from orders.tests.factories import OrderFactory, StrategyFactory, TradeFactory
 from positions.models import Severity
 from positions.tests.factories import PositionFactory, ReconciliationIssueFactory
 from risk.models import PnlSnapshot
-from risk.selectors import day_pnl_by_strategy, desk_today
-from risk.services import day_pnl
+from risk.selectors import day_pnl, day_pnl_by_strategy, desk_today
 
 pytestmark = pytest.mark.django_db
 

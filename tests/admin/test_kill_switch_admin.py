@@ -161,7 +161,7 @@ def test_flatten_is_refused_while_halted_and_works_when_reducing(as_risk_officer
     assert (exit_order.side, exit_order.quantity, exit_order.client_order_id) == (
         "SELL",
         10,
-        f"flat-{position.pk}",
+        f"flat-{position.pk}-1",
     )
     assert exit_order.status != OrderStatus.REJECTED
     assert LogEntry.objects.filter(

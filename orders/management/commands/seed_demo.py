@@ -14,6 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
+from procrastinate.contrib.django import app
 
 from orders.demo_history import BULK_CHUNK, bulk_history_load
 from orders.domain import OrderRequest
@@ -180,8 +181,6 @@ class Command(BaseCommand):
         return placed
 
     def _run_jobs(self) -> None:
-        from procrastinate.contrib.django import app
-
         worker_app = app.with_connector(app.connector.get_worker_connector())
         worker_app.run_worker(
             queues=["orders", "prices"],

@@ -65,12 +65,13 @@ def test_the_detail_costs_the_same_with_more_events_and_trades(api, many_rows):
     assert queries(api, f"/api/v1/orders/{many_rows.pk}/") == 4
 
 
-# A placement's statements: the key with the request's count; the order's context (limits,
-# instrument, last price, position, staff holiday, both kill switches, a replay's original);
-# and one statement writing the order behind its gate (locks, re-read kill switches), with its
-# first event, its submission job and its count against the order rate: 3, in autocommit (no
-# BEGIN or COMMIT). Inside the test's own transaction the write is in a savepoint: 2 more.
-PLACEMENT_QUERIES = 5
+# A placement's statements (orders.services.placement): the key with the request's count; then,
+# in one transaction (its BEGIN and COMMIT; a savepoint and its release inside the test's own),
+# the locks (the kill switch's shared one and the strategy's row), the order's context (limits,
+# instrument, last price, position, staff holiday, both kill switches, a replay's original),
+# the order's count against the order rate, and one statement writing the order with its first
+# event and its submission job.
+PLACEMENT_QUERIES = 7
 
 
 def test_placing_an_order_costs_a_fixed_number_of_queries(
@@ -98,8 +99,8 @@ def test_every_limit_set_costs_only_the_reads_of_its_checks(
         daily_loss_limit=Decimal("50000.00"),
     )
 
-    # + open orders, the strategy's and the total exposure, the strategy's and the day's PnL
-    with django_assert_max_num_queries(PLACEMENT_QUERIES + 5):
+    # + open orders, the strategy's and the total exposure (and its lock), both days' PnL
+    with django_assert_max_num_queries(PLACEMENT_QUERIES + 6):
         response = api.post("/api/v1/orders/", order_body(), format="json")
 
     assert response.status_code == 201, response.json()
@@ -108,7 +109,8 @@ def test_every_limit_set_costs_only_the_reads_of_its_checks(
 def test_a_replay_costs_the_lock_and_the_look_up(api, django_assert_max_num_queries):
     assert api.post("/api/v1/orders/", order_body(), format="json").status_code == 201
 
-    with django_assert_max_num_queries(6):  # key, request count, savepoint, lock, look-up, release
+    # the key with the request's count, savepoint, locks, the context, the original, release
+    with django_assert_max_num_queries(6):
         replay = api.post("/api/v1/orders/", order_body(), format="json")
 
     assert replay.status_code == 200

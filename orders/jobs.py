@@ -1,0 +1,73 @@
+"""Deferring the order lifecycle's background jobs, by task name (the tasks themselves live in
+orders.tasks, the entry point that calls the services; this module sits below the services).
+
+Every job is deferred inside the transaction that wrote its intent (a transactional outbox): if
+the transaction rolls back, no job exists. Each per-order job holds the order's lock, so two
+jobs never race on one order.
+"""
+
+from __future__ import annotations
+
+from procrastinate.contrib.django import app
+
+SUBMIT = "orders.submit"
+CANCEL = "orders.cancel"
+CANCEL_MANY = "orders.cancel_many"
+MODIFY = "orders.modify"
+RESOLVE_UNKNOWN = "orders.resolve_unknown"
+APPLY_PRICES = "orders.prices"
+
+CANCEL_JOB_ORDERS = 50  # orders in one job of defer_cancels
+
+
+def _task(name: str, **options):
+    return app.configure_task(name, allow_unknown=False, **options)
+
+
+def order_lock(order_id: int) -> str:
+    """The procrastinate lock every per-order job holds."""
+    return f"order-{order_id}"
+
+
+def submit_job_fields() -> tuple[str, str, int]:
+    """(queue, task name, priority) of the submission job, for the statement that writes a new
+    order and defers its submission through procrastinate's own SQL function."""
+    job = _task(SUBMIT, lock="").job
+    return job.queue, job.task_name, job.priority
+
+
+def defer_submit(order) -> None:
+    _task(SUBMIT, lock=order_lock(order.pk)).defer(order_id=order.pk)
+
+
+def defer_cancel(order) -> None:
+    _task(CANCEL, lock=order_lock(order.pk)).defer(order_id=order.pk)
+
+
+def defer_cancels(orders) -> None:
+    """The cancel jobs of many orders, deferred in one statement: one job for each
+    CANCEL_JOB_ORDERS orders (the workers share them), a lone order's the per-order job."""
+    jobs = []
+    for start in range(0, len(orders), CANCEL_JOB_ORDERS):
+        group = orders[start : start + CANCEL_JOB_ORDERS]
+        if len(group) == 1:
+            deferrer = _task(CANCEL, lock=order_lock(group[0].pk))
+            jobs.append(deferrer.make_new_job(order_id=group[0].pk))
+        else:
+            jobs.append(_task(CANCEL_MANY).make_new_job(order_ids=[o.pk for o in group]))
+    if jobs:
+        app.job_manager.batch_defer_jobs(jobs)
+
+
+def defer_modify(order) -> None:
+    _task(MODIFY, lock=order_lock(order.pk)).defer(order_id=order.pk)
+
+
+def defer_resolve_unknown(order, attempt: int = 1) -> None:
+    _task(RESOLVE_UNKNOWN, lock=order_lock(order.pk), schedule_in={"seconds": 2**attempt}).defer(
+        order_id=order.pk, attempt=attempt
+    )
+
+
+def defer_prices(prices: list[list[str]], *, strategy_id: int | None = None) -> None:
+    _task(APPLY_PRICES).defer(prices=prices, strategy_id=strategy_id)

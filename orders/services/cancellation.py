@@ -1,0 +1,150 @@
+"""Cancelling orders: one (order_cancel), many at once (orders_cancel: a HALT's cancels), and
+the cancel jobs that ask the broker (order_cancel_at_broker, orders_cancel_at_broker)."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+
+from orders import jobs
+from orders.brokers import BrokerRejected, broker_for
+from orders.enums import EventKind, EventSource, OrderStatus
+from orders.models import Order
+from orders.services.broker_reports import order_updates_apply
+from orders.services.errors import IllegalOrderState
+from orders.services.events import (
+    order_event_record,
+    order_locked,
+    order_transition,
+    transition_staged,
+    transitions_write,
+)
+from orders.state import CANCELLABLE
+
+
+def order_cancel(
+    order_id: int, *, actor: str, source: EventSource = EventSource.API, reason: str = ""
+) -> Order:
+    """Request a cancel. A PENDING order (never sent) is cancelled here, without a broker call.
+
+    Otherwise the order goes to CANCEL_PENDING and a job asks the broker; fills that race the
+    cancel are still applied when they arrive.
+    """
+    with transaction.atomic():
+        order = order_locked(order_id)
+        if order.status not in CANCELLABLE:
+            raise IllegalOrderState(
+                f"order {order.pk} is {order.status}: only working orders can be cancelled",
+                fields={"status": order.status},
+            )
+        if order.status == OrderStatus.PENDING:
+            order_transition(
+                order,
+                OrderStatus.CANCELLED,
+                source=source,
+                actor=actor,
+                reason=reason or "cancelled before reaching the broker",
+            )
+            return order
+        order_transition(
+            order, OrderStatus.CANCEL_PENDING, source=source, actor=actor, reason=reason
+        )
+        jobs.defer_cancel(order)
+    return order
+
+
+CANCEL_BATCH = 1000  # orders a transaction of orders_cancel locks at most
+
+
+def orders_cancel(
+    order_ids, *, actor: str, source: EventSource = EventSource.API, reason: str = ""
+) -> int:
+    """Request the cancel of many orders, each as order_cancel would, in a few statements.
+
+    A PENDING order is cancelled here; every other working order goes to CANCEL_PENDING with
+    its cancel job (the same job order_cancel defers). Each change is a TRANSITION event with
+    the actor, source and reason. Orders no longer cancellable are skipped. Orders are locked
+    in id order, CANCEL_BATCH to a transaction. Returns how many were cancelled or are being
+    cancelled. (The kill switch's HALT: one order_cancel per order took 30 ms an order.)
+    """
+    ids = sorted(set(order_ids))
+    requested = 0
+    for start in range(0, len(ids), CANCEL_BATCH):
+        with transaction.atomic():
+            orders = list(
+                Order.objects.select_for_update()
+                .filter(pk__in=ids[start : start + CANCEL_BATCH], status__in=CANCELLABLE)
+                .order_by("pk")
+            )
+            now = timezone.now()
+            changes, events, to_broker = [], [], []
+            for order in orders:
+                never_sent = order.status == OrderStatus.PENDING
+                fields, event = transition_staged(
+                    order,
+                    OrderStatus.CANCELLED if never_sent else OrderStatus.CANCEL_PENDING,
+                    source=source,
+                    actor=actor,
+                    reason=reason or ("cancelled before reaching the broker" if never_sent else ""),
+                    now=now,
+                )
+                changes.append((order, fields))
+                events.append(event)
+                if not never_sent:
+                    to_broker.append(order)
+            transitions_write(changes, events)
+            jobs.defer_cancels(to_broker)
+        requested += len(orders)
+    return requested
+
+
+def order_cancel_at_broker(order_id: int) -> None:
+    """The cancel job: ask the broker to cancel, then apply what it reports."""
+    order = Order.objects.select_related("strategy").get(pk=order_id)
+    if order.status != OrderStatus.CANCEL_PENDING:
+        return
+    if not order.broker_order_id:
+        return  # still being submitted: order_submit re-queues the cancel once acknowledged
+    try:
+        updates = broker_for(order.strategy).cancel(order)
+    except BrokerRejected as error:
+        # The broker would not cancel (typically: already complete). Ask it what it has.
+        updates = ()
+        current = broker_for(order.strategy).order_status(order)
+        with transaction.atomic():
+            locked = order_locked(order_id)
+            order_event_record(
+                locked,
+                kind=EventKind.NOTE,
+                from_status=locked.status,
+                to_status=locked.status,
+                source=EventSource.BROKER,
+                reason=f"cancel refused by broker: {error}",
+            )
+        if current is not None:
+            updates = (current,)
+    order_updates_apply(updates, source=EventSource.BROKER)
+
+
+def orders_cancel_at_broker(order_ids: list[int]) -> None:
+    """The cancel job of several orders (orders_cancel defers it): each order as
+    order_cancel_at_broker would do it, with the broker asked for all of them at once where it
+    can (the paper exchange), and its reports applied together (order_updates_apply)."""
+    orders = (
+        Order.objects.filter(pk__in=order_ids, status=OrderStatus.CANCEL_PENDING)
+        .exclude(broker_order_id__isnull=True)
+        .exclude(broker_order_id="")  # still being submitted: order_submit re-queues the cancel
+        .select_related("strategy")
+        .order_by("pk")
+    )
+    by_strategy: dict[int, list[Order]] = {}
+    for order in orders:
+        by_strategy.setdefault(order.strategy_id, []).append(order)
+    reports, one_by_one = [], []
+    for strategy_orders in by_strategy.values():
+        cancelled, refused = broker_for(strategy_orders[0].strategy).cancel_many(strategy_orders)
+        reports.extend(cancelled)
+        one_by_one.extend(refused)
+    order_updates_apply(reports, source=EventSource.BROKER)
+    for order in one_by_one:
+        order_cancel_at_broker(order.pk)  # says why the broker refused, and what it has

@@ -4,7 +4,8 @@ then reconcile_positions must find, record, fix or resolve exactly that.
 Orders are placed through order_place and sent with order_submit (the job's body, run here
 in-process); the tampering then goes around the OMS, straight into the paper exchange's own
 tables (paper_orders, paper_trades) or ours, as a broker-side event the OMS missed would.
-LIVE strategies get a fake Kite (positions() and orders() only) through positions.reconciliation.broker_for.
+LIVE strategies get a fake Kite (positions() and orders() only) through
+positions.reconciliation.broker_for.
 """
 
 from __future__ import annotations

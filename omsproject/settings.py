@@ -182,8 +182,11 @@ PROCRASTINATE_WORKER_DEFAULTS = {
     "update_heartbeat_interval": OMS_WORKER_HEARTBEAT_SECONDS,
     "stalled_worker_timeout": OMS_WORKER_STALLED_SECONDS,
 }
-# A worker survives a database outage: it starts again by itself once the database answers.
-PROCRASTINATE_ON_APP_READY = "omsproject.worker.worker_keep_running"
+# A worker rides out a database outage this long (its queries are tried again, a job's outcome
+# for twice as long), then stops; its supervisor (bin/run, the Procfile's platform) starts it
+# again and orders.retry_stalled_jobs retries the jobs it left (omsproject/worker_connector.py).
+OMS_WORKER_DB_OUTAGE_SECONDS = env.float("OMS_WORKER_DB_OUTAGE_SECONDS", default=60.0)
+PROCRASTINATE_ON_APP_READY = "omsproject.worker_connector.use_worker_connector"
 
 
 # --- Email (kill switch notifications) --------------------------------------------------------

@@ -236,9 +236,10 @@ def test_the_cluster_survives_a_database_restart_under_load(cluster, figures):
 
     figures(f"{how}; {CLIENTS} clients placing over {len(urls)} web processes")
     figures(
-        f"workers: {len(cluster.log_lines('the worker stopped by itself'))} restarted their "
-        f"loop in-process, {len(cluster.log_lines('job outcome not recorded'))} job outcomes "
-        f"recorded again, {len(cluster.log_lines('its worker is dead'))} orphaned jobs requeued"
+        f"workers (omsproject/worker_connector.py): "
+        f"{len(cluster.log_lines('database query'))} queries tried again, "
+        f"{len(cluster.log_lines('not listening for jobs'))} LISTEN reconnections waited for, "
+        f"{len(cluster.log_lines('its worker never got it'))} jobs of a lost fetch requeued"
     )
     figures(
         f"answers {dict(sorted(statuses.items()))} ({len(failed_after)} 503 for requests sent "

@@ -9,20 +9,26 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import connection
+from django.db import OperationalError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 from procrastinate.contrib.django.models import ProcrastinateJob
 
 from orders.enums import EventKind, EventSource, OrderStatus
-from orders.models import Order, OrderEvent
+from orders.models import Order, OrderEvent, Strategy
 from orders.services import OrderRefused, order_modify, order_place
-from orders.tests.factories import OrderEventFactory, OrderFactory, StrategyFactory
+from orders.tests.factories import OrderEventFactory, OrderFactory, StrategyFactory, raw_insert
 from positions.models import Severity
 from positions.services import positions_mark
 from positions.tests.factories import PositionFactory, ReconciliationIssueFactory
 from risk import validator
 from risk.models import ActorType, KillSwitchEvent, KillSwitchScope, KillSwitchState
-from risk.selectors import kill_switch_state
+from risk.selectors import (
+    KILL_SWITCH_LOCK,
+    kill_switch_board,
+    kill_switch_own_state,
+    kill_switch_state,
+)
 from risk.services import (
     KillSwitchError,
     kill_switch_on_critical_issue,
@@ -31,7 +37,7 @@ from risk.services import (
     positions_flatten,
     risk_auto_triggers,
 )
-from risk.tests.factories import PnlSnapshotFactory, limits_set, order_request
+from risk.tests.factories import PnlSnapshotFactory, kill_switch_row, limits_set, order_request
 
 HALTED, REDUCING, ACTIVE = KillSwitchState.HALTED, KillSwitchState.REDUCING, KillSwitchState.ACTIVE
 
@@ -192,6 +198,187 @@ def test_flattening_places_one_closing_order_per_open_position(strategy):
     long.refresh_from_db()
     short.refresh_from_db()
     assert {long.exit_order_id, short.exit_order_id} == {o.pk for o in orders}
+
+
+# --- which change is in force: the database's order, not a process's clock ----------------------
+
+
+def lagging_insert(state: str, strategy=None, *, lag=timedelta(seconds=60), **columns) -> int:
+    """A change written as a process whose clock is ``lag`` behind would stamp it (directly:
+    the database's default stamp is the one a process cannot get wrong)."""
+    scope = {"scope": "STRATEGY", "strategy_id": strategy.pk} if strategy is not None else {}
+    row = kill_switch_row(state=state, created_at=timezone.now() - lag, **scope, **columns)
+    return raw_insert("kill_switch_events", row)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("scope", ["global", "strategy"])
+def test_a_halt_stamped_60_s_in_the_past_after_a_resume_is_in_force(strategy, scope):
+    """The bug from the review: a HALT from a process whose clock lags 60 s was ignored, the
+    ACTIVE before it having the later created_at. The later change (the higher id) wins."""
+    target = strategy if scope == "strategy" else None
+    halt(target)
+    kill_switch_set(ACTIVE, strategy=target, reason="checked the book", actor="asha")
+
+    lagging_insert("HALTED", target)
+
+    assert kill_switch_state(strategy=strategy) == HALTED
+    board = kill_switch_board()
+    assert board.state_for(strategy.pk) == HALTED
+    refused = order_place(order_request(strategy), actor="algo")
+    assert [v.code for v in refused.violations] == ["kill_switch_halted"]
+    assert refused.status == OrderStatus.REJECTED
+
+
+@pytest.mark.django_db
+def test_the_admin_page_shows_the_lagging_halt(strategy, admin_client):
+    kill_switch_set(ACTIVE, strategy=strategy, reason="all clear", actor="asha")
+    lagging_insert("HALTED", strategy, reason="broker outage, from a slow clock")
+
+    response = admin_client.get("/admin/risk/killswitch/")
+
+    (row,) = [r for r in response.context["strategies"] if r["strategy"] == strategy]
+    assert (row["own"], row["in_force"]) == (HALTED, HALTED)
+    assert row["event"].reason == "broker outage, from a slow clock"
+    assert "broker outage, from a slow clock" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_a_change_is_stamped_by_the_databases_clock_not_the_processs(strategy, monkeypatch):
+    resume = kill_switch_set(ACTIVE, strategy=strategy, reason="all clear", actor="asha")
+    lagging = timezone.now() - timedelta(seconds=60)
+    monkeypatch.setattr(timezone, "now", lambda: lagging)
+
+    event = halt(strategy)
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement_timestamp()")
+        (database_now,) = cursor.fetchone()
+    assert resume.created_at <= event.created_at <= database_now
+    assert event.created_at - lagging > timedelta(seconds=59)
+    assert KillSwitchEvent.objects.values_list("created_at", flat=True).get(pk=event.pk) == (
+        event.created_at
+    )
+
+
+@pytest.mark.django_db
+def test_every_reader_agrees_on_each_switchs_state_whatever_the_stamps():
+    """The SQL function (the validator's context and oms_order_gate), the selector, the admin's
+    board and the strategies' list expression all read v_kill_switch_current: the highest id."""
+    quiet, halted, reducing, lifted = (StrategyFactory(name=n) for n in "ABCD")
+    # Each switch's last change carries the older stamp: ordered by created_at, every one of
+    # them would read differently.
+    now = timedelta(0)
+    lagging_insert("REDUCING", lag=now)
+    lagging_insert("ACTIVE", halted, lag=timedelta(seconds=-30))  # a clock ahead
+    lagging_insert("HALTED", reducing, lag=now)
+    lagging_insert("HALTED", lifted, lag=now)
+    lagging_insert("HALTED", lag=timedelta(seconds=90))
+    lagging_insert("HALTED", halted)
+    lagging_insert("REDUCING", reducing)
+    lagging_insert("ACTIVE", lifted)
+
+    # The rule written out once more, in Python, as the oracle.
+    latest: dict = {}
+    for event in KillSwitchEvent.objects.order_by("id"):
+        latest[event.strategy_id] = event.state
+    expected = {s.pk: latest.get(s.pk) for s in (quiet, halted, reducing, lifted)}
+    assert expected == {
+        quiet.pk: None,
+        halted.pk: "HALTED",
+        reducing.pk: "REDUCING",
+        lifted.pk: "ACTIVE",
+    }
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT oms_kill_switch_state('GLOBAL', NULL)")
+        assert cursor.fetchone()[0] == latest[None] == "HALTED"
+    listed = dict(
+        Strategy.objects.filter(pk__in=expected)
+        .annotate(own=kill_switch_own_state(F("pk")))
+        .values_list("pk", "own")
+    )
+    board = kill_switch_board()
+    assert board.global_state == HALTED
+    assert listed == expected
+    assert {pk: board.own_state(pk) for pk in expected} == {
+        pk: KillSwitchState(state or "ACTIVE") for pk, state in expected.items()
+    }
+    for strategy in (quiet, halted, reducing, lifted):
+        assert kill_switch_state(strategy=strategy) == HALTED  # the global switch is stricter
+        assert board.state_for(strategy.pk) == HALTED
+    lagging_insert("ACTIVE")
+    for strategy in (quiet, halted, reducing, lifted):
+        own = KillSwitchState(expected[strategy.pk] or "ACTIVE")
+        assert kill_switch_state(strategy=strategy) == own
+        assert kill_switch_board().state_for(strategy.pk) == own
+
+
+def _backend_waits_on_a_lock(deadline_seconds: float = 10) -> bool:
+    deadline = time.monotonic() + deadline_seconds
+    while _backends_waiting_on_a_lock() == 0:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_insert_by_hand_waits_for_the_lock_before_drawing_its_id():
+    """A trigger takes the kill switch's exclusive lock for any INSERT, before the row's id is
+    drawn: ids follow commit order even for rows written by hand (psql, a script)."""
+    outcome = {}
+
+    def insert_by_hand():
+        try:
+            return raw_insert("kill_switch_events", kill_switch_row(reason="by hand"))
+        finally:
+            connection.close()
+
+    writer = threading.Thread(target=lambda: outcome.setdefault("id", _catching(insert_by_hand)))
+    with transaction.atomic():
+        first = raw_insert("kill_switch_events", kill_switch_row(reason="first"))
+        writer.start()
+        assert _backend_waits_on_a_lock(), "the insert by hand did not wait"
+        with connection.cursor() as cursor:
+            # Drawn while the other insert waits: its id must come after this one.
+            cursor.execute("SELECT nextval(pg_get_serial_sequence('kill_switch_events', 'id'))")
+            drawn_meanwhile = cursor.fetchone()[0]
+    writer.join(timeout=30)
+
+    assert isinstance(outcome["id"], int), outcome["id"]
+    assert first < drawn_meanwhile < outcome["id"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_insert_by_hand_waits_for_a_placement_holding_the_shared_lock():
+    def insert_with_a_lock_timeout():
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '200ms'")
+                return raw_insert("kill_switch_events", kill_switch_row())
+        finally:
+            connection.close()
+
+    outcome = {}
+    writer = threading.Thread(
+        target=lambda: outcome.setdefault("result", _catching(insert_with_a_lock_timeout))
+    )
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", [KILL_SWITCH_LOCK])
+        writer.start()
+        writer.join(timeout=30)
+
+    assert isinstance(outcome["result"], OperationalError), outcome["result"]
+    assert outcome["result"].__cause__.sqlstate == "55P03"  # lock_not_available
+    assert not KillSwitchEvent.objects.exists()
+
+
+def _catching(function):
+    try:
+        return function()
+    except Exception as error:  # the caller asserts on it
+        return error
 
 
 # --- automatic rules ---------------------------------------------------------------------------

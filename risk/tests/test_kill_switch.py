@@ -562,6 +562,142 @@ def test_reducing_by_the_loss_limit_still_escalates_to_halted(strategy):
     assert risk_auto_triggers(now=now) == []
 
 
+# After a person resumes, a rule fires again only on a new breach beyond the levels at the resume.
+
+
+def _snapshot(strategy, at, total: str):
+    return PnlSnapshotFactory(strategy=strategy, taken_at=at, unrealized_pnl=Decimal(total))
+
+
+def resume(strategy=None) -> KillSwitchEvent:
+    return kill_switch_set(ACTIVE, strategy=strategy, reason="looked at it: go on", actor="asha")
+
+
+@pytest.mark.django_db
+def test_a_resume_records_the_levels_the_rules_measure_from(strategy):
+    now = timezone.now()
+    _day(now, "0", "-600")(strategy)
+    _rejections(strategy, 2)
+    last_event = OrderEvent.objects.order_by("id").last()
+    latest = _snapshot(strategy, now, "-650.50")
+    _snapshot(StrategyFactory(), now, "-9000")  # another strategy's
+
+    event = resume(strategy)
+
+    assert event.details["levels"] == {
+        "pnl_snapshot_id": latest.pk,
+        "pnl": "-650.50",
+        "order_event_id": last_event.pk,
+    }
+    assert "levels" not in halt(strategy).details  # only a resume records them
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("after_resume", "fires"),
+    [
+        pytest.param(["499.00"], None, id="same-figures"),
+        pytest.param(["-501.00"], None, id="1000-below-the-pnl-at-resume"),
+        pytest.param(["-501.01"], ("499.00", "-501.01"), id="1000.01-below-the-pnl-at-resume"),
+        pytest.param(["2000", "999.99"], ("2000.00", "999.99"), id="below-a-new-peak"),
+        pytest.param(["2000", "1000"], None, id="1000-below-a-new-peak"),
+    ],
+)
+def test_after_a_resume_the_drawdown_is_measured_from_the_resume(strategy, after_resume, fires):
+    now = timezone.now()
+    limits_set(strategy, drawdown_limit=Decimal("1000.00"))
+    _day(now, "0", "1500", "499")(strategy)  # 1001 below the day's peak
+    assert [e.actor for e in risk_auto_triggers(now=now)] == ["rule:drawdown-from-peak"]
+    resumed = resume(strategy)
+    assert risk_auto_triggers(now=now) == []  # a minute later, on the same figures
+
+    for minute, total in enumerate(after_resume, start=1):
+        _snapshot(strategy, now + timedelta(minutes=minute), total)
+    fired = risk_auto_triggers(now=now + timedelta(minutes=len(after_resume)))
+
+    if fires is None:
+        assert fired == []
+        return
+    (event,) = fired
+    assert (event.state, event.actor) == (HALTED, "rule:drawdown-from-peak")
+    assert (event.details["peak"], event.details["pnl"]) == fires
+    assert event.details["since_resume_event_id"] == resumed.pk
+    assert "below the peak since the resume" in event.reason
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("after_resume", "fires"),
+    [("-600.00", False), ("-550.00", False), ("-600.01", True)],
+)
+def test_after_a_resume_the_loss_must_go_deeper_than_at_the_resume(strategy, after_resume, fires):
+    now = timezone.now()
+    limits_set(strategy, daily_loss_limit=Decimal("500.00"))
+    _day(now, "-600")(strategy)
+    assert [e.state for e in risk_auto_triggers(now=now)] == [REDUCING]
+    resumed = resume(strategy)
+    assert risk_auto_triggers(now=now) == []
+
+    _snapshot(strategy, now + timedelta(minutes=1), after_resume)
+    fired = risk_auto_triggers(now=now + timedelta(minutes=1))
+
+    assert [(e.state, e.details["pnl"]) for e in fired] == (
+        [(REDUCING, after_resume)] if fires else []
+    )
+    if fires:
+        assert fired[0].details["since_resume_event_id"] == resumed.pk
+        assert "below -600.00 at the resume" in fired[0].reason
+
+
+@pytest.mark.django_db
+def test_after_a_resume_only_new_rejections_count(strategy):
+    limits_set(strategy, rejection_burst=2, rejection_window_seconds=60)
+    _rejections(strategy, 2)
+    assert [e.actor for e in risk_auto_triggers()] == ["rule:rejection-burst"]
+    resumed = resume(strategy)
+    assert risk_auto_triggers() == []  # the same two rejections, still in the window
+
+    _rejections(strategy, 1)
+    assert risk_auto_triggers() == []
+    _rejections(strategy, 1)
+    (event,) = risk_auto_triggers()
+
+    assert (event.state, event.actor) == (HALTED, "rule:rejection-burst")
+    assert event.details == {
+        "rejections": 2,
+        "limit": 2,
+        "previous_state": "ACTIVE",
+        "since_resume_event_id": resumed.pk,
+    }
+    assert event.reason == "2 broker rejections in 60s (limit 2) since the resume"
+
+
+@pytest.mark.django_db
+def test_the_global_rules_also_measure_from_the_global_resume():
+    now = timezone.now()
+    limits_set(daily_loss_limit=Decimal("5000.00"))
+    _snapshot(None, now, "-6000.00")
+    assert [e.scope for e in risk_auto_triggers(now=now)] == ["GLOBAL"]
+    resume()
+
+    _snapshot(None, now + timedelta(minutes=1), "-6000.00")
+    assert risk_auto_triggers(now=now + timedelta(minutes=1)) == []
+    _snapshot(None, now + timedelta(minutes=2), "-6000.01")
+    assert [e.scope for e in risk_auto_triggers(now=now + timedelta(minutes=2))] == ["GLOBAL"]
+
+
+@pytest.mark.django_db
+def test_a_resume_on_an_earlier_day_leaves_todays_pnl_rules_alone(strategy):
+    now = timezone.now()
+    limits_set(strategy, daily_loss_limit=Decimal("500.00"))
+    _snapshot(strategy, now - timedelta(days=1), "-100")
+    resume(strategy)  # yesterday's levels: the PnL then was -100
+
+    _snapshot(strategy, now, "-500.00")
+
+    assert [e.state for e in risk_auto_triggers(now=now)] == [REDUCING]
+
+
 @pytest.mark.django_db
 def test_an_automatic_halt_is_mailed(
     strategy, settings, mailoutbox, django_capture_on_commit_callbacks

@@ -752,9 +752,10 @@ def _backends_waiting_on_a_lock() -> int:
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_a_halt_and_a_modification_of_an_order_it_cancels_do_not_deadlock(strategy, monkeypatch):
-    """order_modify locks the order, then the validator takes the kill switch's shared lock; a
-    halt takes the exclusive lock, then cancels (locks) the open orders. Were the cancels made
-    under the exclusive lock, the two would wait for each other (PostgreSQL would abort one)."""
+    """order_modify locks the order's row, then its checks (risk.validator, not placing: no
+    gate here) take the kill switch's shared lock; a halt takes the exclusive lock, commits,
+    and only then cancels (locks) the open orders. Were the cancels made under the exclusive
+    lock, the two would wait for each other (PostgreSQL would abort one)."""
     order = OrderFactory(strategy=strategy, status=OrderStatus.OPEN, broker_order_id="B-1")
     modifier_holds_the_order = threading.Event()
     go_on = threading.Event()
@@ -805,20 +806,24 @@ def test_a_halt_and_a_modification_of_an_order_it_cancels_do_not_deadlock(strate
 def test_no_order_is_accepted_once_a_halt_has_committed(strategy):
     """20 threads place orders while the switch is set to HALTED.
 
-    How the assertion is sound. Every placement validates under the kill switch's shared
-    advisory lock, held until its transaction ends; kill_switch_set takes the exclusive lock
-    before it stamps its event's created_at. So each placement either
-    (a) ends (commits) before the halt holds the lock: it read ACTIVE, and it wrote its
-        PENDING event (stamped in Python, in this process, after its shared lock) before the
-        halt's created_at was stamped; or
-    (b) takes its lock after the halt committed: it reads HALTED and is refused, and its
-        PENDING event is stamped after the halt's created_at.
-    There is no third way, so "PENDING event before the halt's created_at" must coincide
-    exactly with "accepted", and "after" with "refused for kill_switch_halted". An order
-    accepted on a stale read (validated before the halt, committed after it) would have its
-    PENDING event after the halt's stamp and fail the test. Also checked from the outside: a
-    placement that began after kill_switch_set returned is refused. A test that never saw
-    both cases would prove nothing, so both must occur.
+    How the assertion is sound. A placement reads the switches without a lock, then writes
+    the order in one statement behind oms_order_gate (orders migration 0010), which first
+    takes the kill switch's shared advisory lock and re-reads the switches: changed since the
+    checks, nothing is written and the order is checked again under the shared lock, inside a
+    transaction (as every refused order is). kill_switch_set writes its event under the
+    exclusive lock. The order's first event is written by the transaction that placed it and
+    the halt's event by the halt's (neither is ever updated), so each row's xmin is its
+    transaction's id, drawn at its first write. Each placement either
+    (a) holds the shared lock, and writes, before the halt holds the exclusive lock: it is
+        accepted, and its transaction id is older than the halt's; or
+    (b) takes the shared lock after the halt committed: it reads HALTED, is refused, and its
+        transaction id is younger than the halt's.
+    A gate that waited for the halt's lock is (b): it finds the switch changed. So "older than
+    the halt's transaction" must coincide exactly with "accepted"; an order accepted on a stale
+    read (checked before the halt, written after it) would be younger and fail the test. No
+    clock is compared: transaction ids are PostgreSQL's own order. Also checked from the
+    outside: a placement that began after kill_switch_set returned is refused. A test that
+    never saw both cases would prove nothing, so both must occur.
     """
     limits_set(orders_per_second=1_000_000)  # the race, not the order rate, is under test
     stop = threading.Event()
@@ -852,13 +857,18 @@ def test_no_order_is_accepted_once_a_halt_has_committed(strategy):
         assert not thread.is_alive(), "a placing thread is stuck"
 
     assert errors == []
-    first_events = {
-        e.order_id: e.created_at
-        for e in OrderEvent.objects.filter(to_status=OrderStatus.PENDING, from_status="")
-    }
+    with connection.cursor() as cursor:
+        # age() compares transaction ids safely: an older transaction has a greater age.
+        cursor.execute(
+            "SELECT e.order_id, age(e.xmin) > age(k.xmin) FROM order_events e"
+            " CROSS JOIN kill_switch_events k"
+            " WHERE k.id = %s AND e.from_status = '' AND e.to_status = 'PENDING'",
+            [event.pk],
+        )
+        older_than_the_halt = dict(cursor.fetchall())
     orders = list(Order.objects.filter(strategy=strategy))
-    before = [o for o in orders if first_events[o.pk] < event.created_at]
-    after = [o for o in orders if first_events[o.pk] > event.created_at]
+    before = [o for o in orders if older_than_the_halt[o.pk]]
+    after = [o for o in orders if not older_than_the_halt[o.pk]]
     assert len(before) + len(after) == len(orders) == len(calls)
     assert before and after, (len(before), len(after))
     # (a): accepted, then cancelled by the halt itself (none was still working after it).

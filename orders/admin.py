@@ -15,7 +15,7 @@ import json
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models import Count, F, OuterRef, Q, Subquery
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -49,7 +49,8 @@ from orders.services import (
     strategy_status_set,
 )
 from orders.state import CANCELLABLE
-from risk.models import KillSwitchEvent, KillSwitchScope, RiskLimit
+from risk.models import RiskLimit
+from risk.selectors import kill_switch_own_state
 
 STATUS_TONES = {
     OrderStatus.PENDING: "purple",
@@ -664,9 +665,6 @@ class StrategyAdmin(OmsModelAdmin):
         return False
 
     def get_queryset(self, request):
-        own_switch = KillSwitchEvent.objects.filter(
-            scope=KillSwitchScope.STRATEGY, strategy=OuterRef("pk")
-        ).order_by("-created_at", "-id")
         working = (
             Order.objects.filter(strategy=OuterRef("pk"), status__in=sorted(OrderStatus.active()))
             .order_by()
@@ -678,7 +676,7 @@ class StrategyAdmin(OmsModelAdmin):
             super()
             .get_queryset(request)
             .annotate(
-                own_switch=Subquery(own_switch.values("state")[:1]),
+                own_switch=kill_switch_own_state(F("pk")),
                 working=Subquery(working),
             )
         )

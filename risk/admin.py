@@ -117,7 +117,9 @@ class KillSwitchEventAdmin(ReadOnlyAdmin):
     )
     readonly_fields = fields
 
-    @admin.display(description="time", ordering="created_at")
+    # Sorted by id, the order the changes committed in: the time is the database's, for
+    # reading, and the id is what decides which change is in force.
+    @admin.display(description="time", ordering="id")
     def created(self, event):
         return local_time(event.created_at)
 
@@ -191,7 +193,7 @@ class KillSwitchEventAdmin(ReadOnlyAdmin):
             held_total=sum(held.values()),
             form=form,
             can_switch=self.has_switch_permission(request),
-            history=KillSwitchEvent.objects.select_related("strategy")[:20],
+            history=KillSwitchEvent.objects.select_related("strategy").order_by("-id")[:20],
             states=list(KillSwitchState),
         )
 

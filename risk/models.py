@@ -2,6 +2,7 @@
 
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Now
 
 from omsproject.pg import append_only_triggers, choices_check
 from orders.models import Strategy
@@ -24,7 +25,14 @@ class ActorType(models.TextChoices):
 
 
 class KillSwitchEvent(models.Model):
-    """One change of the kill switch, by a person or a named automatic rule, with its reason."""
+    """One change of the kill switch, by a person or a named automatic rule, with its reason.
+
+    The latest change of a switch is its row with the highest ``id``: ids are taken under the
+    kill switch's exclusive advisory lock (kill_switch_set takes it, and a trigger takes it for
+    any other INSERT before the id is drawn), so they follow the order the changes commit in.
+    ``created_at`` is the database's clock at the insert, for people to read; no process's
+    clock orders anything (risk migration 0007: ``v_kill_switch_current``).
+    """
 
     state = models.CharField(max_length=8, choices=KillSwitchState.choices)
     scope = models.CharField(max_length=8, choices=KillSwitchScope.choices)
@@ -35,11 +43,11 @@ class KillSwitchEvent(models.Model):
     actor = models.CharField(max_length=150)
     actor_type = models.CharField(max_length=6, choices=ActorType.choices, default=ActorType.PERSON)
     details = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(db_default=Now())
 
     class Meta:
         db_table = "kill_switch_events"
-        ordering = ["-created_at", "-id"]
+        ordering = ["-id"]
         constraints = [
             choices_check("state", KillSwitchState, "kill_switch_state_valid"),
             choices_check("scope", KillSwitchScope, "kill_switch_scope_valid"),
@@ -57,11 +65,7 @@ class KillSwitchEvent(models.Model):
                 name="kill_switch_resume_by_person",
             ),
         ]
-        indexes = [
-            models.Index(
-                fields=["scope", "strategy", "-created_at"], name="kill_switch_current_idx"
-            )
-        ]
+        indexes = [models.Index(fields=["scope", "strategy", "-id"], name="kill_switch_latest_idx")]
         permissions = [("change_kill_switch", "Can set the kill switch and flatten positions")]
         triggers = append_only_triggers()
 

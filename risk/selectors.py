@@ -5,7 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.db import connection
-from django.db.models import Count, Q, Sum
+from django.db.models import CharField, Count, Func, Q, Sum, Value
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from orders.enums import OrderStatus
@@ -21,13 +22,31 @@ KILL_SWITCH_LOCK = 0x4B494C4C  # "KILL"
 # The advisory lock the checks against the total exposure limit take, after the strategy's.
 TOTAL_EXPOSURE_LOCK = 0x45585053  # "EXPS"
 
+# What a switch's state is, defined once in SQL (risk migration 0007): the state of its latest
+# event, the one with the highest id (ids follow the order changes commit in, under the kill
+# switch's lock; no process's clock orders them). ``v_kill_switch_current`` holds every
+# switch's latest event; ``oms_kill_switch_state(scope, strategy_id)`` reads one switch's
+# state from it (NULL: never set). Every reader goes through one or the other.
+
 # The latest state of the global switch and of one strategy's (``%(strategy_id)s``; NULL for
 # none), NULL where a switch was never set: two select-list items, so the validator reads them
-# in the same statement as the rest of an order's context (SQL function: risk migration 0006).
+# in the same statement as the rest of an order's context.
 KILL_SWITCH_STATES = """
     oms_kill_switch_state('GLOBAL', NULL) AS global_switch,
     oms_kill_switch_state('STRATEGY', %(strategy_id)s) AS strategy_switch
 """
+
+
+def kill_switch_own_state(strategy_id) -> Func:
+    """An ORM expression: the state of a strategy's own switch (None: never set), for a list
+    of strategies, e.g. ``Strategy.objects.annotate(own_switch=kill_switch_own_state(F("pk")))``.
+    """
+    return Func(
+        Value(str(KillSwitchScope.STRATEGY)),
+        strategy_id,
+        function="oms_kill_switch_state",
+        output_field=CharField(),
+    )
 
 
 def kill_switch_lock() -> None:
@@ -141,11 +160,10 @@ class KillSwitchBoard:
 
 
 def kill_switch_board() -> KillSwitchBoard:
-    """The latest event of the global switch and of every strategy's, in one query."""
-    latest = (
-        KillSwitchEvent.objects.select_related("strategy")
-        .order_by("scope", "strategy_id", "-created_at", "-id")
-        .distinct("scope", "strategy_id")
+    """The latest event of the global switch and of every strategy's (``v_kill_switch_current``,
+    the rule oms_kill_switch_state reads), in one query."""
+    latest = KillSwitchEvent.objects.select_related("strategy").filter(
+        pk__in=RawSQL("SELECT id FROM v_kill_switch_current", ())
     )
     return KillSwitchBoard(list(latest))
 

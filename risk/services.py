@@ -46,12 +46,18 @@ def kill_switch_set(
 ) -> KillSwitchEvent:
     """Change the kill switch for one strategy or globally, and act on it.
 
-    Guarantees: the change is one kill_switch_events row; it waits for every order placement
-    already validating (an exclusive lock against the placements' shared one), so no order is
-    accepted after it commits. HALTED then asks the broker to cancel every open order of its
-    scope (as jobs); the order that was accepted last committed before the change, so none is
-    missed. Going back to ACTIVE is a person's act only, and a person's actor name may not pose
-    as a rule's ("rule:..."). A notification goes out after the commit.
+    Guarantees: the change is one kill_switch_events row, written under the kill switch's
+    exclusive advisory lock, so its id is higher than that of every change committed before
+    it: the switch's state is its highest id's (``v_kill_switch_current``), whatever any
+    process's clock says. The lock waits for every placement holding the shared one
+    (oms_order_gate takes it in the statement that writes an order; order_modify's checks take
+    it too), and a placement checked before the change but written after it finds the switch
+    changed and is checked again: no order is accepted after the change commits. HALTED then
+    asks the broker to cancel every open order of its scope (as jobs); the order that was
+    accepted last committed before the change, so none is missed. Going back to ACTIVE is a
+    person's act only, and a person's actor name may not pose as a rule's ("rule:..."); the
+    resume records in ``details["levels"]`` what the automatic rules measure from afterwards
+    (see risk_auto_triggers). A notification goes out after the commit.
 
     Call it outside any transaction: inside one, the exclusive lock (and the cancels) would
     last until the caller commits.
@@ -68,6 +74,9 @@ def kill_switch_set(
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [KILL_SWITCH_LOCK])
         previous = kill_switch_state(strategy=strategy)
+        details = {**(details or {}), "previous_state": str(previous)}
+        if state == KillSwitchState.ACTIVE:
+            details["levels"] = _resume_levels(strategy)
         event = KillSwitchEvent.objects.create(
             state=state,
             scope=scope,
@@ -75,7 +84,7 @@ def kill_switch_set(
             reason=reason.strip(),
             actor=actor,
             actor_type=actor_type,
-            details={**(details or {}), "previous_state": str(previous)},
+            details=details,
         )
     # Cancelled after the commit, never under the exclusive lock: order_modify holds an
     # order's row lock while it waits for the shared one, so locking orders here would
@@ -96,6 +105,24 @@ def kill_switch_set(
         cancelled,
     )
     return event
+
+
+def _resume_levels(strategy) -> dict:
+    """What the automatic rules measure from once a person resumes the switch: the latest PnL
+    snapshot of its scope (its id and total: later snapshots have higher ids) and the latest
+    order event (rejections with a higher id are the ones after the resume). Ids, not times:
+    they need no clock to compare."""
+    snapshot = (
+        PnlSnapshot.objects.filter(strategy=strategy)
+        .order_by("-taken_at", "-id")
+        .values_list("id", "total_pnl")
+        .first()
+    )
+    return {
+        "pnl_snapshot_id": snapshot[0] if snapshot else None,
+        "pnl": str(snapshot[1]) if snapshot else None,
+        "order_event_id": OrderEvent.objects.aggregate(last=Max("id"))["last"],
+    }
 
 
 def _scope_orders_cancel(strategy, *, actor: str, reason: str) -> int:
@@ -149,6 +176,16 @@ def _already(state: KillSwitchState, strategy) -> bool:
     return order.index(current) >= order.index(state)
 
 
+def _last_resume(strategy) -> KillSwitchEvent | None:
+    """The switch's latest change back to ACTIVE (always a person's), if any."""
+    scope = KillSwitchScope.STRATEGY if strategy is not None else KillSwitchScope.GLOBAL
+    return (
+        KillSwitchEvent.objects.filter(scope=scope, strategy=strategy, state=KillSwitchState.ACTIVE)
+        .order_by("-id")
+        .first()
+    )
+
+
 def risk_auto_triggers(*, now=None) -> list[KillSwitchEvent]:
     """Fire the automatic kill switch rules, each recorded with its figures:
 
@@ -156,17 +193,44 @@ def risk_auto_triggers(*, now=None) -> list[KillSwitchEvent]:
     - the day's PnL at or below ``-daily_loss_limit`` -> REDUCING (where the validator starts
       refusing orders that do not reduce);
     - ``rejection_burst`` broker rejections within ``rejection_window_seconds`` -> HALTED.
+
+    A rule does not fire on a switch already at its state or stricter.
+
+    After a person resumes a switch (sets it back to ACTIVE), a rule fires again only on a new
+    breach, measured from the levels recorded in the resume event (``details["levels"]``):
+    - drawdown: the peak is measured from the resume: the PnL at the resume, or any higher
+      snapshot since; it fires when the PnL falls more than ``drawdown_limit`` below that;
+    - daily loss: the PnL must be beyond the limit *and* below the PnL at the resume;
+    - rejections: only those after the resume count (and within the window).
+    The same figures as at the resume never fire again. A resume on an earlier day leaves
+    today's PnL rules as they are (the day starts flat).
     """
     now = now or timezone.now()
     start = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
     fired = []
     for strategy in [None, *Strategy.objects.filter(status="ACTIVE")]:
         limits = limits_for(strategy)
+        resume = _last_resume(strategy)
+        levels = resume.details.get("levels", {}) if resume is not None else {}
         snapshots = PnlSnapshot.objects.filter(strategy=strategy, taken_at__gte=start)
-        latest = snapshots.order_by("-taken_at").first()
+        latest = snapshots.order_by("-taken_at", "-id").first()
+        # The snapshot the resume saw, if it is today's: the PnL rules measure from it.
+        at_resume = (
+            snapshots.filter(pk=levels["pnl_snapshot_id"]).first()
+            if levels.get("pnl_snapshot_id") is not None
+            else None
+        )
+        since = resume.pk if at_resume is not None else None
         if latest is not None and limits.drawdown_limit is not None:
-            # The day starts flat, so the peak is never below zero.
-            peak = max(Decimal(0), snapshots.aggregate(p=Max("total_pnl"))["p"])
+            if at_resume is None:
+                # The day starts flat, so the peak is never below zero.
+                floor, measured, peak_of = Decimal(0), snapshots, "the day's peak"
+            else:
+                floor = at_resume.total_pnl
+                measured = snapshots.filter(pk__gt=at_resume.pk)
+                peak_of = "the peak since the resume"
+            highest = measured.aggregate(p=Max("total_pnl"))["p"]
+            peak = max(floor, highest if highest is not None else floor)
             drop = peak - latest.total_pnl
             if drop > limits.drawdown_limit and not _already(KillSwitchState.HALTED, strategy):
                 fired.append(
@@ -175,21 +239,26 @@ def risk_auto_triggers(*, now=None) -> list[KillSwitchEvent]:
                         strategy=strategy,
                         actor="rule:drawdown-from-peak",
                         actor_type=ActorType.RULE,
-                        reason=f"PnL {latest.total_pnl} is {drop} below the day's peak {peak} "
+                        reason=f"PnL {latest.total_pnl} is {drop} below {peak_of} {peak} "
                         f"(limit {limits.drawdown_limit})",
-                        details={
-                            "peak": str(peak),
-                            "pnl": str(latest.total_pnl),
-                            "limit": str(limits.drawdown_limit),
-                        },
+                        details=_since(
+                            {
+                                "peak": str(peak),
+                                "pnl": str(latest.total_pnl),
+                                "limit": str(limits.drawdown_limit),
+                            },
+                            since,
+                        ),
                     )
                 )
         if (
             latest is not None
             and limits.daily_loss_limit is not None
             and latest.total_pnl <= -limits.daily_loss_limit
+            and (at_resume is None or latest.total_pnl < at_resume.total_pnl)
             and not _already(KillSwitchState.REDUCING, strategy)
         ):
+            deeper = "" if at_resume is None else f", below {at_resume.total_pnl} at the resume"
             fired.append(
                 kill_switch_set(
                     KillSwitchState.REDUCING,
@@ -197,34 +266,48 @@ def risk_auto_triggers(*, now=None) -> list[KillSwitchEvent]:
                     actor="rule:daily-loss-limit",
                     actor_type=ActorType.RULE,
                     reason=f"day's PnL {latest.total_pnl} at or beyond the loss limit "
-                    f"{limits.daily_loss_limit}",
-                    details={"pnl": str(latest.total_pnl), "limit": str(limits.daily_loss_limit)},
+                    f"{limits.daily_loss_limit}{deeper}",
+                    details=_since(
+                        {"pnl": str(latest.total_pnl), "limit": str(limits.daily_loss_limit)},
+                        since,
+                    ),
                 )
             )
         if limits.rejection_burst is not None and strategy is not None:
-            since = now - timedelta(seconds=limits.rejection_window_seconds)
+            window_start = now - timedelta(seconds=limits.rejection_window_seconds)
             rejections = OrderEvent.objects.filter(
                 order__strategy=strategy,
                 kind=EventKind.TRANSITION,
                 to_status=OrderStatus.REJECTED,
                 source=EventSource.BROKER,
-                created_at__gte=since,
-            ).count()
-            if rejections >= limits.rejection_burst and not _already(
-                KillSwitchState.HALTED, strategy
-            ):
+                created_at__gte=window_start,
+            )
+            after = levels.get("order_event_id")
+            if after is not None:
+                rejections = rejections.filter(pk__gt=after)
+            count = rejections.count()
+            if count >= limits.rejection_burst and not _already(KillSwitchState.HALTED, strategy):
                 fired.append(
                     kill_switch_set(
                         KillSwitchState.HALTED,
                         strategy=strategy,
                         actor="rule:rejection-burst",
                         actor_type=ActorType.RULE,
-                        reason=f"{rejections} broker rejections in "
-                        f"{limits.rejection_window_seconds}s (limit {limits.rejection_burst})",
-                        details={"rejections": rejections, "limit": limits.rejection_burst},
+                        reason=f"{count} broker rejections in "
+                        f"{limits.rejection_window_seconds}s (limit {limits.rejection_burst})"
+                        + (" since the resume" if after is not None else ""),
+                        details=_since(
+                            {"rejections": count, "limit": limits.rejection_burst},
+                            resume.pk if after is not None else None,
+                        ),
                     )
                 )
     return fired
+
+
+def _since(figures: dict, resume_id: int | None) -> dict:
+    """A rule's figures, with the resume they were measured from (if any)."""
+    return figures if resume_id is None else {**figures, "since_resume_event_id": resume_id}
 
 
 def kill_switch_on_critical_issue(issue) -> KillSwitchEvent | None:

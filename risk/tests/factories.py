@@ -84,7 +84,8 @@ def order_request(strategy, **overrides: Any) -> OrderRequest:
 
 
 def kill_switch_row(**overrides: Any) -> dict[str, Any]:
-    """A valid global halt by a person, as raw columns."""
+    """A valid global halt by a person, as raw columns (``created_at``: the database's clock,
+    unless given, as a process with its own clock could)."""
     row = {
         "state": "HALTED",
         "scope": "GLOBAL",
@@ -93,6 +94,5 @@ def kill_switch_row(**overrides: Any) -> dict[str, Any]:
         "actor": "risk-desk",
         "actor_type": "PERSON",
         "details": "{}",
-        "created_at": timezone.now(),
     }
     return {**row, **overrides}

@@ -9,20 +9,26 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import connection
+from django.db import OperationalError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 from procrastinate.contrib.django.models import ProcrastinateJob
 
 from orders.enums import EventKind, EventSource, OrderStatus
-from orders.models import Order, OrderEvent
+from orders.models import Order, OrderEvent, Strategy
 from orders.services import modification, order_modify, order_place
-from orders.tests.factories import OrderEventFactory, OrderFactory, StrategyFactory
+from orders.tests.factories import OrderEventFactory, OrderFactory, StrategyFactory, raw_insert
 from positions.exits import positions_flatten
 from positions.models import Severity
 from positions.services import positions_mark
 from positions.tests.factories import PositionFactory, ReconciliationIssueFactory
 from risk.models import ActorType, KillSwitchEvent, KillSwitchScope, KillSwitchState
-from risk.selectors import kill_switch_state
+from risk.selectors import (
+    KILL_SWITCH_LOCK,
+    kill_switch_board,
+    kill_switch_own_state,
+    kill_switch_state,
+)
 from risk.services import (
     KillSwitchError,
     kill_switch_on_critical_issue,
@@ -30,7 +36,7 @@ from risk.services import (
     pnl_snapshot_take,
     risk_auto_triggers,
 )
-from risk.tests.factories import PnlSnapshotFactory, limits_set, order_request
+from risk.tests.factories import PnlSnapshotFactory, kill_switch_row, limits_set, order_request
 
 HALTED, REDUCING, ACTIVE = KillSwitchState.HALTED, KillSwitchState.REDUCING, KillSwitchState.ACTIVE
 
@@ -191,6 +197,187 @@ def test_flattening_places_one_closing_order_per_open_position(strategy):
     long.refresh_from_db()
     short.refresh_from_db()
     assert {long.exit_order_id, short.exit_order_id} == {o.pk for o in orders}
+
+
+# --- which change is in force: the database's order, not a process's clock ----------------------
+
+
+def lagging_insert(state: str, strategy=None, *, lag=timedelta(seconds=60), **columns) -> int:
+    """A change written as a process whose clock is ``lag`` behind would stamp it (directly:
+    the database's default stamp is the one a process cannot get wrong)."""
+    scope = {"scope": "STRATEGY", "strategy_id": strategy.pk} if strategy is not None else {}
+    row = kill_switch_row(state=state, created_at=timezone.now() - lag, **scope, **columns)
+    return raw_insert("kill_switch_events", row)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("scope", ["global", "strategy"])
+def test_a_halt_stamped_60_s_in_the_past_after_a_resume_is_in_force(strategy, scope):
+    """The bug from the review: a HALT from a process whose clock lags 60 s was ignored, the
+    ACTIVE before it having the later created_at. The later change (the higher id) wins."""
+    target = strategy if scope == "strategy" else None
+    halt(target)
+    kill_switch_set(ACTIVE, strategy=target, reason="checked the book", actor="asha")
+
+    lagging_insert("HALTED", target)
+
+    assert kill_switch_state(strategy=strategy) == HALTED
+    board = kill_switch_board()
+    assert board.state_for(strategy.pk) == HALTED
+    refused = order_place(order_request(strategy), actor="algo")
+    assert [v.code for v in refused.violations] == ["kill_switch_halted"]
+    assert refused.status == OrderStatus.REJECTED
+
+
+@pytest.mark.django_db
+def test_the_admin_page_shows_the_lagging_halt(strategy, admin_client):
+    kill_switch_set(ACTIVE, strategy=strategy, reason="all clear", actor="asha")
+    lagging_insert("HALTED", strategy, reason="broker outage, from a slow clock")
+
+    response = admin_client.get("/admin/risk/killswitch/")
+
+    (row,) = [r for r in response.context["strategies"] if r["strategy"] == strategy]
+    assert (row["own"], row["in_force"]) == (HALTED, HALTED)
+    assert row["event"].reason == "broker outage, from a slow clock"
+    assert "broker outage, from a slow clock" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_a_change_is_stamped_by_the_databases_clock_not_the_processs(strategy, monkeypatch):
+    resume = kill_switch_set(ACTIVE, strategy=strategy, reason="all clear", actor="asha")
+    lagging = timezone.now() - timedelta(seconds=60)
+    monkeypatch.setattr(timezone, "now", lambda: lagging)
+
+    event = halt(strategy)
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement_timestamp()")
+        (database_now,) = cursor.fetchone()
+    assert resume.created_at <= event.created_at <= database_now
+    assert event.created_at - lagging > timedelta(seconds=59)
+    assert KillSwitchEvent.objects.values_list("created_at", flat=True).get(pk=event.pk) == (
+        event.created_at
+    )
+
+
+@pytest.mark.django_db
+def test_every_reader_agrees_on_each_switchs_state_whatever_the_stamps():
+    """The SQL function (the validator's context and oms_order_gate), the selector, the admin's
+    board and the strategies' list expression all read v_kill_switch_current: the highest id."""
+    quiet, halted, reducing, lifted = (StrategyFactory(name=n) for n in "ABCD")
+    # Each switch's last change carries the older stamp: ordered by created_at, every one of
+    # them would read differently.
+    now = timedelta(0)
+    lagging_insert("REDUCING", lag=now)
+    lagging_insert("ACTIVE", halted, lag=timedelta(seconds=-30))  # a clock ahead
+    lagging_insert("HALTED", reducing, lag=now)
+    lagging_insert("HALTED", lifted, lag=now)
+    lagging_insert("HALTED", lag=timedelta(seconds=90))
+    lagging_insert("HALTED", halted)
+    lagging_insert("REDUCING", reducing)
+    lagging_insert("ACTIVE", lifted)
+
+    # The rule written out once more, in Python, as the oracle.
+    latest: dict = {}
+    for event in KillSwitchEvent.objects.order_by("id"):
+        latest[event.strategy_id] = event.state
+    expected = {s.pk: latest.get(s.pk) for s in (quiet, halted, reducing, lifted)}
+    assert expected == {
+        quiet.pk: None,
+        halted.pk: "HALTED",
+        reducing.pk: "REDUCING",
+        lifted.pk: "ACTIVE",
+    }
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT oms_kill_switch_state('GLOBAL', NULL)")
+        assert cursor.fetchone()[0] == latest[None] == "HALTED"
+    listed = dict(
+        Strategy.objects.filter(pk__in=expected)
+        .annotate(own=kill_switch_own_state(F("pk")))
+        .values_list("pk", "own")
+    )
+    board = kill_switch_board()
+    assert board.global_state == HALTED
+    assert listed == expected
+    assert {pk: board.own_state(pk) for pk in expected} == {
+        pk: KillSwitchState(state or "ACTIVE") for pk, state in expected.items()
+    }
+    for strategy in (quiet, halted, reducing, lifted):
+        assert kill_switch_state(strategy=strategy) == HALTED  # the global switch is stricter
+        assert board.state_for(strategy.pk) == HALTED
+    lagging_insert("ACTIVE")
+    for strategy in (quiet, halted, reducing, lifted):
+        own = KillSwitchState(expected[strategy.pk] or "ACTIVE")
+        assert kill_switch_state(strategy=strategy) == own
+        assert kill_switch_board().state_for(strategy.pk) == own
+
+
+def _backend_waits_on_a_lock(deadline_seconds: float = 10) -> bool:
+    deadline = time.monotonic() + deadline_seconds
+    while _backends_waiting_on_a_lock() == 0:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_insert_by_hand_waits_for_the_lock_before_drawing_its_id():
+    """A trigger takes the kill switch's exclusive lock for any INSERT, before the row's id is
+    drawn: ids follow commit order even for rows written by hand (psql, a script)."""
+    outcome = {}
+
+    def insert_by_hand():
+        try:
+            return raw_insert("kill_switch_events", kill_switch_row(reason="by hand"))
+        finally:
+            connection.close()
+
+    writer = threading.Thread(target=lambda: outcome.setdefault("id", _catching(insert_by_hand)))
+    with transaction.atomic():
+        first = raw_insert("kill_switch_events", kill_switch_row(reason="first"))
+        writer.start()
+        assert _backend_waits_on_a_lock(), "the insert by hand did not wait"
+        with connection.cursor() as cursor:
+            # Drawn while the other insert waits: its id must come after this one.
+            cursor.execute("SELECT nextval(pg_get_serial_sequence('kill_switch_events', 'id'))")
+            drawn_meanwhile = cursor.fetchone()[0]
+    writer.join(timeout=30)
+
+    assert isinstance(outcome["id"], int), outcome["id"]
+    assert first < drawn_meanwhile < outcome["id"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_insert_by_hand_waits_for_a_placement_holding_the_shared_lock():
+    def insert_with_a_lock_timeout():
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '200ms'")
+                return raw_insert("kill_switch_events", kill_switch_row())
+        finally:
+            connection.close()
+
+    outcome = {}
+    writer = threading.Thread(
+        target=lambda: outcome.setdefault("result", _catching(insert_with_a_lock_timeout))
+    )
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", [KILL_SWITCH_LOCK])
+        writer.start()
+        writer.join(timeout=30)
+
+    assert isinstance(outcome["result"], OperationalError), outcome["result"]
+    assert outcome["result"].__cause__.sqlstate == "55P03"  # lock_not_available
+    assert not KillSwitchEvent.objects.exists()
+
+
+def _catching(function):
+    try:
+        return function()
+    except Exception as error:  # the caller asserts on it
+        return error
 
 
 # --- automatic rules ---------------------------------------------------------------------------
@@ -374,6 +561,142 @@ def test_reducing_by_the_loss_limit_still_escalates_to_halted(strategy):
     assert risk_auto_triggers(now=now) == []
 
 
+# After a person resumes, a rule fires again only on a new breach beyond the levels at the resume.
+
+
+def _snapshot(strategy, at, total: str):
+    return PnlSnapshotFactory(strategy=strategy, taken_at=at, unrealized_pnl=Decimal(total))
+
+
+def resume(strategy=None) -> KillSwitchEvent:
+    return kill_switch_set(ACTIVE, strategy=strategy, reason="looked at it: go on", actor="asha")
+
+
+@pytest.mark.django_db
+def test_a_resume_records_the_levels_the_rules_measure_from(strategy):
+    now = timezone.now()
+    _day(now, "0", "-600")(strategy)
+    _rejections(strategy, 2)
+    last_event = OrderEvent.objects.order_by("id").last()
+    latest = _snapshot(strategy, now, "-650.50")
+    _snapshot(StrategyFactory(), now, "-9000")  # another strategy's
+
+    event = resume(strategy)
+
+    assert event.details["levels"] == {
+        "pnl_snapshot_id": latest.pk,
+        "pnl": "-650.50",
+        "order_event_id": last_event.pk,
+    }
+    assert "levels" not in halt(strategy).details  # only a resume records them
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("after_resume", "fires"),
+    [
+        pytest.param(["499.00"], None, id="same-figures"),
+        pytest.param(["-501.00"], None, id="1000-below-the-pnl-at-resume"),
+        pytest.param(["-501.01"], ("499.00", "-501.01"), id="1000.01-below-the-pnl-at-resume"),
+        pytest.param(["2000", "999.99"], ("2000.00", "999.99"), id="below-a-new-peak"),
+        pytest.param(["2000", "1000"], None, id="1000-below-a-new-peak"),
+    ],
+)
+def test_after_a_resume_the_drawdown_is_measured_from_the_resume(strategy, after_resume, fires):
+    now = timezone.now()
+    limits_set(strategy, drawdown_limit=Decimal("1000.00"))
+    _day(now, "0", "1500", "499")(strategy)  # 1001 below the day's peak
+    assert [e.actor for e in risk_auto_triggers(now=now)] == ["rule:drawdown-from-peak"]
+    resumed = resume(strategy)
+    assert risk_auto_triggers(now=now) == []  # a minute later, on the same figures
+
+    for minute, total in enumerate(after_resume, start=1):
+        _snapshot(strategy, now + timedelta(minutes=minute), total)
+    fired = risk_auto_triggers(now=now + timedelta(minutes=len(after_resume)))
+
+    if fires is None:
+        assert fired == []
+        return
+    (event,) = fired
+    assert (event.state, event.actor) == (HALTED, "rule:drawdown-from-peak")
+    assert (event.details["peak"], event.details["pnl"]) == fires
+    assert event.details["since_resume_event_id"] == resumed.pk
+    assert "below the peak since the resume" in event.reason
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("after_resume", "fires"),
+    [("-600.00", False), ("-550.00", False), ("-600.01", True)],
+)
+def test_after_a_resume_the_loss_must_go_deeper_than_at_the_resume(strategy, after_resume, fires):
+    now = timezone.now()
+    limits_set(strategy, daily_loss_limit=Decimal("500.00"))
+    _day(now, "-600")(strategy)
+    assert [e.state for e in risk_auto_triggers(now=now)] == [REDUCING]
+    resumed = resume(strategy)
+    assert risk_auto_triggers(now=now) == []
+
+    _snapshot(strategy, now + timedelta(minutes=1), after_resume)
+    fired = risk_auto_triggers(now=now + timedelta(minutes=1))
+
+    assert [(e.state, e.details["pnl"]) for e in fired] == (
+        [(REDUCING, after_resume)] if fires else []
+    )
+    if fires:
+        assert fired[0].details["since_resume_event_id"] == resumed.pk
+        assert "below -600.00 at the resume" in fired[0].reason
+
+
+@pytest.mark.django_db
+def test_after_a_resume_only_new_rejections_count(strategy):
+    limits_set(strategy, rejection_burst=2, rejection_window_seconds=60)
+    _rejections(strategy, 2)
+    assert [e.actor for e in risk_auto_triggers()] == ["rule:rejection-burst"]
+    resumed = resume(strategy)
+    assert risk_auto_triggers() == []  # the same two rejections, still in the window
+
+    _rejections(strategy, 1)
+    assert risk_auto_triggers() == []
+    _rejections(strategy, 1)
+    (event,) = risk_auto_triggers()
+
+    assert (event.state, event.actor) == (HALTED, "rule:rejection-burst")
+    assert event.details == {
+        "rejections": 2,
+        "limit": 2,
+        "previous_state": "ACTIVE",
+        "since_resume_event_id": resumed.pk,
+    }
+    assert event.reason == "2 broker rejections in 60s (limit 2) since the resume"
+
+
+@pytest.mark.django_db
+def test_the_global_rules_also_measure_from_the_global_resume():
+    now = timezone.now()
+    limits_set(daily_loss_limit=Decimal("5000.00"))
+    _snapshot(None, now, "-6000.00")
+    assert [e.scope for e in risk_auto_triggers(now=now)] == ["GLOBAL"]
+    resume()
+
+    _snapshot(None, now + timedelta(minutes=1), "-6000.00")
+    assert risk_auto_triggers(now=now + timedelta(minutes=1)) == []
+    _snapshot(None, now + timedelta(minutes=2), "-6000.01")
+    assert [e.scope for e in risk_auto_triggers(now=now + timedelta(minutes=2))] == ["GLOBAL"]
+
+
+@pytest.mark.django_db
+def test_a_resume_on_an_earlier_day_leaves_todays_pnl_rules_alone(strategy):
+    now = timezone.now()
+    limits_set(strategy, daily_loss_limit=Decimal("500.00"))
+    _snapshot(strategy, now - timedelta(days=1), "-100")
+    resume(strategy)  # yesterday's levels: the PnL then was -100
+
+    _snapshot(strategy, now, "-500.00")
+
+    assert [e.state for e in risk_auto_triggers(now=now)] == [REDUCING]
+
+
 @pytest.mark.django_db
 def test_an_automatic_halt_is_mailed(
     strategy, settings, mailoutbox, django_capture_on_commit_callbacks
@@ -482,20 +805,22 @@ def test_a_halt_and_a_modification_of_an_order_it_cancels_do_not_deadlock(strate
 def test_no_order_is_accepted_once_a_halt_has_committed(strategy):
     """20 threads place orders while the switch is set to HALTED.
 
-    How the assertion is sound. Every placement validates under the kill switch's shared
-    advisory lock, held until its transaction ends; kill_switch_set takes the exclusive lock
-    before it stamps its event's created_at. So each placement either
-    (a) ends (commits) before the halt holds the lock: it read ACTIVE, and it wrote its
-        PENDING event (stamped in Python, in this process, after its shared lock) before the
-        halt's created_at was stamped; or
-    (b) takes its lock after the halt committed: it reads HALTED and is refused, and its
-        PENDING event is stamped after the halt's created_at.
-    There is no third way, so "PENDING event before the halt's created_at" must coincide
-    exactly with "accepted", and "after" with "refused for kill_switch_halted". An order
-    accepted on a stale read (validated before the halt, committed after it) would have its
-    PENDING event after the halt's stamp and fail the test. Also checked from the outside: a
-    placement that began after kill_switch_set returned is refused. A test that never saw
-    both cases would prove nothing, so both must occur.
+    How the assertion is sound. A placement's transaction first takes the kill switch's shared
+    advisory lock (risk.validator.checks_lock, with the strategy's row), then reads the
+    switches and checks, then writes: every write of a placement comes after its shared lock.
+    kill_switch_set writes its event under the exclusive lock. The order's first event is written by the transaction that placed it and
+    the halt's event by the halt's (neither is ever updated), so each row's xmin is its
+    transaction's id, drawn at its first write. Each placement either
+    (a) holds the shared lock, and writes, before the halt holds the exclusive lock: it is
+        accepted, and its transaction id is older than the halt's; or
+    (b) takes the shared lock after the halt committed: it reads HALTED, is refused, and its
+        transaction id is younger than the halt's.
+    A placement that waited for the halt's lock is (b). So "older than
+    the halt's transaction" must coincide exactly with "accepted"; an order accepted on a stale
+    read (checked before the halt, written after it) would be younger and fail the test. No
+    clock is compared: transaction ids are PostgreSQL's own order. Also checked from the
+    outside: a placement that began after kill_switch_set returned is refused. A test that
+    never saw both cases would prove nothing, so both must occur.
     """
     limits_set(orders_per_second=1_000_000)  # the race, not the order rate, is under test
     stop = threading.Event()
@@ -529,13 +854,18 @@ def test_no_order_is_accepted_once_a_halt_has_committed(strategy):
         assert not thread.is_alive(), "a placing thread is stuck"
 
     assert errors == []
-    first_events = {
-        e.order_id: e.created_at
-        for e in OrderEvent.objects.filter(to_status=OrderStatus.PENDING, from_status="")
-    }
+    with connection.cursor() as cursor:
+        # age() compares transaction ids safely: an older transaction has a greater age.
+        cursor.execute(
+            "SELECT e.order_id, age(e.xmin) > age(k.xmin) FROM order_events e"
+            " CROSS JOIN kill_switch_events k"
+            " WHERE k.id = %s AND e.from_status = '' AND e.to_status = 'PENDING'",
+            [event.pk],
+        )
+        older_than_the_halt = dict(cursor.fetchall())
     orders = list(Order.objects.filter(strategy=strategy))
-    before = [o for o in orders if first_events[o.pk] < event.created_at]
-    after = [o for o in orders if first_events[o.pk] > event.created_at]
+    before = [o for o in orders if older_than_the_halt[o.pk]]
+    after = [o for o in orders if not older_than_the_halt[o.pk]]
     assert len(before) + len(after) == len(orders) == len(calls)
     assert before and after, (len(before), len(after))
     # (a): accepted, then cancelled by the halt itself (none was still working after it).

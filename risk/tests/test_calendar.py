@@ -86,5 +86,15 @@ def test_without_a_moment_the_clock_is_read(clock):
         ("OPT", "15:25:00", True),
     ],
 )
-def test_the_mis_square_off_is_1520_for_equity_and_1525_for_derivatives(segment, moment, past):
+def test_the_brokers_mis_square_off_is_1520_for_equity_and_1525_for_derivatives(
+    segment, moment, past, settings
+):
+    settings.OMS_MIS_SQUARE_OFF = "15:29"  # ours after the broker's: the broker's times govern
     assert calendar.past_square_off(segment, ist(f"2026-01-14 {moment}")) is past
+
+
+@pytest.mark.parametrize("segment", ["EQ", "FUT", "OPT"])
+def test_no_new_mis_position_from_the_oms_square_off_which_comes_first(segment):
+    """OMS_MIS_SQUARE_OFF (15:10 by default) is before the broker's: from then on, no new MIS."""
+    assert calendar.past_square_off(segment, ist("2026-01-14 15:09:59")) is False
+    assert calendar.past_square_off(segment, ist("2026-01-14 15:10:00")) is True

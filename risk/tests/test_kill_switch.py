@@ -809,8 +809,9 @@ def test_no_order_is_accepted_once_a_halt_has_committed(strategy):
     advisory lock (risk.validator.checks_lock, with the strategy's row), then reads the
     switches and checks, then writes: every write of a placement comes after its shared lock.
     kill_switch_set writes its event under the exclusive lock. The order's first event is
-    written by the transaction that placed it and the halt's event by the halt's (neither is
-    ever updated), so each row's xmin is its transaction's id, drawn at its first write. Each placement either
+    written by the transaction that placed it and the halt's event by the halt's (neither
+    is ever updated), so each row's xmin is its transaction's id, drawn at its first write.
+    Each placement either
     (a) holds the shared lock, and writes, before the halt holds the exclusive lock: it is
         accepted, and its transaction id is older than the halt's; or
     (b) takes the shared lock after the halt committed: it reads HALTED, is refused, and its

@@ -576,8 +576,9 @@ def test_a_paper_strategy_may_ask_for_the_hours_itself(clock):
     ],
 )
 def test_no_new_mis_orders_after_the_square_off_time(
-    strategy, enforce_hours, clock, moment, request_fields, expected
+    strategy, enforce_hours, clock, moment, request_fields, expected, settings
 ):
+    settings.OMS_MIS_SQUARE_OFF = "15:29"  # the broker's times (the OMS's comes first otherwise)
     clock(f"2026-01-14 {moment}")
 
     assert codes(strategy, **request_fields) == expected

@@ -9,6 +9,7 @@ from django.urls import include, path, re_path
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from omsproject.bench import bare_insert
 from orders.api.exceptions import error_body
 
 v1 = [
@@ -16,8 +17,6 @@ v1 = [
     path("", include("positions.api.urls")),
 ]
 if settings.OMS_BENCH_ENDPOINTS:
-    from omsproject.bench import bare_insert
-
     v1.append(path("bench/bare-insert/", bare_insert, name="bench-bare-insert"))
 
 

@@ -138,7 +138,10 @@ class Order(models.Model):
         help_text="The position this order closes (an exit).",
     )
     exit_key = models.CharField(
-        max_length=64, blank=True, help_text="The exit this order is part of (its slices share it)."
+        max_length=64,
+        blank=True,
+        db_default="",  # rows written around the ORM (COPY) are no exit
+        help_text="The exit this order is part of (its slices share it).",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     submitted_at = models.DateTimeField(null=True, blank=True)

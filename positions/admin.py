@@ -28,6 +28,7 @@ from omsproject.admin_tools import (
     pnl,
     price,
 )
+from omsproject.templatetags.oms_admin import SEVERITY_TONES
 from positions.models import (
     DailyStats,
     MarketPrice,
@@ -46,7 +47,6 @@ from positions.services import (
     reconciliation_issue_resolve,
 )
 
-SEVERITY_TONES = {Severity.CRITICAL: "red", Severity.WARNING: "amber", Severity.INFO: "blue"}
 MAX_AT_ONCE = 100
 
 
@@ -363,7 +363,7 @@ class ReconciliationIssueAdmin(OmsModelAdmin):
 
     @admin.display(description="severity", ordering="severity_rank")
     def severity_label(self, issue):
-        return badge(issue.severity, SEVERITY_TONES[Severity(issue.severity)])
+        return badge(issue.severity, SEVERITY_TONES[issue.severity])
 
     @admin.display(description="instrument")
     def instrument(self, issue):

@@ -13,6 +13,11 @@ class KillSwitchState(models.TextChoices):
     REDUCING = "REDUCING", "Reducing (only orders that shrink a position)"
     HALTED = "HALTED", "Halted (nothing passes)"
 
+    @property
+    def severity(self) -> int:
+        """The one order of the states: ACTIVE < REDUCING < HALTED (the stricter wins)."""
+        return list(KillSwitchState).index(self)
+
 
 class KillSwitchScope(models.TextChoices):
     GLOBAL = "GLOBAL", "Global"

@@ -14,8 +14,6 @@ from orders.models import Order, Strategy, Trade
 from positions.models import ActivePosition, Position, ReconciliationIssue, Severity
 from risk.models import KillSwitchEvent, KillSwitchScope, KillSwitchState, PnlSnapshot
 
-SEVERITY = {KillSwitchState.ACTIVE: 0, KillSwitchState.REDUCING: 1, KillSwitchState.HALTED: 2}
-
 # The advisory lock key the kill switch takes exclusively while it changes state (and every
 # order's checks share: risk.validator.checks_lock).
 KILL_SWITCH_LOCK = 0x4B494C4C  # "KILL"
@@ -63,7 +61,7 @@ def kill_switch_lock() -> None:
 def kill_switch_in_force(global_switch: str | None, strategy_switch: str | None) -> KillSwitchState:
     """The stricter of the two switches (a switch never set is ACTIVE)."""
     states = (KillSwitchState(s or "ACTIVE") for s in (global_switch, strategy_switch))
-    return max(states, key=SEVERITY.__getitem__)
+    return max(states, key=lambda state: state.severity)
 
 
 def kill_switch_state(*, strategy=None, lock: bool = False) -> KillSwitchState:
@@ -143,7 +141,7 @@ class KillSwitchBoard:
 
     def state_for(self, strategy_id: int) -> KillSwitchState:
         """The state in force for the strategy: the stricter of the global and its own."""
-        return max(self.global_state, self.own_state(strategy_id), key=SEVERITY.__getitem__)
+        return max(self.global_state, self.own_state(strategy_id), key=lambda state: state.severity)
 
     @property
     def alerts(self) -> list:
@@ -153,7 +151,7 @@ class KillSwitchBoard:
             for e in self.strategy_events.values()
             if e.state != KillSwitchState.ACTIVE and e.strategy is not None
         ]
-        halted.sort(key=lambda e: (-SEVERITY[KillSwitchState(e.state)], e.strategy.name))
+        halted.sort(key=lambda e: (-KillSwitchState(e.state).severity, e.strategy.name))
         if self.global_state != KillSwitchState.ACTIVE:
             halted.insert(0, self.global_event)
         return halted

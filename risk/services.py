@@ -171,9 +171,7 @@ def pnl_snapshot_take(*, now=None) -> list[PnlSnapshot]:
 
 
 def _already(state: KillSwitchState, strategy) -> bool:
-    current = kill_switch_state(strategy=strategy)
-    order = [KillSwitchState.ACTIVE, KillSwitchState.REDUCING, KillSwitchState.HALTED]
-    return order.index(current) >= order.index(state)
+    return kill_switch_state(strategy=strategy).severity >= KillSwitchState(state).severity
 
 
 def _last_resume(strategy) -> KillSwitchEvent | None:

@@ -62,6 +62,7 @@ class Migration(migrations.Migration):
             name="exit_key",
             field=models.CharField(
                 blank=True,
+                db_default="",
                 help_text="The exit this order is part of (its slices share it).",
                 max_length=64,
             ),

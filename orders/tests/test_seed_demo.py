@@ -11,8 +11,8 @@ from django.core.management import CommandError, call_command
 from django.db.models import Count, Sum
 from django.utils import timezone
 
+from omsproject.demo_history import BULK_PREFIX, NO_FILL_EVERY
 from orders.charges import charges_for_value
-from orders.demo_history import BULK_PREFIX, NO_FILL_EVERY
 from orders.enums import OrderStatus
 from orders.models import Order, OrderEvent, Strategy, Trade
 from positions.models import DailyStats, Position

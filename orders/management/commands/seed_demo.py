@@ -5,7 +5,7 @@ client_order_id, so a second run replays instead of placing again.
 
 ``--orders N`` loads instead a bulk history of N finished orders (about three fills each, their
 events and the round trips they closed) over the last ``--days`` weekdays, with PostgreSQL COPY
-(orders.demo_history).
+(omsproject.demo_history).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from procrastinate.contrib.django import app
 
-from orders.demo_history import BULK_CHUNK, bulk_history_load
+from omsproject.demo_history import BULK_CHUNK, bulk_history_load
 from orders.domain import OrderRequest
 from orders.enums import EventSource, StrategyMode, StrategyStatus
 from orders.models import Strategy

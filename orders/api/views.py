@@ -38,6 +38,7 @@ from orders.api.schema import (
     OBJECT_ERRORS,
     READ_ERRORS,
     REFUSED,
+    TOO_LARGE,
 )
 from orders.api.serializers import (
     OrderCancelSerializer,
@@ -203,6 +204,7 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             **READ_ERRORS,
             400: INVALID,
             409: CONFLICT,
+            413: TOO_LARGE,
             422: REFUSED,
             423: KILL_SWITCH,
         },
@@ -242,6 +244,7 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             202: OpenApiResponse(OrderSerializer, description="Modification requested."),
             **OBJECT_ERRORS,
             409: CONFLICT,
+            413: TOO_LARGE,
             422: MODIFY_REFUSED,
             423: LOCKED,
         },
@@ -269,6 +272,7 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             202: OpenApiResponse(OrderSerializer, description="Cancel sent to the broker."),
             **OBJECT_ERRORS,
             409: CONFLICT,
+            413: TOO_LARGE,
         },
     )
     @action(detail=True, methods=["post"])
@@ -375,7 +379,7 @@ class PricesView(APIView):
                 request_only=True,
             )
         ],
-        responses={202: PricesAcceptedSerializer, **READ_ERRORS},
+        responses={202: PricesAcceptedSerializer, **READ_ERRORS, 413: TOO_LARGE},
     )
     def post(self, request):
         from orders.tasks import apply_prices

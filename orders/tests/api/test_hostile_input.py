@@ -248,3 +248,17 @@ def test_a_replay_of_a_refused_placement_is_marked_as_a_replay(api):
     assert again.json() == first.json()
     assert again.json()["error"]["kill_switch"] == "HALTED"
     assert Order.objects.get().status == OrderStatus.REJECTED
+
+
+def test_the_schema_documents_the_new_answers(client):
+    paths = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()["paths"]
+
+    for path, method in [
+        ("/api/v1/orders/", "post"),
+        ("/api/v1/orders/{id}/", "patch"),
+        ("/api/v1/orders/{id}/cancel/", "post"),
+        ("/api/v1/prices/", "post"),
+    ]:
+        assert "413" in paths[path][method]["responses"], (path, method)
+    for path in ("/api/v1/orders/", "/api/v1/trades/", "/api/v1/positions/"):
+        assert "400" in paths[path]["get"]["responses"], path

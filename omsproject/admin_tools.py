@@ -1,5 +1,5 @@
 """Pieces every OMS ModelAdmin shares: lists that stay fast on millions of rows, read-only
-screens, CSV downloads, status badges and rupee amounts.
+screens, an object's own pages, CSV downloads, status badges and rupee amounts.
 
 A change list of a huge table costs, whatever its size: one capped COUNT (at most
 ``LargeTablePaginator.max_count`` rows are counted), the page itself through an index in the
@@ -19,7 +19,8 @@ from django.contrib import admin
 from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import Min
-from django.http import StreamingHttpResponse
+from django.http import Http404, StreamingHttpResponse
+from django.urls import path
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
@@ -96,7 +97,8 @@ def calendar_drilldown(request, field: str, *, first: date | None, today: date) 
             int(request.GET[keys[part]]) if keys[part] in request.GET else None
             for part in ("year", "month", "day")
         )
-    except ValueError:
+        date(year or 1, month or 1, day or 1)  # a day of the calendar (not 2025-13 nor 02-31)
+    except ValueError:  # the list shows every date; Django's own filter refuses the query
         year = month = day = None
 
     def link(**parts) -> str:
@@ -208,6 +210,23 @@ class ReadOnlyInline(admin.TabularInline):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+def object_page_paths(admin_site, route: str, view, *, name: str) -> list:
+    """URL patterns of a page of one object: ``<id>/<route>`` to ``view(request, object_id)``.
+
+    The id is an integer (``<int:...>``); any other id is a 404 here, rather than falling to
+    Django's catch-all ``<path:object_id>/``, which would redirect "abc/cancel/" to a change
+    page for an object of that id.
+    """
+    return [
+        path(f"<int:object_id>/{route}", admin_site.admin_view(view), name=name),
+        path(f"<str:object_id>/{route}", admin_site.admin_view(_not_an_id)),
+    ]
+
+
+def _not_an_id(request, object_id: str):
+    raise Http404(f"{object_id!r}: not an id; ids are whole numbers")
 
 
 # --- CSV ---------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from django.db.models import Count, F, OuterRef, Q, Subquery
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
@@ -33,6 +33,7 @@ from omsproject.admin_tools import (
     inr,
     instrument_label,
     local_time,
+    object_page_paths,
     pnl,
     price,
 )
@@ -282,7 +283,7 @@ class OrderAdmin(LargeTableAdmin):
             | Q(broker_order_id=term)
             | Q(broker_tag=term.upper())
         )
-        if term.isdigit() and int(term) < 2**63:
+        if term.isascii() and term.isdigit() and int(term) < 2**63:
             match |= Q(pk=int(term))
         return queryset.filter(match), False
 
@@ -346,10 +347,8 @@ class OrderAdmin(LargeTableAdmin):
 
     def get_urls(self):
         return [
-            path(
-                "<path:object_id>/cancel/",
-                self.admin_site.admin_view(self.cancel_view),
-                name="orders_order_cancel",
+            *object_page_paths(
+                self.admin_site, "cancel/", self.cancel_view, name="orders_order_cancel"
             ),
             *super().get_urls(),
         ]
@@ -515,7 +514,7 @@ class TradeAdmin(ReadOnlyAdmin, LargeTableAdmin):
         if not term:
             return queryset, False
         match = Q(trade_id=term)
-        if term.isdigit() and int(term) < 2**63:
+        if term.isascii() and term.isdigit() and int(term) < 2**63:
             match |= Q(order_id=int(term))
         return queryset.filter(match), False
 

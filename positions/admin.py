@@ -14,7 +14,7 @@ from django.db.models import Case, IntegerField, Value, When
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils.html import format_html
 
 from omsproject.admin_tools import (
@@ -25,6 +25,7 @@ from omsproject.admin_tools import (
     inr,
     instrument_label,
     local_time,
+    object_page_paths,
     pnl,
     price,
 )
@@ -412,16 +413,17 @@ class ReconciliationIssueAdmin(OmsModelAdmin):
     # --- the detail page and its resolve / auto-fix pages ---
 
     def get_urls(self):
-        view = self.admin_site.admin_view
         return [
-            path(
-                "<path:object_id>/resolve/",
-                view(self.resolve_view),
+            *object_page_paths(
+                self.admin_site,
+                "resolve/",
+                self.resolve_view,
                 name="positions_reconciliationissue_resolve",
             ),
-            path(
-                "<path:object_id>/auto-fix/",
-                view(self.auto_fix_view),
+            *object_page_paths(
+                self.admin_site,
+                "auto-fix/",
+                self.auto_fix_view,
                 name="positions_reconciliationissue_auto_fix",
             ),
             *super().get_urls(),

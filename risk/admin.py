@@ -14,7 +14,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, F
-from django.http import HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
@@ -242,9 +242,7 @@ class KillSwitchEventAdmin(ReadOnlyAdmin):
         orders: the page lists them; the POST places the orders through positions_flatten."""
         if not self.has_switch_permission(request):
             raise PermissionDenied
-        strategy = None
-        if request.GET.get("strategy"):
-            strategy = Strategy.objects.filter(pk=request.GET["strategy"]).first()
+        strategy = _flatten_scope(request)
         positions = open_positions_of(strategy)
         halted = kill_switch_state(strategy=strategy) == KillSwitchState.HALTED
         form = FlattenForm(request.POST or None)
@@ -288,6 +286,23 @@ def open_positions_of(strategy) -> list:
     if strategy is not None:
         positions = positions.filter(strategy=strategy)
     return list(positions.order_by("strategy__name", "symbol"))
+
+
+def _flatten_scope(request) -> Strategy | None:
+    """The strategy ``?strategy=<id>`` names, or None (every strategy) without one.
+
+    A value that names no strategy is a 404: falling back to every strategy would turn a
+    mistyped link into flattening the whole desk.
+    """
+    raw = request.GET.get("strategy", "")
+    if not raw:
+        return None
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+        raise Http404(f"strategy {raw!r}: must be a strategy id, as ?strategy=<id>")
+    strategy = Strategy.objects.filter(pk=int(raw)).first()
+    if strategy is None:
+        raise Http404(f"strategy {raw}: not found")
+    return strategy
 
 
 # --- limits, instruments, holidays, snapshots -----------------------------------------------------

@@ -13,8 +13,10 @@ import logging
 import math
 from typing import Any
 
+from django.conf import settings
 from django.core import signals
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
@@ -34,6 +36,7 @@ from orders.services import (
 
 logger = logging.getLogger("oms.api")
 
+REPLAY_HEADER = "Idempotent-Replayed"
 KILL_SWITCH_CODES = {"kill_switch_halted": "HALTED", "kill_switch_reducing": "REDUCING"}
 HTTP_423_LOCKED = 423
 DATABASE_RETRY_AFTER = 1  # seconds: a restart or a failover takes a few
@@ -53,7 +56,7 @@ def error_body(
 
 
 class ApiError(exceptions.APIException):
-    """An API refusal that carries its whole error body."""
+    """An API refusal that carries its whole error body (and the headers to send with it)."""
 
     def __init__(
         self,
@@ -62,22 +65,27 @@ class ApiError(exceptions.APIException):
         code: str,
         message: str,
         fields: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
         **extra: Any,
     ):
         super().__init__(detail=message, code=code)
         self.status_code = status_code
         self.body = error_body(code, message, fields, **extra)
+        self.headers = headers or {}
 
 
 def order_refused(result: OrderResult) -> ApiError:
     """A placement the pre-trade checks refused (the order is kept as REJECTED).
 
-    422 listing every violation; 423 when the kill switch is one of them, with its state.
+    422 listing every violation; 423 when the kill switch is one of them, with its state. A
+    replay of a refused placement is answered with the original refusal, marked as a replay
+    like any other (the switch may have been released since: this answer is about that order).
     """
-    return _refusal(result.violations, order_id=result.order_id)
+    headers = {REPLAY_HEADER: "true"} if result.replayed else None
+    return _refusal(result.violations, order_id=result.order_id, headers=headers)
 
 
-def _refusal(violations, **extra: Any) -> ApiError:
+def _refusal(violations, headers: dict[str, str] | None = None, **extra: Any) -> ApiError:
     listed = [v.as_dict() for v in violations]
     fields: dict[str, str] = {}
     for violation in violations:
@@ -94,6 +102,7 @@ def _refusal(violations, **extra: Any) -> ApiError:
             code="kill_switch_engaged",
             message=message,
             fields=fields,
+            headers=headers,
             violations=listed,
             kill_switch=switch,
             **extra,
@@ -103,6 +112,7 @@ def _refusal(violations, **extra: Any) -> ApiError:
         code="risk_rejected",
         message=message,
         fields=fields,
+        headers=headers,
         violations=listed,
         **extra,
     )
@@ -133,10 +143,21 @@ def _flatten(detail: Any, prefix: str = "") -> dict[str, str]:
 def _validation_error(detail: Any) -> dict[str, Any]:
     fields = _flatten(detail)
     message = "; ".join(
-        message if name == "non_field_errors" else f"{name}: {message}"
+        message if name == "non_field_errors" or _names(message, name) else f"{name}: {message}"
         for name, message in fields.items()
     )
     return error_body("invalid", message or "invalid input", fields)
+
+
+def _names(message: str, name: str) -> bool:
+    """Whether the message names its field already ("price 1500: must be ...")."""
+    return message.startswith((f"{name} ", f"{name}:"))
+
+
+def _too_big() -> dict[str, Any]:
+    """A body over DATA_UPLOAD_MAX_MEMORY_SIZE: refused before a byte of it is parsed."""
+    rule = f"must be at most {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes"
+    return error_body("request_too_large", f"body: {rule}", {"body": rule})
 
 
 def _order_request_error(error: OrderRequestError) -> tuple[int, dict[str, Any]]:
@@ -159,6 +180,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         exc = _refusal(exc.violations)
     if isinstance(exc, ApiError):
         code, body = exc.status_code, exc.body
+        headers.update(exc.headers)
+    elif isinstance(exc, RequestDataTooBig):
+        code, body = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, _too_big()
     elif isinstance(exc, OrderThrottled):
         wait = math.ceil(exc.retry_after)
         headers["Retry-After"] = str(wait)
@@ -196,7 +220,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         code = exc.status_code
         detail = exc.detail
         text = " ".join(map(str, detail)) if isinstance(detail, list) else str(detail)
-        body = error_body(_code_of(exc), text)
+        body = error_body(_code_of(exc), text, getattr(exc, "fields", None))
     else:
         # Not an API refusal: a bug. Logged with its traceback, signalled (the test client
         # re-raises it), and answered in the same shape, never as an HTML page.

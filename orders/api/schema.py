@@ -124,6 +124,9 @@ UNAVAILABLE = _error(
     "The database is unavailable (restart, failover): send the same request again after the "
     "Retry-After header's seconds."
 )
+TOO_LARGE = _error(
+    "The body is over the server's upload limit (DATA_UPLOAD_MAX_MEMORY_SIZE); nothing was read."
+)
 # Every authenticated endpoint may answer these.
 READ_ERRORS = {400: INVALID, 401: UNAUTHENTICATED, 403: FORBIDDEN, 429: THROTTLED, 503: UNAVAILABLE}
 OBJECT_ERRORS = {**READ_ERRORS, 404: NOT_FOUND}

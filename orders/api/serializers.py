@@ -1,13 +1,16 @@
 """What goes in and out of the orders API. Money is a decimal string both ways.
 
 Prices and amounts are shown with 2 decimals (the paisa); ``average_price`` (a weighted average
-of fills, not on the paisa) with up to 6. A price sent as a JSON number is refused: a float
-cannot be trusted to hold "2450.10".
+of fills, not on the paisa) with up to 6. A price sent as a JSON number, float or integer, is
+refused: a float cannot be trusted to hold "2450.10", and one rule for every number is one
+a client cannot half-follow. So is a string that is not plain decimal notation ("1e3", "1_500").
 """
 
 from __future__ import annotations
 
-from decimal import Decimal
+import json
+import re
+from decimal import Decimal, InvalidOperation
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -26,13 +29,20 @@ from orders.enums import (
 from orders.models import Order, OrderEvent, Trade
 
 PAISA = Decimal("0.01")
+DECIMAL_STRING = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+EXAMPLE_AMOUNT = Decimal("2450.50")
 
 
 class MoneyField(serializers.DecimalField):
-    """An amount in rupees to the paisa, as a decimal string ("2450.50")."""
+    """An amount in rupees to the paisa, as a decimal string ("2450.50").
+
+    Any JSON number (a float, an integer, true) or a string in another notation is refused,
+    naming the value and showing it written as it should be: 'price 1500: must be a decimal
+    string, e.g. "1500.00"'.
+    """
 
     default_error_messages = {
-        "not_a_string": 'must be a decimal string such as "2450.50", not a JSON number',
+        "not_a_string": '{name} {value}: must be a decimal string, e.g. "{example}"',
     }
 
     def __init__(self, **kwargs):
@@ -41,9 +51,24 @@ class MoneyField(serializers.DecimalField):
         super().__init__(**kwargs)
 
     def to_internal_value(self, data):
-        if isinstance(data, float | bool):
-            self.fail("not_a_string")
-        return super().to_internal_value(data)
+        if isinstance(data, str) and DECIMAL_STRING.fullmatch(data):
+            return super().to_internal_value(data)
+        if isinstance(data, Decimal):  # from Python callers; JSON never makes one here
+            return super().to_internal_value(data)
+        shown = json.dumps(data, default=str)
+        shown = shown if len(shown) <= 40 else f"{shown[:37]}..."
+        self.fail("not_a_string", name=self.field_name, value=shown, example=_example(data))
+
+
+def _example(data) -> str:
+    """The value as a decimal string on the paisa, when it is a sane amount; else a sample."""
+    try:
+        amount = Decimal(str(data).strip())
+    except InvalidOperation:
+        return str(EXAMPLE_AMOUNT)
+    if isinstance(data, bool) or not amount.is_finite() or not 0 < amount <= MAX_PRICE:
+        return str(EXAMPLE_AMOUNT)
+    return str(amount.quantize(PAISA))
 
 
 class PriceField(MoneyField):

@@ -26,7 +26,7 @@ from rest_framework.views import APIView
 
 from orders import jobs
 from orders.api.authentication import actor_of, strategy_of
-from orders.api.exceptions import order_refused
+from orders.api.exceptions import REPLAY_HEADER, order_refused
 from orders.api.filters import OrderFilter, TradeFilter
 from orders.api.pagination import ExecutedAtPagination, NewestFirstPagination
 from orders.api.permissions import StrategyOnly, StrategyOrMonitoringStaff
@@ -39,6 +39,7 @@ from orders.api.schema import (
     OBJECT_ERRORS,
     READ_ERRORS,
     REFUSED,
+    TOO_LARGE,
 )
 from orders.api.serializers import (
     OrderCancelSerializer,
@@ -56,8 +57,6 @@ from orders.enums import EventSource, OrderStatus, StrategyMode
 from orders.models import Strategy
 from orders.selectors import order_with_history, orders_of, strategy_overview, trades_of
 from orders.services import order_cancel, order_modify, order_place
-
-REPLAY_HEADER = "Idempotent-Replayed"
 
 PLACE_EXAMPLES = [
     OpenApiExample(
@@ -186,7 +185,8 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             "request again answers 200 with the original order (header "
             f"``{REPLAY_HEADER}: true``); the same id with different content is a 409. An "
             "order refused by the pre-trade checks is kept as REJECTED and answered 422 (or 423 "
-            "for the kill switch) with every violation."
+            "for the kill switch) with every violation; a replay of it gets that same refusal, "
+            f"with ``{REPLAY_HEADER}: true``."
         ),
         request=OrderPlaceSerializer,
         parameters=[
@@ -194,7 +194,7 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
                 REPLAY_HEADER,
                 str,
                 location=OpenApiParameter.HEADER,
-                response=[200],
+                response=[200, 422, 423],
                 description="``true`` when the answer is the original order of a replay.",
             )
         ],
@@ -205,6 +205,7 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             **READ_ERRORS,
             400: INVALID,
             409: CONFLICT,
+            413: TOO_LARGE,
             422: REFUSED,
             423: KILL_SWITCH,
         },
@@ -242,6 +243,7 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             202: OpenApiResponse(OrderSerializer, description="Modification requested."),
             **OBJECT_ERRORS,
             409: CONFLICT,
+            413: TOO_LARGE,
             422: MODIFY_REFUSED,
             423: LOCKED,
         },
@@ -269,6 +271,7 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             202: OpenApiResponse(OrderSerializer, description="Cancel sent to the broker."),
             **OBJECT_ERRORS,
             409: CONFLICT,
+            413: TOO_LARGE,
         },
     )
     @action(detail=True, methods=["post"])
@@ -340,7 +343,7 @@ class StrategyView(APIView):
 
     def _staff_choice(self, request) -> Strategy:
         raw = request.query_params.get("strategy", "")
-        if not raw.isdigit() or len(raw) > 18:
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:  # "²" is a digit too
             raise serializers.ValidationError(
                 {"strategy": "strategy: staff must name one, as ?strategy=<id>"}
             )
@@ -375,7 +378,7 @@ class PricesView(APIView):
                 request_only=True,
             )
         ],
-        responses={202: PricesAcceptedSerializer, **READ_ERRORS},
+        responses={202: PricesAcceptedSerializer, **READ_ERRORS, 413: TOO_LARGE},
     )
     def post(self, request):
         strategy = strategy_of(request)

@@ -93,16 +93,19 @@ def kite_decimal(value: Any, places: Decimal) -> Decimal | None:
 
     The client parses JSON numbers as floats; ``Decimal(str(x))`` keeps the digits Kite sent
     (2450.55, not 2450.5500000000001818989...) before any arithmetic touches them. A postback
-    is parsed with parse_float=Decimal and passes through unchanged.
+    is parsed with parse_float=Decimal and passes through unchanged. NaN, Infinity and numbers
+    too large to hold to ``places`` are not prices: None, like any other non-number.
     """
     if value is None or value == "":
         return None
     try:
         number = value if isinstance(value, Decimal) else Decimal(str(value))
+        if not number.is_finite():
+            raise InvalidOperation
+        return number.quantize(places, rounding=ROUND_HALF_UP)
     except InvalidOperation:
         logger.warning("not a number from Kite: %r", value)
         return None
-    return number.quantize(places, rounding=ROUND_HALF_UP)
 
 
 def kite_time(value: Any) -> datetime | None:

@@ -384,6 +384,9 @@ def test_json_floats_become_the_decimals_kite_sent():
     assert kite_decimal(0.1 + 0.2, Decimal("0.000001")) == Decimal("0.300000")
     assert kite_decimal(Decimal("812.35"), Decimal("0.01")) == Decimal("812.35")
     assert kite_decimal(None, Decimal("0.01")) is None
+    # Not prices: never an InvalidOperation in the order poll or a postback.
+    for not_a_price in ("Infinity", "NaN", float("inf"), float("nan"), Decimal("1e30"), "abc"):
+        assert kite_decimal(not_a_price, Decimal("0.000001")) is None
 
 
 # --- settings ----------------------------------------------------------------------------------

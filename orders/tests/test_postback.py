@@ -317,3 +317,123 @@ def test_a_postback_while_the_database_is_away_is_a_503_to_retry(client, order, 
     assert response["Retry-After"] == "1"
     assert response.json()["status"] == "error"
     assert trades_of(order) == []
+
+
+# --- hostile bodies: a 4xx naming the rule, never a 500, nothing applied ----------------------
+
+
+def signed_raw(text: str) -> bytes:
+    """A recorded postback, signed, with ``text`` spliced in raw as its last field."""
+    return postback_body()[:-1] + b", " + text.encode() + b"}"
+
+
+def nothing_applied(order, before) -> None:
+    assert snapshot(order) == before
+    assert Trade.objects.count() == 0
+    assert not Position.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 1000 + b"]" * 1000,
+        b'{"a":' * 1000 + b"1" + b"}" * 1000,
+        signed_raw('"meta": ' + "[" * 1000 + "]" * 1000),
+    ],
+    ids=["arrays", "objects", "inside-a-signed-postback"],
+)
+def test_json_nested_1000_deep_is_a_400(client, order, body):
+    before = snapshot(order)
+
+    response = send(client, body)
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "status": "error",
+        "message": "body: must not nest arrays and objects more than 32 levels deep",
+    }
+    nothing_applied(order, before)
+
+
+def test_a_body_over_the_upload_limit_is_a_413(client, order, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
+    before = snapshot(order)
+
+    response = send(client, postback_body(status_message="x" * 10_000))
+
+    assert response.status_code == 413
+    assert response.json() == {"status": "error", "message": "body: must be at most 10000 bytes"}
+    nothing_applied(order, before)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ('"average_price": Infinity', "body: Infinity is not a JSON number; send a finite number"),
+        ('"average_price": NaN', "body: NaN is not a JSON number; send a finite number"),
+    ],
+)
+def test_nan_and_infinity_literals_are_refused(client, order, raw, message):
+    before = snapshot(order)
+
+    response = send(client, signed_raw(raw))
+
+    assert response.status_code == 400
+    assert response.json() == {"status": "error", "message": message}
+    nothing_applied(order, before)
+
+
+PRICE_RULE = "must be a finite number from 0 to 9999999999.99"
+QUANTITY_RULE = "must be a whole number from 0 to 10000000"
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"average_price": "Infinity"}, f"average_price Infinity: {PRICE_RULE}"),
+        ({"average_price": "NaN"}, f"average_price NaN: {PRICE_RULE}"),
+        ({"average_price": "-Infinity"}, f"average_price -Infinity: {PRICE_RULE}"),
+        ({"average_price": Decimal("1e20")}, f"average_price 1E+20: {PRICE_RULE}"),
+        ({"average_price": "1e20"}, f"average_price 1e20: {PRICE_RULE}"),
+        ({"average_price": Decimal("-2450.5")}, f"average_price -2450.5: {PRICE_RULE}"),
+        ({"average_price": "abc"}, f"average_price abc: {PRICE_RULE}"),
+        ({"average_price": True}, f"average_price True: {PRICE_RULE}"),
+        ({"average_price": [1]}, f"average_price [1]: {PRICE_RULE}"),
+        ({"price": Decimal("1e20")}, f"price 1E+20: {PRICE_RULE}"),
+        ({"trigger_price": "NaN"}, f"trigger_price NaN: {PRICE_RULE}"),
+        ({"filled_quantity": -4}, f"filled_quantity -4: {QUANTITY_RULE}"),
+        ({"filled_quantity": Decimal("4.5")}, f"filled_quantity 4.5: {QUANTITY_RULE}"),
+        ({"filled_quantity": "4"}, f"filled_quantity 4: {QUANTITY_RULE}"),
+        ({"filled_quantity": 10**30}, f"filled_quantity {10**30}: {QUANTITY_RULE}"),
+        ({"quantity": 10**12}, f"quantity {10**12}: {QUANTITY_RULE}"),
+        ({"pending_quantity": -1}, f"pending_quantity -1: {QUANTITY_RULE}"),
+        (
+            {"filled_quantity": 11, "quantity": 10},
+            "filled_quantity 11: must be at most the order's quantity 10",
+        ),
+        (
+            {"filled_quantity": 4, "average_price": 0},
+            "average_price 0: must be above 0 when filled_quantity is 4",
+        ),
+    ],
+    ids=lambda value: str(value)[:40] if isinstance(value, dict) else "",
+)
+def test_a_signed_postback_with_impossible_figures_is_refused(client, order, fields, message):
+    before = snapshot(order)
+    body = postback_body(
+        status="OPEN", **{"filled_quantity": 4, "average_price": Decimal("2450.5"), **fields}
+    )
+
+    response = send(client, body)
+
+    assert response.status_code == 400
+    assert response.json() == {"status": "error", "message": message}
+    nothing_applied(order, before)
+
+
+def test_prices_of_zero_mean_none_as_kite_sends_them(client, order):
+    # A MARKET order has price 0, no trigger has trigger_price 0: both are real postbacks.
+    response = send(client, partial(4, "2450.50", price=0, trigger_price=0))
+
+    assert response.status_code == 200
+    assert Trade.objects.count() == 1

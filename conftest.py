@@ -27,14 +27,68 @@ def _reference_data(request, settings):
         request.addfinalizer(_delete_jobs)
 
 
+@pytest.fixture(autouse=True)
+def _shipped_limits(request):
+    """The global limits row that migration risk/0007 ships refuses big orders: most tests
+    place orders of any size, so it is removed for them. A test marked ``safe_defaults`` gets
+    it exactly as the migration left the database (restored if a flush removed it)."""
+    if request.node.get_closest_marker("django_db") is None:
+        return
+    from risk.models import RiskLimit
+
+    shipped = request.config.stash.get(SHIPPED_LIMITS, None)
+    RiskLimit.objects.filter(strategy__isnull=True).delete()
+    if request.node.get_closest_marker("safe_defaults") and shipped is not None:
+        RiskLimit.objects.create(**shipped)
+
+
+SHIPPED_LIMITS = pytest.StashKey[dict | None]()
+
+
+@pytest.fixture
+def shipped_limits(request) -> dict | None:
+    """The global risk_limits row as the migrations left the fresh test database (None: no
+    row), read before any test ran."""
+    return request.config.stash[SHIPPED_LIMITS]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _flush_may_truncate_history():
+    """Between transactional tests Django flushes every table with one TRUNCATE, which the
+    append-only tables' BEFORE TRUNCATE triggers refuse: the flush, and only the flush, runs
+    with those triggers ignored (pgtrigger's ignore, local to the flush's transaction)."""
+    from django.test import TransactionTestCase
+
+    from omsproject.pg import history_truncate_allowed
+
+    flush = TransactionTestCase._fixture_teardown
+
+    def _fixture_teardown(self):
+        with history_truncate_allowed():
+            flush(self)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(TransactionTestCase, "_fixture_teardown", _fixture_teardown)
+        yield
+
+
 @pytest.fixture(scope="session")
-def django_db_setup(django_db_setup, django_db_blocker):
-    """pytest-django's, then: leave no session on the test database before it is dropped.
+def django_db_setup(request, django_db_setup, django_db_blocker):
+    """pytest-django's, then: note the global limits the migrations shipped, and at the end
+    leave no session on the test database before it is dropped.
 
     Django hands connections back to its psycopg pool, and a worker run by a test may leave
     its own pool's connection behind: either would make the drop fail ("being accessed by
     other users") and leave the database on the server.
     """
+    from risk.models import RiskLimit
+
+    with django_db_blocker.unblock():
+        request.config.stash[SHIPPED_LIMITS] = (
+            RiskLimit.objects.filter(strategy__isnull=True)
+            .values(*(f.attname for f in RiskLimit._meta.concrete_fields if f.name != "id"))
+            .first()
+        )
     yield
     from django.db import connection
 

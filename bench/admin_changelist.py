@@ -55,10 +55,13 @@ def seed_demo_has_orders() -> bool:
 
 
 def reset() -> None:
-    from django.db import connection
+    from django.db import connection, transaction
 
-    with connection.cursor() as cursor:
-        # TRUNCATE, not DELETE: the history tables refuse row deletes (triggers), rightly.
+    from omsproject.pg import history_truncate_allowed
+
+    # TRUNCATE, not DELETE: the history tables refuse row deletes (triggers), rightly; and
+    # TRUNCATE too, except in a block that says so (this bench's own database).
+    with transaction.atomic(), history_truncate_allowed(), connection.cursor() as cursor:
         cursor.execute(f"TRUNCATE {ORDER_TABLES} RESTART IDENTITY CASCADE")
         cursor.execute(
             "UPDATE strategies SET total_trades = 0, winning_trades = 0, losing_trades = 0, "

@@ -19,9 +19,27 @@ def updated_at_trigger() -> pgtrigger.Trigger:
     )
 
 
-def append_only_triggers() -> list[pgtrigger.Protect]:
-    """Refuse UPDATE and DELETE: history rows are written once and kept."""
-    return [pgtrigger.Protect(name="append_only", operation=pgtrigger.Update | pgtrigger.Delete)]
+TRUNCATE_PROTECTION = "protect_truncate"
+
+
+def append_only_triggers() -> list[pgtrigger.Trigger]:
+    """Refuse UPDATE, DELETE and TRUNCATE: history rows are written once and kept.
+
+    Row triggers do not fire on TRUNCATE, so a statement-level BEFORE TRUNCATE trigger refuses
+    it. (pgtrigger's Protect makes row-level triggers, which PostgreSQL does not allow on
+    TRUNCATE, hence a plain Trigger.) ``history_truncate_allowed`` lifts it for one block: the
+    test suite's flush between transactional tests.
+    """
+    return [
+        pgtrigger.Protect(name="append_only", operation=pgtrigger.Update | pgtrigger.Delete),
+        pgtrigger.Trigger(
+            name=TRUNCATE_PROTECTION,
+            level=pgtrigger.Statement,
+            when=pgtrigger.Before,
+            operation=pgtrigger.Truncate,
+            func="RAISE EXCEPTION 'pgtrigger: Cannot truncate % table', TG_TABLE_NAME;",
+        ),
+    ]
 
 
 def choices_check(
@@ -56,3 +74,20 @@ def triggers_ignored(*uris: str):
             yield
     finally:
         raw.cursor_factory = previous
+
+
+def truncate_protected_uris() -> list[str]:
+    """The pgtrigger URIs of every BEFORE TRUNCATE protection (one per append-only table)."""
+    return [
+        f"{model._meta.label}:{trigger.name}"
+        for model, trigger in pgtrigger.registered()
+        if trigger.name == TRUNCATE_PROTECTION
+    ]
+
+
+@contextmanager
+def history_truncate_allowed():
+    """TRUNCATE of the append-only tables allowed in this block, on this connection only
+    (pgtrigger's ignore: a transaction-local setting sent with each statement)."""
+    with triggers_ignored(*truncate_protected_uris()):
+        yield

@@ -1,5 +1,6 @@
 """Settings, all from the environment (every variable is listed in .env.example)."""
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -32,6 +33,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "pgtrigger",
+    "axes",  # admin login throttling; its attempts and lockouts are admin lists
     "procrastinate.contrib.django",
     "orders",
     "positions",
@@ -49,6 +51,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: turns a login refused for a lockout into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "omsproject.urls"
@@ -119,6 +123,25 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# --- Admin login throttling (django-axes) -------------------------------------------------------
+# Axes' backend first: it refuses a locked-out username+IP before any password is checked, and
+# counts every failure (it needs ``request`` passed to authenticate(), as the admin's login does;
+# tests log in with force_login). API keys and DRF tokens never call authenticate(): unaffected.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = env.bool("OMS_LOGIN_THROTTLE_ENABLED", default=True)
+AXES_FAILURE_LIMIT = env.int("OMS_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("OMS_LOGIN_COOLOFF_MINUTES", default=15))
+# Per username and IP together: a typo-prone colleague behind the same office IP is not locked
+# out by someone else's failures, and one IP guessing many usernames is still counted per name.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
+# The IP is REMOTE_ADDR (no django-ipware): behind a load balancer that is the balancer's, and
+# the lockout is then in effect per username. Never trust a client-set X-Forwarded-For here.
 
 LANGUAGE_CODE = "en-in"
 TIME_ZONE = "Asia/Kolkata"

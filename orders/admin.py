@@ -50,6 +50,7 @@ from orders.services import (
     strategy_status_set,
 )
 from orders.state import CANCELLABLE
+from risk.admin import limits_table
 from risk.models import RiskLimit
 from risk.selectors import kill_switch_own_state
 
@@ -636,6 +637,7 @@ class StrategyAdmin(OmsModelAdmin):
             "Configuration (JSON; config.limits may only tighten the limits)",
             {"fields": ("config",)},
         ),
+        ("Risk limits in force", {"fields": ("limits_in_force",)}),
         (
             "Performance (from fills)",
             {
@@ -650,6 +652,7 @@ class StrategyAdmin(OmsModelAdmin):
     )
     readonly_fields = (
         "kill_switch",
+        "limits_in_force",
         "total_trades",
         "winning_trades",
         "losing_trades",
@@ -687,6 +690,10 @@ class StrategyAdmin(OmsModelAdmin):
     @admin.display(description="mode", ordering="mode")
     def mode_label(self, strategy):
         return badge(strategy.mode, "red" if strategy.mode == StrategyMode.LIVE else "grey")
+
+    @admin.display(description="limits in force")
+    def limits_in_force(self, strategy):
+        return limits_table(strategy if strategy.pk else None)
 
     @admin.display(description="own kill switch")
     def kill_switch(self, strategy):

@@ -17,7 +17,7 @@ from orders.enums import OrderStatus
 from orders.models import Order, OrderEvent, Strategy, Trade
 from orders.state import CANCELLABLE
 from positions.selectors import positions_of, strategy_metrics
-from risk.limits import limits_for
+from risk.limits import limits_report
 from risk.selectors import day_pnl, kill_switch_state
 
 
@@ -58,6 +58,8 @@ class StrategyOverview:
 
     strategy: Strategy
     limits: dict[str, Any]
+    limits_in_force: tuple[Any, ...]  # risk.limits.LimitInForce: value, levels, sources, off
+    limit_warnings: list[str]
     kill_switch: str
     today: dict[str, Any]
     open_positions: int
@@ -66,7 +68,8 @@ class StrategyOverview:
 
 def strategy_overview(*, strategy: Strategy, today: date | None = None) -> StrategyOverview:
     """The strategy's status and mode, the limits in force (the strictest of the global, the
-    strategy's and its config's), today's figures (IST day) and the kill switch in force.
+    strategy's and its config's; each with its source, and a warning for each that is off),
+    today's figures (IST day) and the kill switch in force.
 
     Today's PnL is risk's own figure (the one the daily loss limit is checked against):
     realized net of today's charges, and the open positions' unrealized PnL.
@@ -75,9 +78,12 @@ def strategy_overview(*, strategy: Strategy, today: date | None = None) -> Strat
     realized, unrealized = day_pnl(strategy)
     metrics = strategy_metrics(strategy=strategy, date_from=today, date_to=today)
     working = Order.objects.filter(strategy=strategy, status__in=sorted(OrderStatus.active()))
+    limits = limits_report(strategy)
     return StrategyOverview(
         strategy=strategy,
-        limits=limits_for(strategy).as_dict(),
+        limits=limits.limits.as_dict(),
+        limits_in_force=limits.in_force,
+        limit_warnings=limits.warnings,
         kill_switch=str(kill_switch_state(strategy=strategy)),
         today={
             "date": today,

@@ -15,6 +15,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, F
 from django.http import Http404, HttpResponseRedirect
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
@@ -31,6 +32,7 @@ from orders.models import Order, Strategy
 from orders.selectors import orders_cancellable
 from positions.exits import positions_flatten
 from positions.models import Position
+from risk.limits import limits_report
 from risk.models import (
     Instrument,
     KillSwitchEvent,
@@ -308,6 +310,12 @@ def _flatten_scope(request) -> Strategy | None:
 # --- limits, instruments, holidays, snapshots -----------------------------------------------------
 
 
+def limits_table(strategy) -> str:
+    """Every limit in force for ``strategy`` (None: globally), where each comes from, and a
+    warning for each that is off: the same report as the API's GET /strategy/."""
+    return render_to_string("risk/limits_in_force.html", {"report": limits_report(strategy)})
+
+
 @admin.register(RiskLimit)
 class RiskLimitAdmin(OmsModelAdmin):
     """Pre-trade limits: the global row and one per strategy (blank: no limit at that level)."""
@@ -355,16 +363,27 @@ class RiskLimitAdmin(OmsModelAdmin):
                 )
             },
         ),
+        ("In force (saved values)", {"fields": ("limits_in_force",)}),
         (None, {"fields": ("updated_at",)}),
     )
-    readonly_fields = ("updated_at",)
+    readonly_fields = ("limits_in_force", "updated_at")
 
     def get_ordering(self, request):
         return [F("strategy_id").asc(nulls_first=True), "strategy__name"]  # the global row first
 
     def get_readonly_fields(self, request, obj=None):
         # The scope of an existing row is what it is: a row is never moved to another strategy.
-        return ("strategy", "updated_at") if obj is not None else ("updated_at",)
+        if obj is None:
+            return self.readonly_fields
+        return ("strategy", *self.readonly_fields)
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {"global_limits": limits_report(None), **(extra_context or {})}
+        return super().changelist_view(request, extra_context)
+
+    @admin.display(description="limits in force")
+    def limits_in_force(self, row):
+        return limits_table(row.strategy if row.pk else None)
 
     def has_delete_permission(self, request, obj=None):
         return False

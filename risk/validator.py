@@ -512,9 +512,8 @@ def _daily_loss(ctx: Context) -> list[Violation]:
 def order_rate_bucket(strategy, *, limits: Limits | None = None) -> tuple[str, int]:
     """The strategy's order-rate bucket and its rate (orders a second)."""
     limits = limits or limits_for(strategy)
-    return f"orders:strategy:{strategy.pk}", (
-        limits.orders_per_second or settings.OMS_ORDERS_PER_SECOND
-    )
+    # risk.limits falls back to OMS_ORDERS_PER_SECOND when no limit sets the rate.
+    return f"orders:strategy:{strategy.pk}", limits.orders_per_second
 
 
 def order_rate_take(strategy, *, limits: Limits | None = None) -> tuple[float, int]:

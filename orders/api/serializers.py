@@ -336,6 +336,27 @@ class DayFiguresSerializer(serializers.Serializer):
     losing_trades = serializers.IntegerField()
 
 
+class LimitInForceSerializer(serializers.Serializer):
+    """One pre-trade limit as it applies to the strategy, and where its value comes from."""
+
+    limit = serializers.CharField(source="name")
+    label = serializers.CharField()
+    value = serializers.CharField(
+        allow_null=True, help_text="The value in force (a decimal string); null: the limit is off."
+    )
+    sources = serializers.ListField(
+        child=serializers.ChoiceField(choices=["global", "strategy", "config", "setting"]),
+        help_text="The levels whose value is in force: the global row, the strategy's row, its "
+        "config's limits, or (order rate only) the OMS_ORDERS_PER_SECOND default.",
+    )
+    levels = serializers.DictField(
+        child=serializers.CharField(allow_null=True),
+        help_text="Each level's own value (global, strategy, config); null: not set there.",
+    )
+    off = serializers.BooleanField()
+    warning = serializers.CharField(allow_null=True)
+
+
 class StrategyOverviewSerializer(serializers.Serializer):
     """The calling strategy: status, mode, limits, today's PnL and the kill switch in force."""
 
@@ -346,6 +367,13 @@ class StrategyOverviewSerializer(serializers.Serializer):
     limits = serializers.DictField(
         help_text="The pre-trade limits in force: the strictest of the global limits, the "
         "strategy's and its config's; null means no limit."
+    )
+    limits_in_force = LimitInForceSerializer(
+        many=True, help_text="Every limit: its value in force, where it comes from, off or not."
+    )
+    limit_warnings = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="One line per limit that is off (and if no global limits row exists).",
     )
     config = serializers.JSONField(source="strategy.config")
     kill_switch = serializers.ChoiceField(

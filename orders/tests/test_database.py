@@ -12,7 +12,7 @@ import pytest
 from django.apps import apps
 from django.db import IntegrityError, ProgrammingError, connection, transaction
 
-from omsproject.pg import triggers_ignored
+from omsproject.pg import history_truncate_allowed, triggers_ignored
 from orders.enums import OrderStatus, StrategyStatus
 from orders.models import Order, OrderEvent, Strategy, TodayOrder, Trade
 from orders.tests.factories import (
@@ -30,6 +30,7 @@ from orders.tests.factories import (
     trade_row,
     violated_constraint,
 )
+from risk.tests.factories import KillSwitchEventFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -466,6 +467,46 @@ def test_append_only_rows_cannot_be_deleted(table, factory, change):
     assert_protected(lambda: _raw_delete(table, row.pk), table)
     assert_protected(lambda: type(row).objects.filter(pk=row.pk).delete(), table)
     assert type(row).objects.filter(pk=row.pk).exists()
+
+
+HISTORY_TABLES = [
+    pytest.param(OrderEventFactory, id="order_events"),
+    pytest.param(TradeFactory, id="trades"),
+    pytest.param(KillSwitchEventFactory, id="kill_switch_events"),
+]
+
+
+def _truncate(table: str) -> None:
+    with connection.cursor() as cursor:
+        # The test's rows have deferred foreign key checks pending, which TRUNCATE would
+        # refuse on its own ("pending trigger events"): run them first.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute(f"TRUNCATE {table} CASCADE")
+
+
+@pytest.mark.parametrize("factory", HISTORY_TABLES)
+def test_history_tables_refuse_truncate(factory):
+    """Row triggers do not fire on TRUNCATE: a statement trigger refuses it, CASCADE or not."""
+    row = factory()
+    table = row._meta.db_table
+    with pytest.raises(ProgrammingError) as excinfo, transaction.atomic():
+        _truncate(table)
+    assert excinfo.value.__cause__.sqlstate == "P0001"
+    assert f"Cannot truncate {table} table" in str(excinfo.value)
+    assert type(row).objects.filter(pk=row.pk).exists()
+
+
+@pytest.mark.parametrize("factory", HISTORY_TABLES)
+def test_history_truncate_allowed_lifts_the_refusal_for_its_block_only(factory):
+    """What the test suite's flush uses between transactional tests; nothing else does."""
+    row = factory()
+    table = row._meta.db_table
+    with transaction.atomic():
+        with history_truncate_allowed():
+            _truncate(table)
+        assert not type(row).objects.exists()
+        with pytest.raises(ProgrammingError), transaction.atomic():
+            _truncate(table)
 
 
 # --- updated_at triggers ------------------------------------------------------------------------

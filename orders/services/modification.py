@@ -133,19 +133,12 @@ def order_modify_at_broker(order_id: int) -> None:
         return
     if order.status not in MODIFIABLE:
         # Filled, cancelled... before the job ran: the request is dropped, not left pending.
-        with transaction.atomic():
-            order = order_locked(order_id)
-            if order.metadata.pop("pending_modification", None) is not None:
-                order.save(update_fields=["metadata", "updated_at"])
-                order_event_record(
-                    order,
-                    kind=EventKind.MODIFY,
-                    from_status=order.status,
-                    to_status=order.status,
-                    source=EventSource.SYSTEM,
-                    reason=f"modification not sent: the order is {order.status}",
-                    details={"dropped": pending},
-                )
+        _modification_settled(
+            order_id,
+            source=EventSource.SYSTEM,
+            reason=None,  # not sent: the order's status says why
+            details={"dropped": pending},
+        )
         return
     change = Modification(
         quantity=int(pending["quantity"]),
@@ -162,46 +155,48 @@ def order_modify_at_broker(order_id: int) -> None:
             order_type=change.order_type,
         )
     except BrokerRejected as error:
-        with transaction.atomic():
-            order = order_locked(order_id)
-            order.metadata.pop("pending_modification", None)
-            order.save(update_fields=["metadata", "updated_at"])
-            order_event_record(
-                order,
-                kind=EventKind.MODIFY,
-                from_status=order.status,
-                to_status=order.status,
-                source=EventSource.BROKER,
-                reason=f"modification refused by broker: {error}",
-                details={"refused": change.as_dict()},
-            )
+        _modification_settled(
+            order_id,
+            source=EventSource.BROKER,
+            reason=f"modification refused by broker: {error}",
+            details={"refused": change.as_dict()},
+        )
         return
+    _modification_settled(
+        order_id,
+        source=EventSource.BROKER,
+        reason="modification accepted by broker",
+        details={"applied": change.as_dict()},
+        applied=change,
+    )
+    order_updates_apply(updates, source=EventSource.BROKER)
+
+
+def _modification_settled(
+    order_id: int, *, source, reason: str | None, details: dict, applied: Modification | None = None
+) -> None:
+    """Settle an order's pending modification once, under its row lock: apply ``applied`` (the
+    broker accepted it) or drop it, and record why in a MODIFY event (``reason`` None: it was
+    not sent, the order's status being what it is). One already settled is left alone."""
     with transaction.atomic():
         order = order_locked(order_id)
-        order.quantity = change.quantity
-        order.price = change.price
-        order.trigger_price = change.trigger_price
-        order.order_type = change.order_type
-        order.modification_count = F("modification_count") + 1
-        order.metadata.pop("pending_modification", None)
-        order.save(
-            update_fields=[
-                "quantity",
-                "price",
-                "trigger_price",
-                "order_type",
-                "modification_count",
-                "metadata",
-                "updated_at",
-            ]
-        )
+        if order.metadata.pop("pending_modification", None) is None:
+            return
+        fields = ["metadata", "updated_at"]
+        if applied is not None:
+            order.quantity = applied.quantity
+            order.price = applied.price
+            order.trigger_price = applied.trigger_price
+            order.order_type = applied.order_type
+            order.modification_count = F("modification_count") + 1
+            fields += ["quantity", "price", "trigger_price", "order_type", "modification_count"]
+        order.save(update_fields=fields)
         order_event_record(
             order,
             kind=EventKind.MODIFY,
             from_status=order.status,
             to_status=order.status,
-            source=EventSource.BROKER,
-            reason="modification accepted by broker",
-            details={"applied": change.as_dict()},
+            source=source,
+            reason=reason or f"modification not sent: the order is {order.status}",
+            details=details,
         )
-    order_updates_apply(updates, source=EventSource.BROKER)

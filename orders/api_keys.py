@@ -18,7 +18,6 @@ from django.utils import timezone
 
 from omsproject.rows import column_count, from_row, select_columns
 from orders.models import Strategy, StrategyApiKey
-from risk.ratelimit import window_count_sql
 
 logger = logging.getLogger("oms.api_keys")
 
@@ -92,7 +91,9 @@ _AUTHENTICATE = f"SELECT {_KEY_COLUMNS}, NULL, NULL {_KEY_AND_STRATEGY}"
 # The same, counting the request in the key's throttle window in the same statement.
 _AUTHENTICATE_AND_COUNT = f"""
 WITH api_key AS (SELECT api_key.id AS key_id, {_KEY_COLUMNS} {_KEY_AND_STRATEGY}),
-counted AS ({window_count_sql("%(bucket)s || key_id", "FROM api_key")})
+counted AS (
+    SELECT counted.* FROM api_key, oms_count_request(%(bucket)s || key_id, %(seconds)s) AS counted
+)
 SELECT api_key.*, counted.* FROM api_key LEFT JOIN counted ON true
 """  # noqa: S608 - column names and constant fragments only
 

@@ -1,9 +1,17 @@
-"""Token buckets shared by every process, kept in PostgreSQL (the ``rate_buckets`` table).
+"""Rate counters shared by every process, kept in PostgreSQL.
 
 A limit such as Kite's 10 orders per second per user must hold across all web processes and
-workers, so the bucket cannot live in one process's memory. Each take is a single
-INSERT ... ON CONFLICT DO UPDATE: PostgreSQL locks the bucket's row for the statement, so two
-processes can never both spend the last token, and the refill is measured with the database's
+workers, so it cannot live in one process's memory. Two counters, each an SQL function defined
+once (risk migration 0010) and called by every statement that counts:
+
+- ``oms_take_token(key, capacity, refill_per_second, now)``: a token bucket (``rate_buckets``)
+  — the order rate of a strategy (order_place counts it in the statement that writes the
+  order), Kite's request rate;
+- ``oms_count_request(bucket, seconds)``: a fixed window (``api_rate_limits``) — the API's
+  per-key request limit (authentication counts it in the statement that finds the key).
+
+Each take is one INSERT ... ON CONFLICT DO UPDATE: PostgreSQL locks the counter's row for the
+statement, so two processes can never both spend the last token, and time is the database's
 clock (``clock_timestamp()``), so the machines' clocks do not need to agree.
 """
 
@@ -14,93 +22,20 @@ from decimal import Decimal
 
 from django.db import connection
 
-# The balance the bucket would have now: what it had at updated_at plus the refill since,
-# never more than the capacity. A clock that went backwards refills nothing.
-_AVAILABLE = """
-    LEAST(
-        EXCLUDED.capacity,
-        bucket.tokens + EXCLUDED.refill_per_second
-            * GREATEST(0, EXTRACT(EPOCH FROM EXCLUDED.updated_at - bucket.updated_at))
-    )
-"""
+
+def bucket_clock() -> datetime | None:
+    """The time the token buckets count with: None, the database's clock (tests freeze it)."""
+    return None
 
 
-def take_token_sql(source: str = "") -> str:
-    """The INSERT ... ON CONFLICT that takes one token, returning (granted, tokens, refill).
-
-    ``source``: a FROM clause (and condition) the take depends on: order_place takes a token
-    only when its gate opened, in the statement that writes the order.
-    """
-    return f"""
-    INSERT INTO rate_buckets AS bucket
-        (key, tokens, capacity, refill_per_second, last_take_granted, updated_at)
-    SELECT
-        %(key)s::varchar,
-        %(capacity)s::integer - 1,
-        %(capacity)s::integer,
-        %(refill_per_second)s::numeric,
-        true,
-        COALESCE(%(now)s::timestamptz, clock_timestamp())
-    {source}
-    ON CONFLICT (key) DO UPDATE SET
-        (tokens, last_take_granted) = (
-            SELECT CASE WHEN available >= 1 THEN available - 1 ELSE available END,
-                   available >= 1
-            FROM (SELECT {_AVAILABLE} AS available) AS refill
-        ),
-        capacity = EXCLUDED.capacity,
-        refill_per_second = EXCLUDED.refill_per_second,
-        updated_at = GREATEST(bucket.updated_at, EXCLUDED.updated_at)
-    RETURNING last_take_granted, tokens, refill_per_second
-    """  # noqa: S608 - constant fragments only
-
-
-_TAKE_TOKEN = take_token_sql()
-
-
-def window_count_sql(bucket: str, source: str = "") -> str:
-    """A fixed-window counter (the API's per-key request limit, ``api_rate_limits``): the INSERT
-    that counts one request in its bucket's current window and returns the hits
-    in the window (this request included) and the seconds it has left.
-
-    ``bucket``: an SQL expression for the bucket's name; ``source``: a FROM clause it reads
-    (authentication counts a key's request in the statement that finds the key).
-    """
-    return f"""
-    INSERT INTO api_rate_limits AS counter (bucket, window_start, hits)
-    SELECT {bucket},
-        to_timestamp(floor(extract(epoch FROM clock_timestamp()) / %(seconds)s) * %(seconds)s),
-        1
-    {source}
-    ON CONFLICT (bucket) DO UPDATE SET
-        hits = CASE WHEN counter.window_start = EXCLUDED.window_start
-                    THEN counter.hits + 1 ELSE 1 END,
-        window_start = EXCLUDED.window_start
-    RETURNING hits,
-        extract(epoch FROM window_start + make_interval(secs => %(seconds)s) - clock_timestamp())
-    """  # noqa: S608 - the caller's constant fragments only
-
-
-def take_token_statement(
-    key: str,
-    *,
-    capacity: int,
-    refill_per_second: float | Decimal,
-    now: datetime | None = None,
-) -> tuple[str, dict]:
-    """The statement that takes one token (an INSERT ... RETURNING granted, tokens, refill), for
-    a caller that writes it as part of a larger statement; ``token_wait`` reads its row."""
+def bucket_rate(capacity: int, refill_per_second: float | Decimal) -> Decimal:
+    """A bucket's refill as a Decimal, or ValueError naming the rule."""
     if capacity < 1:
         raise ValueError(f"capacity {capacity}: must be at least 1")
     refill = Decimal(str(refill_per_second))
     if refill <= 0:
         raise ValueError(f"refill_per_second {refill_per_second}: must be more than 0")
-    return _TAKE_TOKEN, {
-        "key": key,
-        "capacity": capacity,
-        "refill_per_second": refill,
-        "now": now,
-    }
+    return refill
 
 
 def token_wait(granted: bool, tokens, refill_per_second) -> float:
@@ -125,9 +60,10 @@ def take_token(
     ``now`` replaces the database clock (for tests). The row stays locked until the current
     transaction ends: call this outside long transactions, or every other process waits.
     """
-    sql, params = take_token_statement(
-        key, capacity=capacity, refill_per_second=refill_per_second, now=now
-    )
+    refill = bucket_rate(capacity, refill_per_second)
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(
+            "SELECT * FROM oms_take_token(%s, %s, %s, %s)",
+            [key, capacity, refill, now or bucket_clock()],
+        )
         return token_wait(*cursor.fetchone())

@@ -49,10 +49,10 @@ def kill_switch_set(
     Guarantees: the change is one kill_switch_events row, written under the kill switch's
     exclusive advisory lock, so its id is higher than that of every change committed before
     it: the switch's state is its highest id's (``v_kill_switch_current``), whatever any
-    process's clock says. The lock waits for every placement holding the shared one
-    (oms_order_gate takes it in the statement that writes an order; order_modify's checks take
-    it too), and a placement checked before the change but written after it finds the switch
-    changed and is checked again: no order is accepted after the change commits. HALTED then
+    process's clock says. The lock waits for every placement and modification holding the
+    shared one (risk.validator.checks_lock: taken before their checks, held until they
+    commit), and none takes it until the change commits: no order is accepted after a change
+    that refuses it. HALTED then
     asks the broker to cancel every open order of its scope (as jobs); the order that was
     accepted last committed before the change, so none is missed. Going back to ACTIVE is a
     person's act only, and a person's actor name may not pose as a rule's ("rule:..."); the

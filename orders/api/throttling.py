@@ -1,10 +1,10 @@
 """Per-key request limits, counted in PostgreSQL so every web process shares them.
 
-A fixed window per key (e.g. 6000 requests a minute, ``OMS_API_THROTTLE_RATE``), counted with
-one INSERT ... ON CONFLICT DO UPDATE on an UNLOGGED table: atomic (two processes cannot both
-take the last request of a window), one statement per request, and timed by the database's
-clock so web machines need not agree on the time. Over the limit: 429 with Retry-After, the
-seconds left in the window.
+A fixed window per key (e.g. 6000 requests a minute, ``OMS_API_THROTTLE_RATE``), counted by
+``oms_count_request`` (risk.ratelimit): one INSERT ... ON CONFLICT DO UPDATE on an UNLOGGED
+table, atomic (two processes cannot both take the last request of a window), one statement per
+request, and timed by the database's clock so web machines need not agree on the time. Over
+the limit: 429 with Retry-After, the seconds left in the window.
 """
 
 from __future__ import annotations
@@ -14,9 +14,6 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
 from orders.api.authentication import StrategyPrincipal
-from risk.ratelimit import window_count_sql
-
-_COUNT = window_count_sql("%(bucket)s")
 
 
 class StrategyKeyRateThrottle(SimpleRateThrottle):
@@ -52,7 +49,7 @@ class StrategyKeyRateThrottle(SimpleRateThrottle):
         counted = getattr(request.auth, "window_count", None)
         if counted is None:
             with connection.cursor() as cursor:
-                cursor.execute(_COUNT, {"bucket": bucket, "seconds": self.duration})
+                cursor.execute("SELECT * FROM oms_count_request(%s, %s)", [bucket, self.duration])
                 counted = cursor.fetchone()
         hits, seconds_left = counted
         self.seconds_left = max(float(seconds_left), 0.0)

@@ -12,10 +12,11 @@
 3. Checks (``risk.validator``, in Python): every violation at once. The few that need more
    (working orders, exposure, today's PnL) read it now, still under the locks, so each check is
    exact however many placements of the strategy arrive at the same instant.
-4. The order rate: one token from the strategy's bucket, or the whole placement rolls back and
-   OrderThrottled is raised (its client_order_id stays free for the retry).
-5. Write (one statement): the order, its first event and its submission job — or, refused, the
-   order REJECTED with every violation. The commit releases the locks; a worker sends it.
+4. Write (one statement): one token from the strategy's order rate (``oms_take_token``) and,
+   only if granted, the order, its first event and its submission job. Over the rate nothing
+   is written and OrderThrottled is raised (its client_order_id stays free for the retry).
+   Refused by the checks: the order is written REJECTED with every violation, and counts no
+   rate. The commit releases the locks; a worker sends the order.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ from orders.enums import EventKind, EventSource, OrderStatus
 from orders.models import Order, OrderEvent
 from orders.services.errors import IdempotencyConflict, OrderThrottled, StrategyNotFound
 from orders.services.events import log_context, order_transition
-from risk.validator import checks_lock, order_rate_take, order_verdict
+from risk import ratelimit
+from risk.validator import checks_lock, order_rate_bucket, order_verdict
 
 logger = logging.getLogger("oms.orders")
 
@@ -84,10 +86,7 @@ def order_place(
             if verdict.violations:
                 _write_refused(order, received, violations=verdict.violations)
             else:
-                wait, rate = order_rate_take(strategy, limits=verdict.limits)
-                if wait > 0:
-                    raise OrderThrottled.over_rate(strategy, rate=rate, wait=wait)
-                _write_accepted(order, received)
+                _write_accepted(order, received, strategy=strategy, limits=verdict.limits)
     except IntegrityError as error:
         return _replay_after_clash(error, request, fingerprint)
     logger.info(
@@ -149,35 +148,45 @@ def _new_broker_tag() -> str:
 
 @functools.cache
 def _accepted_sql() -> str:
-    """The order, its first event and its submission job (procrastinate's own SQL function,
-    with the job's per-order lock) in one statement; its text never changes, so it is
-    prepared once per connection."""
+    """One token from the strategy's order rate and, only if granted, the order, its first
+    event and its submission job (procrastinate's own SQL function, with the job's per-order
+    lock); its text never changes, so it is prepared once per connection."""
     order_columns = insert_columns(Order)
     event_columns = insert_columns(OrderEvent, skip="order")
     return f"""
-        WITH new_order AS (
+        WITH rate AS (
+            SELECT * FROM oms_take_token(%(rate_key)s, %(rate)s, %(rate)s, %(rate_now)s)
+        ), new_order AS (
             INSERT INTO orders ({order_columns})
-            SELECT {order_columns} FROM jsonb_populate_record(NULL::orders, %(order)s::jsonb)
+            SELECT {order_columns}
+            FROM rate, jsonb_populate_record(NULL::orders, %(order)s::jsonb)
+            WHERE rate.granted
             RETURNING id
         ), first_event AS (
             INSERT INTO order_events (order_id, {event_columns})
             SELECT new_order.id, {event_columns}
             FROM new_order, jsonb_populate_record(NULL::order_events, %(event)s::jsonb)
         )
-        SELECT new_order.id, procrastinate_defer_jobs_v1(ARRAY[ROW(
-            %(job_queue)s, %(job_task)s, %(job_priority)s, 'order-' || new_order.id, NULL,
-            jsonb_build_object('order_id', new_order.id), NULL
-        )::procrastinate_job_to_defer_v1])
-        FROM new_order
+        SELECT rate.granted, rate.tokens, rate.refill_per_second, new_order.id,
+            CASE WHEN new_order.id IS NOT NULL THEN procrastinate_defer_jobs_v1(ARRAY[ROW(
+                %(job_queue)s, %(job_task)s, %(job_priority)s, 'order-' || new_order.id, NULL,
+                jsonb_build_object('order_id', new_order.id), NULL
+            )::procrastinate_job_to_defer_v1]) END
+        FROM rate LEFT JOIN new_order ON true
     """  # noqa: S608 - column names only; values are parameters
 
 
-def _write_accepted(order: Order, received: OrderEvent) -> None:
+def _write_accepted(order: Order, received: OrderEvent, *, strategy, limits) -> None:
+    """Write an accepted order, or raise OrderThrottled (nothing written) over the order rate."""
+    rate_key, rate = order_rate_bucket(strategy, limits=limits)
     queue, task, priority = jobs.submit_job_fields()
     with connection.cursor() as cursor:
         cursor.execute(
             _accepted_sql(),
             {
+                "rate_key": rate_key,
+                "rate": rate,
+                "rate_now": ratelimit.bucket_clock(),  # None: the database's clock
                 "order": insert_json(order),
                 "event": insert_json(received, skip="order"),
                 "job_queue": queue,
@@ -185,7 +194,11 @@ def _write_accepted(order: Order, received: OrderEvent) -> None:
                 "job_priority": priority,
             },
         )
-        order_id, _job_ids = cursor.fetchone()
+        granted, tokens, refill, order_id, _job_ids = cursor.fetchone()
+    if not granted:
+        raise OrderThrottled.over_rate(
+            strategy, rate=rate, wait=ratelimit.token_wait(granted, tokens, refill)
+        )
     saved(order, order_id)
     received.order = order
 

@@ -262,7 +262,7 @@ def test_a_change_is_stamped_by_the_databases_clock_not_the_processs(strategy, m
 
 @pytest.mark.django_db
 def test_every_reader_agrees_on_each_switchs_state_whatever_the_stamps():
-    """The SQL function (the validator's context and oms_order_gate), the selector, the admin's
+    """The SQL function (the validator's context), the selector, the admin's
     board and the strategies' list expression all read v_kill_switch_current: the highest id."""
     quiet, halted, reducing, lifted = (StrategyFactory(name=n) for n in "ABCD")
     # Each switch's last change carries the older stamp: ordered by created_at, every one of

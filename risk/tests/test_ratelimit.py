@@ -31,12 +31,8 @@ T0 = datetime(2026, 1, 14, 10, 0, tzinfo=IST)
 def bucket_clock(monkeypatch):
     """Freeze the rate buckets' clock (the database's, normally) at ``T0``, movable."""
     moments = [T0]
-    statement = ratelimit.take_token_statement  # every take's, order_place's included
-
-    def frozen(key, **kwargs):
-        return statement(key, **{**kwargs, "now": moments[-1]})
-
-    monkeypatch.setattr(ratelimit, "take_token_statement", frozen)
+    # Every take's clock, order_place's included.
+    monkeypatch.setattr(ratelimit, "bucket_clock", lambda: moments[-1])
     return moments.append
 
 

@@ -69,9 +69,9 @@ def test_the_detail_costs_the_same_with_more_events_and_trades(api, many_rows):
 # in one transaction (its BEGIN and COMMIT; a savepoint and its release inside the test's own),
 # the locks (the kill switch's shared one and the strategy's row), the order's context (limits,
 # instrument, last price, position, staff holiday, both kill switches, a replay's original),
-# the order's count against the order rate, and one statement writing the order with its first
-# event and its submission job.
-PLACEMENT_QUERIES = 7
+# and one statement counting the order rate and writing the order with its first event and its
+# submission job.
+PLACEMENT_QUERIES = 6
 
 
 def test_placing_an_order_costs_a_fixed_number_of_queries(

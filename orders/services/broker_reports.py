@@ -142,7 +142,7 @@ def _status_apply(order_id: int, update: BrokerOrderUpdate, *, source: EventSour
             return
         order_transition(
             order,
-            target,
+            target=target,
             source=source,
             reason=_status_reason(update),
             details={"broker_order_id": update.broker_order_id},

@@ -40,14 +40,14 @@ def order_cancel(
         if order.status == OrderStatus.PENDING:
             order_transition(
                 order,
-                OrderStatus.CANCELLED,
+                target=OrderStatus.CANCELLED,
                 source=source,
                 actor=actor,
                 reason=reason or "cancelled before reaching the broker",
             )
             return order
         order_transition(
-            order, OrderStatus.CANCEL_PENDING, source=source, actor=actor, reason=reason
+            order, target=OrderStatus.CANCEL_PENDING, source=source, actor=actor, reason=reason
         )
         jobs.defer_cancel(order)
     return order

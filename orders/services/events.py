@@ -55,8 +55,8 @@ def order_event_record(
 
 def order_transition(
     order: Order,
-    target: OrderStatus,
     *,
+    target: OrderStatus,
     source: EventSource,
     reason: str = "",
     actor: str = "",

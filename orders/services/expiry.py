@@ -43,7 +43,7 @@ def orders_expire(*, now: datetime | None = None) -> int:
             if order.is_active:
                 order_transition(
                     order,
-                    OrderStatus.EXPIRED,
+                    target=OrderStatus.EXPIRED,
                     source=EventSource.SYSTEM,
                     reason="DAY order expired at market close",
                 )

@@ -210,7 +210,7 @@ def _write_refused(order: Order, received: OrderEvent, *, violations) -> None:
     received.save(force_insert=True)
     order_transition(
         order,
-        OrderStatus.REJECTED,
+        target=OrderStatus.REJECTED,
         source=EventSource.SYSTEM,
         reason="; ".join(v.message for v in violations),
         actor="pre-trade validator",

@@ -64,7 +64,10 @@ def _order_submit(order_id: int) -> None:
         if order.status == OrderStatus.PENDING:
             resuming = False
             order_transition(
-                order, OrderStatus.SUBMITTED, source=EventSource.SYSTEM, reason="sent to broker"
+                order,
+                target=OrderStatus.SUBMITTED,
+                source=EventSource.SYSTEM,
+                reason="sent to broker",
             )
         elif order.status in (OrderStatus.SUBMITTED, OrderStatus.CANCEL_PENDING) and (
             not order.broker_order_id
@@ -99,7 +102,7 @@ def _order_submit(order_id: int) -> None:
                 )
             else:
                 order_transition(
-                    order, OrderStatus.UNKNOWN, source=EventSource.BROKER, reason=reason
+                    order, target=OrderStatus.UNKNOWN, source=EventSource.BROKER, reason=reason
                 )
             jobs.defer_resolve_unknown(order)
         return
@@ -107,7 +110,7 @@ def _order_submit(order_id: int) -> None:
         with transaction.atomic():
             order = order_locked(order_id)
             order_transition(
-                order, OrderStatus.REJECTED, source=EventSource.BROKER, reason=str(error)
+                order, target=OrderStatus.REJECTED, source=EventSource.BROKER, reason=str(error)
             )
         return
     with transaction.atomic():
@@ -119,7 +122,7 @@ def _order_submit(order_id: int) -> None:
             working = OrderStatus.TRIGGER_PENDING if order.trigger_price else OrderStatus.OPEN
             order_transition(
                 order,
-                working,
+                target=working,
                 source=EventSource.BROKER,
                 reason="accepted by broker",
                 details={"broker_order_id": ack.broker_order_id},
@@ -157,7 +160,7 @@ def order_resolve_unknown(order_id: int, *, give_up: bool) -> bool:
         cancelling = order.status == OrderStatus.CANCEL_PENDING
         order_transition(
             order,
-            OrderStatus.CANCELLED if cancelling else OrderStatus.REJECTED,
+            target=OrderStatus.CANCELLED if cancelling else OrderStatus.REJECTED,
             source=EventSource.SYSTEM,
             reason="not found at the broker after a timeout; not resent",
         )

@@ -732,7 +732,9 @@ def _mark_submitted(order) -> None:
     """What a worker does first: the order is SUBMITTED, its broker call not yet answered."""
     with transaction.atomic():
         locked = Order.objects.select_for_update().get(pk=order.pk)
-        order_transition(locked, S.SUBMITTED, source=EventSource.SYSTEM, reason="sent to broker")
+        order_transition(
+            locked, target=S.SUBMITTED, source=EventSource.SYSTEM, reason="sent to broker"
+        )
 
 
 def test_cancel_while_in_flight_is_sent_once_the_broker_acknowledges(

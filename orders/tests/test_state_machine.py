@@ -224,7 +224,7 @@ def test_illegal_transition_is_refused_and_recorded(current, target):
     before = {column: getattr(order, column) for column in TIMESTAMP_COLUMNS}
 
     applied = order_transition(
-        order, target, source=EventSource.BROKER, reason="late report", actor="tester"
+        order, target=target, source=EventSource.BROKER, reason="late report", actor="tester"
     )
 
     assert applied is False
@@ -242,7 +242,7 @@ def test_illegal_transition_is_refused_and_recorded(current, target):
 @pytest.mark.django_db
 def test_illegal_transition_without_a_reason_names_the_pair():
     order = _order_in(S.FILLED)
-    order_transition(order, S.OPEN, source=EventSource.BROKER)
+    order_transition(order, target=S.OPEN, source=EventSource.BROKER)
     [event] = _events(order)
     assert event.kind == EventKind.REFUSED
     assert event.reason == "illegal transition FILLED -> OPEN"
@@ -257,7 +257,7 @@ def test_legal_transition_is_applied_recorded_and_stamped(current, target):
 
     applied = order_transition(
         order,
-        target,
+        target=target,
         source=EventSource.ADMIN,
         reason="because",
         actor="alice",
@@ -287,7 +287,9 @@ def test_same_status_is_a_no_op_without_an_event(status):
     order = _order_in(status)
     before = {column: getattr(order, column) for column in TIMESTAMP_COLUMNS}
 
-    assert order_transition(order, status, source=EventSource.BROKER, reason="again") is False
+    assert (
+        order_transition(order, target=status, source=EventSource.BROKER, reason="again") is False
+    )
 
     order.refresh_from_db()
     assert order.status == status
@@ -300,7 +302,10 @@ def test_extra_fields_are_saved_even_when_the_status_does_not_change():
     order = _order_in(S.PARTIALLY_FILLED)
     order.filled_quantity = 6
     order_transition(
-        order, S.PARTIALLY_FILLED, source=EventSource.BROKER, extra_fields=("filled_quantity",)
+        order,
+        target=S.PARTIALLY_FILLED,
+        source=EventSource.BROKER,
+        extra_fields=("filled_quantity",),
     )
     order.refresh_from_db()
     assert order.filled_quantity == 6

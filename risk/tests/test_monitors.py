@@ -130,7 +130,7 @@ def test_a_square_off_order_that_died_is_followed_by_the_next_attempt(strategy):
     position = PositionFactory(strategy=strategy, symbol="SBIN", quantity=10, product="MIS")
     square_off_mis()
     (first,) = orders_of(strategy)
-    order_transition(first, OrderStatus.REJECTED, source=EventSource.BROKER, reason="RMS")
+    order_transition(first, target=OrderStatus.REJECTED, source=EventSource.BROKER, reason="RMS")
 
     square_off_mis()
     square_off_mis()  # the second attempt works: left to it, not repeated

@@ -1,6 +1,7 @@
 """Settings, all from the environment (every variable is listed in .env.example)."""
 
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import dj_database_url
@@ -224,6 +225,9 @@ KITE_API_KEY = env.str("KITE_API_KEY", default="")
 KITE_API_SECRET = env.str("KITE_API_SECRET", default="")
 KITE_ACCESS_TOKEN = env.str("KITE_ACCESS_TOKEN", default="")
 OMS_PAPER_SEED = env.int("OMS_PAPER_SEED", default=0)
+# A price a paper strategy posts for itself strays at most this far (%) from the shared market
+# price, when one is known: beyond it, POST /api/v1/prices/ refuses it (400).
+OMS_PAPER_PRICE_BAND_PERCENT = Decimal(env.str("OMS_PAPER_PRICE_BAND_PERCENT", default="20"))
 
 # --- Logging ------------------------------------------------------------------------------------
 OMS_LOG_JSON = env.bool("OMS_LOG_JSON", default=False)

@@ -67,8 +67,8 @@ def resolve_unknown_order(order_id: int, attempt: int = 1) -> None:
 
 @app.task(name=jobs.APPLY_PRICES, queue="prices", retry=BROKER_RETRY)
 def apply_prices(prices: list[list[str]], strategy_id: int | None = None) -> None:
-    """A price tick: store it, let the paper exchange match, mark positions, check exits
-    (of one strategy when the tick is that strategy's own feed)."""
+    """A price tick: store it, let the paper exchange match, mark positions, check exits.
+    With ``strategy_id``: a paper strategy's own prices, moving its own book only."""
     strategy = Strategy.objects.get(pk=strategy_id) if strategy_id else None
     market_tick(
         [(symbol, exchange, Decimal(price)) for symbol, exchange, price in prices],

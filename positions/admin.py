@@ -684,7 +684,8 @@ class DailyStatsAdmin(ReadOnlyAdmin):
 
 @admin.register(MarketPrice)
 class MarketPriceAdmin(ReadOnlyAdmin):
-    """Last prices fed by the API or a command: read-only here (they move paper fills)."""
+    """Shared last prices (market data, commands): read-only here. A paper strategy's own
+    posted prices are in strategy_prices, never here."""
 
     list_display = ("symbol", "exchange", "last_price", "updated_at")
     list_filter = ("exchange",)

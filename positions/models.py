@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
+import pgtrigger
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import F, Func, Q
 from django.utils import timezone
 
 from omsproject.pg import choices_check, on_paisa_check, updated_at_trigger
@@ -301,7 +302,11 @@ class DailyStats(models.Model):
 
 
 class MarketPrice(models.Model):
-    """The last traded price the OMS knows for an instrument (fed by the API or a command)."""
+    """The shared last traded price of an instrument: market data or staff, never a strategy.
+
+    Every strategy's checks, paper fills and marks read it, unless a PAPER strategy posted a
+    price of its own for the instrument (``StrategyPrice``; the rule: ``LastPrice``).
+    """
 
     symbol = models.CharField(max_length=50)
     exchange = models.CharField(max_length=5, choices=Exchange.choices)
@@ -317,6 +322,65 @@ class MarketPrice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.exchange}:{self.symbol} {self.last_price}"
+
+
+class StrategyPrice(models.Model):
+    """A last price a PAPER strategy posted for itself (``POST /api/v1/prices/``).
+
+    It moves that strategy's own paper fills, checks and marks only: no other strategy ever
+    reads it (``LastPrice``), and the shared ``market_prices`` never holds it. The database
+    refuses a row for a strategy that is not PAPER.
+    """
+
+    strategy = models.ForeignKey(Strategy, on_delete=models.CASCADE, related_name="+")
+    symbol = models.CharField(max_length=50)
+    exchange = models.CharField(max_length=5, choices=Exchange.choices)
+    last_price = models.DecimalField(**PRICE)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "strategy_prices"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["strategy", "symbol", "exchange"], name="strategy_price_unique"
+            ),
+            on_paisa_check("last_price", "strategy_price_on_paisa", nullable=False),
+        ]
+        triggers = [
+            pgtrigger.Trigger(
+                name="paper_strategies_only",
+                when=pgtrigger.Before,
+                operation=pgtrigger.Insert | pgtrigger.Update,
+                func="""
+                IF NOT EXISTS (SELECT FROM strategies
+                                WHERE id = NEW.strategy_id AND mode = 'PAPER') THEN
+                    RAISE EXCEPTION 'strategy %: only a PAPER strategy posts its own prices',
+                        NEW.strategy_id USING ERRCODE = 'check_violation';
+                END IF;
+                RETURN NEW;
+                """,
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.exchange}:{self.symbol} {self.last_price} (strategy {self.strategy_id})"
+
+
+class OwnPrice(Func):
+    """``oms_own_price(strategy_id, symbol, exchange)``: the price the strategy posted for
+    itself and sees, or NULL (a LIVE strategy, or none posted). positions migration 0006."""
+
+    function = "oms_own_price"
+    output_field = models.DecimalField(**PRICE)
+
+
+class LastPrice(Func):
+    """``oms_last_price(strategy_id, symbol, exchange)``: the last price a strategy's checks,
+    paper fills and marks see, its own price or else the shared market price (positions
+    migration 0006, the one definition)."""
+
+    function = "oms_last_price"
+    output_field = models.DecimalField(**PRICE)
 
 
 class ActivePosition(models.Model):

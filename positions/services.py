@@ -1,5 +1,6 @@
-"""Every write to positions and market prices outside a fill: marking to market, stop-loss and
-take-profit set by a person, and reconciliation issues settled by a person. (A fill's effect
+"""Every write to positions and last prices outside a fill: the shared market prices and a paper
+strategy's own, marking to market, stop-loss and take-profit set by a person, and
+reconciliation issues settled by a person. (A fill's effect
 on a position is positions.ledger's; closing a position is positions.exits'.)"""
 
 from __future__ import annotations
@@ -13,13 +14,16 @@ from django.utils import timezone
 
 from orders.models import Strategy
 from positions.ledger import position_lock
-from positions.models import MarketPrice, Position, ReconciliationIssue
+from positions.models import MarketPrice, OwnPrice, Position, ReconciliationIssue, StrategyPrice
 
 logger = logging.getLogger("oms.positions")
 
 
 def market_prices_update(prices: list[tuple[str, str, Decimal]]) -> int:
-    """Record last prices (symbol, exchange, price); returns how many were stored."""
+    """Record shared last prices (symbol, exchange, price), as market data or staff give them:
+    every strategy's checks, paper fills and marks see them, but for a PAPER strategy's own
+    posted prices (strategy_prices_update). Never call it with a strategy's posted prices.
+    Returns how many were stored."""
     stored = 0
     for symbol, exchange, price in prices:
         MarketPrice.objects.update_or_create(
@@ -29,18 +33,50 @@ def market_prices_update(prices: list[tuple[str, str, Decimal]]) -> int:
     return stored
 
 
+def strategy_prices_update(prices: list[tuple[str, str, Decimal]], *, strategy) -> int:
+    """Record last prices a PAPER strategy posted for itself, in one statement (the latest of
+    an instrument's prices in the batch wins). Only that strategy ever reads them
+    (``oms_last_price``); the database refuses them for a strategy that is not PAPER.
+    Returns how many instruments were stored."""
+    latest = {(symbol.upper(), exchange.upper()): price for symbol, exchange, price in prices}
+    StrategyPrice.objects.bulk_create(
+        [
+            StrategyPrice(strategy=strategy, symbol=symbol, exchange=exchange, last_price=price)
+            for (symbol, exchange), price in latest.items()
+        ],
+        update_conflicts=True,
+        unique_fields=["strategy", "symbol", "exchange"],
+        update_fields=["last_price", "updated_at"],
+    )
+    return len(latest)
+
+
+def strategy_prices_clear(*, strategy) -> int:
+    """Forget the prices a strategy posted for itself (it changes mode: a LIVE strategy never
+    sees them, and one back to PAPER starts again from the shared market prices). Returns
+    how many were removed."""
+    removed, _ = StrategyPrice.objects.filter(strategy=strategy).delete()
+    return removed
+
+
 def positions_mark(prices: list[tuple[str, str, Decimal]], *, strategy=None) -> int:
-    """Mark open positions (of one strategy, or all) to market: last price, unrealized PnL,
-    extremes, drawdown. Each position is locked for its update, one short transaction each.
-    Returns the number of positions marked.
+    """Mark open positions to a feed's prices: last price, unrealized PnL, extremes, drawdown.
+
+    The feed moves exactly the positions that see it (``oms_own_price``): the shared feed
+    (``strategy`` None) those of strategies without a price of their own for the instrument;
+    a PAPER strategy's own feed only that strategy's, where it sees its own price. Each
+    position is locked for its update, one short transaction each. Returns the number of
+    positions marked.
     """
     marked = 0
     for symbol, exchange, price in prices:
         open_positions = Position.objects.filter(
             symbol=symbol.upper(), exchange=exchange.upper(), closed_at__isnull=True
-        )
-        if strategy is not None:
-            open_positions = open_positions.filter(strategy=strategy)
+        ).annotate(own_price=OwnPrice("strategy_id", "symbol", "exchange"))
+        if strategy is None:
+            open_positions = open_positions.filter(own_price__isnull=True)
+        else:
+            open_positions = open_positions.filter(strategy=strategy, own_price__isnull=False)
         ids = list(open_positions.values_list("pk", flat=True))
         for position_id in ids:
             with transaction.atomic():

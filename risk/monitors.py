@@ -13,12 +13,12 @@ from decimal import Decimal
 from django.conf import settings
 
 from orders.brokers.paper import PaperBroker
-from orders.enums import EventSource, OrderStatus, Product
+from orders.enums import EventSource, OrderStatus, Product, StrategyMode
 from orders.selectors import orders_cancellable
 from orders.services import IllegalOrderState, order_cancel, order_updates_apply
 from positions.exits import ExitKind, position_close, positions_check_exits
 from positions.models import Position
-from positions.services import market_prices_update, positions_mark
+from positions.services import market_prices_update, positions_mark, strategy_prices_update
 from risk import calendar
 from risk.models import KillSwitchState
 from risk.selectors import kill_switch_state
@@ -109,10 +109,25 @@ def market_tick(prices: list[tuple[str, str, Decimal]], *, strategy=None) -> Non
     """A batch of last prices: store them, let the paper exchange match its working orders,
     mark positions to market, and close positions whose stop-loss or take-profit was crossed.
 
-    With ``strategy`` (a paper strategy's own feed, through the API) only that strategy's paper
-    orders and positions are touched: one strategy's prices never move another's book.
+    Without ``strategy``: shared market prices (market data, staff, commands), stored in
+    market_prices; they move every book that sees the shared price (LIVE strategies, and
+    PAPER ones with no price of their own for the instrument). With ``strategy`` (a PAPER
+    strategy's own feed, through the API): stored as that strategy's own prices, and only its
+    paper orders, positions and exits are touched: one strategy's prices never move another's
+    book, nor a LIVE one's. A strategy no longer PAPER when the job runs moves nothing.
     """
-    market_prices_update(prices)
+    if strategy is None:
+        market_prices_update(prices)
+    elif strategy.mode != StrategyMode.PAPER:
+        logger.warning(
+            "prices posted by strategy %s ignored: it is %s now, and only PAPER strategies "
+            "trade on their own prices",
+            strategy.name,
+            strategy.mode,
+        )
+        return
+    else:
+        strategy_prices_update(prices, strategy=strategy)
     for symbol, exchange, price in prices:
         order_updates_apply(
             PaperBroker.on_price(symbol.upper(), exchange.upper(), price, strategy=strategy),

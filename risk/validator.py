@@ -108,14 +108,15 @@ class Context:
 _INSTRUMENT_WIDTH = column_count(Instrument)
 _LIMITS_WIDTH = column_count(RiskLimit)
 # One row whether or not the instrument and the limits exist (their columns are then NULL).
+# The last price is the one the strategy sees (positions migration 0006): a PAPER strategy's
+# own posted price, else the shared market price; never another strategy's.
 # The position is the open one of the order's product (a partial unique constraint keeps it to
 # one row); risk_limits holds one global row and one per strategy at most (a unique constraint).
 _CONTEXT = f"""
 SELECT {", ".join(select_columns("instrument", Instrument))},
     {", ".join(select_columns("global_limits", RiskLimit))},
     {", ".join(select_columns("own_limits", RiskLimit))},
-    (SELECT last_price FROM market_prices
-      WHERE symbol = %(symbol)s AND exchange = %(exchange)s) AS last_price,
+    oms_last_price(%(strategy_id)s, %(symbol)s, %(exchange)s) AS last_price,
     (SELECT quantity FROM positions
       WHERE strategy_id = %(strategy_id)s AND symbol = %(symbol)s AND exchange = %(exchange)s
         AND product = %(product)s AND closed_at IS NULL) AS position_quantity,

@@ -12,6 +12,7 @@ import json
 import re
 from decimal import Decimal, InvalidOperation
 
+from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -27,6 +28,7 @@ from orders.enums import (
     Validity,
 )
 from orders.models import Order, OrderEvent, Trade
+from positions.selectors import posted_prices_refusals
 
 PAISA = Decimal("0.01")
 DECIMAL_STRING = re.compile(r"-?[0-9]+(\.[0-9]+)?")
@@ -311,9 +313,23 @@ class PriceTickSerializer(serializers.Serializer):
 
 
 class PricesSerializer(serializers.Serializer):
-    """Last traded prices for the paper exchange."""
+    """Last traded prices a PAPER strategy posts for its own paper fills, checks and marks.
+
+    Each is positive, finite and to the paisa (PriceField), of an instrument in the master, on
+    its tick, and within OMS_PAPER_PRICE_BAND_PERCENT of the shared market price when one is
+    known (``posted_prices_refusals``).
+    """
 
     prices = PriceTickSerializer(many=True, allow_empty=False, max_length=1000)
+
+    def validate(self, attrs):
+        refusals = posted_prices_refusals(
+            [(tick["symbol"], tick["exchange"], tick["price"]) for tick in attrs["prices"]],
+            band_percent=settings.OMS_PAPER_PRICE_BAND_PERCENT,
+        )
+        if refusals:
+            raise serializers.ValidationError({"prices": {str(i): r for i, r in refusals.items()}})
+        return attrs
 
 
 class PricesAcceptedSerializer(serializers.Serializer):

@@ -354,16 +354,21 @@ class StrategyView(APIView):
 
 
 class PricesView(APIView):
-    """Feed last traded prices to the paper exchange (paper strategies only)."""
+    """Post last traded prices for the calling paper strategy's own book (PAPER only)."""
 
     permission_classes = [StrategyOnly]
 
     @extend_schema(
-        summary="Feed last prices (paper trading)",
+        summary="Post own last prices (paper trading)",
         description=(
-            "Queues the prices for the paper exchange: the calling strategy's working paper "
-            "orders on those instruments are matched and its positions marked, by a job. "
-            "Only a PAPER strategy's key may feed prices (403 for a LIVE one)."
+            "Queues the prices as the calling strategy's own: from then on its pre-trade "
+            "checks, paper fills and marks on those instruments use them instead of the shared "
+            "market price. A job matches its working paper orders, marks its positions and "
+            "checks its exits. No other strategy, and no LIVE one, ever sees them. Each price "
+            "is of an instrument in the master, on its tick, and within "
+            "OMS_PAPER_PRICE_BAND_PERCENT (20 %) of the shared market price when one is known "
+            "(400 naming the field otherwise). Only a PAPER strategy's key may post prices "
+            "(403 for a LIVE one)."
         ),
         request=PricesSerializer,
         examples=[

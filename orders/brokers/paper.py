@@ -42,7 +42,8 @@ from orders.brokers.base import (
 )
 from orders.enums import OrderSide, OrderStatus, OrderType, Segment, Validity
 from orders.models import Order, PaperOrder, PaperTrade, Strategy
-from positions.models import MarketPrice
+from positions.models import OwnPrice
+from positions.selectors import last_price as strategy_last_price
 
 logger = logging.getLogger("oms.brokers.paper")
 
@@ -133,10 +134,10 @@ class PaperBroker:
     def _rng(self, paper_order: PaperOrder) -> random.Random:
         return random.Random(f"{settings.OMS_PAPER_SEED}:{paper_order.broker_order_id}")
 
-    @staticmethod
-    def _last_price(symbol: str, exchange: str) -> Decimal | None:
-        row = MarketPrice.objects.filter(symbol=symbol, exchange=exchange).first()
-        return row.last_price if row else None
+    def _last_price(self, symbol: str, exchange: str) -> Decimal | None:
+        """The price this strategy's orders fill at: its own posted one (a PAPER strategy
+        that posted one), else the shared market price (``oms_last_price``)."""
+        return strategy_last_price(strategy=self.strategy, symbol=symbol, exchange=exchange)
 
     def _update(self, paper_order: PaperOrder, fills=()) -> BrokerOrderUpdate:
         return BrokerOrderUpdate(
@@ -419,15 +420,22 @@ class PaperBroker:
 
     @classmethod
     def on_price(cls, symbol: str, exchange: str, last_price: Decimal, *, strategy=None) -> list:
-        """Match the working paper orders on an instrument (of one strategy, or all) against a
-        new last price. Returns the resulting reports, to be applied with order_updates_apply.
+        """Match the working paper orders on an instrument against a feed's new last price:
+        the shared feed's (``strategy`` None) orders of every strategy that sees the shared
+        price; a PAPER strategy's own feed only that strategy's orders, where it sees its own
+        price (``oms_own_price``: one feed never fills at another's price). Returns the
+        resulting reports, to be applied with order_updates_apply.
         """
         updates = []
-        working = PaperOrder.objects.filter(
-            symbol=symbol, exchange=exchange, status__in=WORKING
-        ).order_by("id")
-        if strategy is not None:
-            working = working.filter(strategy=strategy)
+        working = (
+            PaperOrder.objects.filter(symbol=symbol, exchange=exchange, status__in=WORKING)
+            .annotate(own_price=OwnPrice("strategy_id", "symbol", "exchange"))
+            .order_by("id")
+        )
+        if strategy is None:
+            working = working.filter(own_price__isnull=True)
+        else:
+            working = working.filter(strategy=strategy, own_price__isnull=False)
         for paper_order_id, strategy_id in working.values_list("pk", "strategy_id"):
             broker = cls(Strategy.objects.get(pk=strategy_id))
             with transaction.atomic():

@@ -10,6 +10,7 @@ from orders.enums import OrderStatus, StrategyMode, StrategyStatus
 from orders.models import Order, Strategy
 from orders.services.errors import OrderError
 from positions.models import Position
+from positions.services import strategy_prices_clear
 
 logger = logging.getLogger("oms.orders")
 
@@ -53,8 +54,8 @@ def strategy_mode_set(strategy: Strategy, mode: str, *, actor: str) -> Strategy:
 
     Guarantees: under the strategy's row lock (every fill and placement takes it first), the
     strategy is flat — no working order, no open position — or OrderError is raised with the
-    reason (``strategy_mode_refusal``). Setting the current mode is a no-op. Logged with the
-    actor.
+    reason (``strategy_mode_refusal``). The prices it posted for itself as a paper strategy
+    are forgotten. Setting the current mode is a no-op. Logged with the actor.
     """
     mode = StrategyMode(mode)
     with transaction.atomic():
@@ -66,5 +67,6 @@ def strategy_mode_set(strategy: Strategy, mode: str, *, actor: str) -> Strategy:
             before = locked.mode
             locked.mode = mode
             locked.save(update_fields=["mode", "updated_at"])
+            strategy_prices_clear(strategy=locked)
             logger.warning("strategy %s mode %s -> %s by %s", locked.name, before, mode, actor)
     return locked

@@ -14,7 +14,7 @@ from orders import tasks
 from orders.enums import EventKind, OrderStatus
 from orders.models import Order, OrderEvent, PaperOrder, PaperTrade
 from orders.tests.api.conftest import make_caller, order_body
-from positions.models import MarketPrice
+from positions.models import StrategyPrice
 from tests.reliability.cluster import STALLED_SECONDS
 from tests.reliability.conftest import client_session, wait_until
 
@@ -25,7 +25,7 @@ LAST = "812.60"
 RESENT = "sent again under tag"  # the paper broker's warning when an order is sent twice
 
 
-def feed_price(session, url: str) -> None:
+def feed_price(session, url: str, strategy) -> None:
     response = session.post(
         f"{url}/api/v1/prices/",
         json={"prices": [{"symbol": SYMBOL, "exchange": "NSE", "price": LAST}]},
@@ -33,7 +33,9 @@ def feed_price(session, url: str) -> None:
     )
     assert response.status_code == 202, response.text
     wait_until(
-        lambda: MarketPrice.objects.filter(symbol=SYMBOL, last_price=Decimal(LAST)).exists(),
+        lambda: StrategyPrice.objects.filter(
+            strategy=strategy, symbol=SYMBOL, last_price=Decimal(LAST)
+        ).exists(),
         timeout=30,
         message="the price applied by a worker",
     )
@@ -69,7 +71,7 @@ def test_a_timeout_after_the_broker_took_the_order_is_resolved_by_tag(cluster, f
     caller = make_caller(name="Timeouts", config={"paper": {"fault": "timeout_after_send"}})
     url = cluster.urls[0]
     session = client_session(caller.plaintext)
-    feed_price(session, url)
+    feed_price(session, url, caller.strategy)
 
     began = time.monotonic()
     working = place(session, url, client_order_id="timeout-limit", price="812.35")
@@ -122,7 +124,7 @@ def test_a_worker_killed_while_sending_an_order_is_retried_and_sends_it_once(clu
     caller = make_caller(name="Killed worker", config={"paper": {"place_delay_seconds": 3}})
     url = cluster.urls[1]
     session = client_session(caller.plaintext)
-    feed_price(session, url)
+    feed_price(session, url, caller.strategy)
 
     order = place(session, url, client_order_id="killed-1", price="812.35")  # stays OPEN
     # The process holding the answer says so in its log: that is the one to kill.

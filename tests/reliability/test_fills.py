@@ -15,7 +15,7 @@ from django.db.models import Sum
 from orders.enums import EventKind, OrderStatus
 from orders.models import Order, OrderEvent, PaperTrade, Strategy, Trade
 from orders.tests.api.conftest import make_caller, order_body
-from positions.models import MarketPrice, Position
+from positions.models import Position, StrategyPrice
 from tests.reliability.conftest import client_session, percentile, wait_until
 
 pytestmark = [pytest.mark.reliability, pytest.mark.django_db(transaction=True)]
@@ -43,7 +43,9 @@ def test_four_hundred_concurrent_buys_add_up_exactly(cluster, figures):
 
     feed(AWAY)
     wait_until(
-        lambda: MarketPrice.objects.filter(symbol=SYMBOL, last_price=Decimal(AWAY)).exists(),
+        lambda: StrategyPrice.objects.filter(
+            strategy=caller.strategy, symbol=SYMBOL, last_price=Decimal(AWAY)
+        ).exists(),
         timeout=30,
         message="the first price applied by a worker",
     )

@@ -64,7 +64,7 @@ def test_prices_are_queued_for_the_paper_exchange(caller):
     body = {
         "prices": [
             {"symbol": "RELIANCE", "exchange": "NSE", "price": "2449.00"},
-            {"symbol": "INFY", "exchange": "NSE", "price": "1500.05"},
+            {"symbol": "INFY", "exchange": "NSE", "price": "1500.10"},
         ]
     }
     response = caller.client.post(PRICES, body, format="json")
@@ -73,7 +73,7 @@ def test_prices_are_queued_for_the_paper_exchange(caller):
     assert response.json() == {"accepted": 2}
     job = ProcrastinateJob.objects.get(task_name="orders.prices")
     assert job.args == {
-        "prices": [["RELIANCE", "NSE", "2449.00"], ["INFY", "NSE", "1500.05"]],
+        "prices": [["RELIANCE", "NSE", "2449.00"], ["INFY", "NSE", "1500.10"]],
         "strategy_id": caller.strategy.pk,  # the feed moves only the caller's own book
     }
 

@@ -28,8 +28,14 @@ VIEWER = frozenset(f"{app}.view_{model}" for app, model in (m.split(".") for m i
 # Operators watch, and settle the reconciliation issues that are not CRITICAL.
 OPERATOR = VIEWER | {"positions.change_reconciliationissue"}
 
-# Risk officers act: the kill switch, CRITICAL issues, cancels, strategies, levels and limits.
-RISK_OFFICER = OPERATOR | {
+# Who tried to log in to the admin, and who is locked out (django-axes).
+LOGIN_ATTEMPTS = frozenset(
+    {"axes.view_accessattempt", "axes.view_accessfailurelog", "axes.view_accesslog"}
+)
+
+# Risk officers act: the kill switch, CRITICAL issues, cancels, strategies, levels and limits;
+# and they see the admin's login attempts and lockouts.
+RISK_OFFICER = OPERATOR | LOGIN_ATTEMPTS | {
     "positions.resolve_critical_issue",
     "risk.change_kill_switch",
     "orders.cancel_order",

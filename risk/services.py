@@ -332,18 +332,19 @@ def kill_switch_on_critical_issue(issue) -> KillSwitchEvent | None:
 # --- roles -------------------------------------------------------------------------------------
 
 
-def roles_sync(*, apps=None) -> dict[str, int]:
+def roles_sync(*, apps=None, roles: dict | None = None) -> dict[str, int]:
     """Create the back office's groups (risk.roles.ROLES) and give each exactly its permissions.
 
     Idempotent; a permission removed from a role is taken away from the group. ``apps`` is a
-    migration's app registry (the data migration passes its own). Raises LookupError naming
-    any permission that does not exist. Returns {group name: permissions held}.
+    migration's app registry (the data migration passes its own); ``roles`` the roles as a
+    migration knew them (default: ROLES). Raises LookupError naming any permission that does
+    not exist. Returns {group name: permissions held}.
     """
-
+    roles = ROLES if roles is None else roles
     apps = apps or installed_apps
     group_model = apps.get_model("auth", "Group")
     permission_model = apps.get_model("auth", "Permission")
-    wanted = {tuple(name.split(".", 1)) for names in ROLES.values() for name in names}
+    wanted = {tuple(name.split(".", 1)) for names in roles.values() for name in names}
     match = Q(pk__in=[])
     for app_label, codename in wanted:
         match |= Q(content_type__app_label=app_label, codename=codename)
@@ -356,7 +357,7 @@ def roles_sync(*, apps=None) -> dict[str, int]:
         raise LookupError(f"permissions {', '.join(missing)}: not found (run migrate first)")
     held = {}
     with transaction.atomic():
-        for name, permissions in ROLES.items():
+        for name, permissions in roles.items():
             group, _ = group_model.objects.get_or_create(name=name)
             group.permissions.set([found[tuple(p.split(".", 1))] for p in permissions])
             held[name] = len(permissions)

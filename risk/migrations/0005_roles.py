@@ -6,6 +6,7 @@ from django.db import migrations
 
 
 def roles_create(apps, schema_editor):
+    from risk.roles import LOGIN_ATTEMPTS, ROLES
     from risk.services import roles_sync
 
     # Permissions are made after every migration has run (post_migrate): make them now.
@@ -13,7 +14,8 @@ def roles_create(apps, schema_editor):
         app_config.models_module = True
         create_permissions(app_config, apps=apps, verbosity=0)
         app_config.models_module = None
-    roles_sync(apps=apps)
+    # The roles as they were then: the login attempts' permissions came later (risk 0011).
+    roles_sync(apps=apps, roles={name: held - LOGIN_ATTEMPTS for name, held in ROLES.items()})
 
 
 def roles_remove(apps, schema_editor):

@@ -54,6 +54,20 @@ def test_a_right_password_before_the_limit_resets_the_count():
         assert log_in(other, "omar", f"again-{n}").status_code == 200
 
 
+def test_a_risk_officer_sees_the_lockouts_and_an_operator_does_not(as_risk_officer, as_operator):
+    person("vera")
+    attacker = Client(REMOTE_ADDR="203.0.113.9")
+    for n in range(5):
+        log_in(attacker, "vera", f"guess-{n}")
+
+    seen = as_risk_officer.get("/admin/axes/accessattempt/")
+
+    assert seen.status_code == 200
+    assert "vera" in seen.content.decode()
+    assert as_risk_officer.post("/admin/axes/accessattempt/1/delete/").status_code in (403, 404)
+    assert as_operator.get("/admin/axes/accessattempt/").status_code == 403
+
+
 def test_staff_see_the_attempts_and_the_lockout_in_the_admin(as_superuser):
     person("vera")
     attacker = Client(REMOTE_ADDR="203.0.113.9")

@@ -48,7 +48,7 @@ def test_create_roles_re_syncs(roles):
 
     assert held(Group.objects.get(name="Viewer")) == set(VIEWER)
     assert held(Group.objects.get(name="Operator")) == set(OPERATOR)
-    assert "Risk officer: 26 permissions" in out.getvalue()
+    assert "Risk officer: 29 permissions" in out.getvalue()  # the login attempts (3) since 0011
 
 
 PAGES = [

@@ -15,8 +15,10 @@ import itertools
 from decimal import Decimal
 
 import pytest
+from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from django.db import IntegrityError, transaction
+from django.test import Client
 
 from omsproject.testing.threads import run_together
 from orders.enums import OrderStatus
@@ -43,6 +45,17 @@ def admin_flatten():
     return flatten(actor="asha", reason="desk flattens")
 
 
+def admin_flatten_page():
+    """A risk officer's POST on the kill switch page's flatten, through the HTTP client."""
+    staff, _ = User.objects.get_or_create(
+        username="flattening-officer", defaults={"is_staff": True, "is_superuser": True}
+    )
+    browser = Client()
+    browser.force_login(staff)
+    answer = browser.post("/admin/risk/killswitch/flatten/", {"reason": "desk flattens"})
+    assert answer.status_code == 302, answer.status_code
+
+
 def flatten_command():
     # The command refuses (CommandError) when an exit failed; the test looks at the orders.
     with contextlib.suppress(CommandError):
@@ -53,6 +66,7 @@ PATHS = {
     "stop-loss monitor": stop_loss_monitor,
     "MIS square-off": mis_square_off,
     "admin flatten": admin_flatten,
+    "admin flatten page": admin_flatten_page,
     "flatten command": flatten_command,
 }
 

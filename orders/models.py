@@ -22,6 +22,7 @@ from orders.enums import (
     StrategyStatus,
     Validity,
 )
+from orders.money import to_paisa
 
 PRICE = {"max_digits": 14, "decimal_places": 4}  # checked to the paisa by a constraint
 AVERAGE = {"max_digits": 20, "decimal_places": 6}  # weighted averages are not on the paisa
@@ -72,9 +73,7 @@ class Strategy(models.Model):
         decided = self.winning_trades + self.losing_trades
         if not decided:
             return ZERO
-        return (Decimal(self.winning_trades) * 100 / decided).quantize(
-            Decimal("0.01"), rounding=ROUND_HALF_UP
-        )
+        return to_paisa(Decimal(self.winning_trades) * 100 / decided)
 
     @property
     def is_active(self) -> bool:
@@ -259,9 +258,7 @@ class Order(models.Model):
     def fill_percentage(self) -> Decimal:
         if not self.quantity:
             return ZERO
-        return (Decimal(self.filled_quantity) * 100 / self.quantity).quantize(
-            Decimal("0.01"), rounding=ROUND_HALF_UP
-        )
+        return to_paisa(Decimal(self.filled_quantity) * 100 / self.quantity)
 
 
 class OrderEvent(models.Model):

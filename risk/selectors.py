@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from orders.enums import OrderStatus
 from orders.models import Order, Strategy, Trade
+from orders.money import to_paisa
 from positions.models import ActivePosition, Position, ReconciliationIssue, Severity
 from risk.models import KillSwitchEvent, KillSwitchScope, KillSwitchState, PnlSnapshot
 
@@ -111,7 +112,7 @@ def day_pnl(strategy=None, *, now=None) -> tuple[Decimal, Decimal]:
         )
         closed, open_realized, unrealized, charges = (v or 0 for v in cursor.fetchone())
     realized = Decimal(closed) + open_realized - charges
-    return realized.quantize(Decimal("0.01")), Decimal(unrealized).quantize(Decimal("0.01"))
+    return to_paisa(realized), to_paisa(Decimal(unrealized))  # sums of paise: exact
 
 
 # --- the admin's kill switch board and desk dashboard -------------------------------------------
@@ -191,8 +192,7 @@ def day_pnl_by_strategy(*, now=None) -> dict[int, tuple]:
     charged = Trade.objects.filter(executed_at__gte=start).values("strategy_id")
     for row in charged.annotate(charges=Sum("total_charges")):
         add(row["strategy_id"], 0, -(row["charges"] or 0))
-    cent = Decimal("0.01")
-    return {k: (r.quantize(cent), u.quantize(cent)) for k, (r, u) in figures.items()}
+    return {k: (to_paisa(r), to_paisa(u)) for k, (r, u) in figures.items()}
 
 
 class StrategyDay:

@@ -27,6 +27,7 @@ from omsproject.rows import column_count, from_row, select_columns
 from orders.domain import OrderRequest, Violation
 from orders.enums import OrderSide, OrderStatus, OrderType, StrategyStatus
 from orders.models import Order, Strategy
+from orders.money import PAISA
 from orders.state import CANCELLABLE
 from risk import calendar
 from risk.limits import Limits, limits_for, limits_from_rows
@@ -304,7 +305,7 @@ def _price_band(ctx: Context) -> list[Violation]:
             Violation(
                 "price_band",
                 "price",
-                f"price {price}: {distance.quantize(Decimal('0.01'))}% from the last price "
+                f"price {price}: {distance.quantize(PAISA)}% from the last price "
                 f"{ctx.last_price}, beyond the {band}% band",
             )
         ]
@@ -328,8 +329,7 @@ def _size(ctx: Context) -> list[Violation]:
             Violation(
                 "max_order_value",
                 "quantity",
-                f"order value {value.quantize(Decimal('0.01'))}: above the limit "
-                f"{limits.max_order_value}",
+                f"order value {value.quantize(PAISA)}: above the limit {limits.max_order_value}",
             )
         )
     if ctx.reduces or limits.max_position_quantity is None:
@@ -426,7 +426,7 @@ def _exposure(ctx: Context) -> list[Violation]:
                 Violation(
                     "max_strategy_exposure",
                     "quantity",
-                    f"strategy exposure would be {total.quantize(Decimal('0.01'))}: above the "
+                    f"strategy exposure would be {total.quantize(PAISA)}: above the "
                     f"limit {strategy_limit}",
                 )
             )
@@ -442,7 +442,7 @@ def _exposure(ctx: Context) -> list[Violation]:
                 Violation(
                     "max_total_exposure",
                     "quantity",
-                    f"total exposure would be {total.quantize(Decimal('0.01'))}: above the "
+                    f"total exposure would be {total.quantize(PAISA)}: above the "
                     f"limit {overall_limit}",
                 )
             )

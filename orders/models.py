@@ -247,18 +247,8 @@ class Order(models.Model):
         return self.status in OrderStatus.active()
 
     @property
-    def is_filled(self) -> bool:
-        return self.status == OrderStatus.FILLED
-
-    @property
     def remaining_quantity(self) -> int:
         return self.quantity - self.filled_quantity
-
-    @property
-    def fill_percentage(self) -> Decimal:
-        if not self.quantity:
-            return ZERO
-        return to_paisa(Decimal(self.filled_quantity) * 100 / self.quantity)
 
 
 class OrderEvent(models.Model):
@@ -404,14 +394,6 @@ class Trade(models.Model):
 
     def __str__(self) -> str:
         return f"{self.trade_id} {self.side} {self.quantity} {self.symbol} @ {self.price}"
-
-    @property
-    def is_buy(self) -> bool:
-        return self.side == OrderSide.BUY
-
-    @property
-    def is_sell(self) -> bool:
-        return self.side == OrderSide.SELL
 
     @property
     def charges_percentage(self) -> Decimal:

@@ -106,14 +106,6 @@ class Position(models.Model):
     def is_open(self) -> bool:
         return self.closed_at is None and self.quantity != 0
 
-    @property
-    def is_long(self) -> bool:
-        return self.quantity > 0
-
-    @property
-    def is_short(self) -> bool:
-        return self.quantity < 0
-
     def calculate_unrealized_pnl(self, price: Decimal) -> Decimal:
         return pnl.unrealized_pnl(self.quantity, self.average_price, price)
 

@@ -9,30 +9,7 @@ from django.db import connection
 from django.db.models import QuerySet
 
 from orders.models import Strategy
-from positions.models import ActivePosition, OpenReconciliationIssue, Position
-
-
-def active_positions(*, strategy: Strategy | None = None) -> QuerySet[ActivePosition]:
-    """Open positions (all strategies, or one), newest first."""
-    positions = ActivePosition.objects.all()
-    if strategy is not None:
-        positions = positions.filter(strategy=strategy)
-    return positions.order_by("-opened_at", "-id")
-
-
-def reconciliation_issues_open() -> QuerySet[OpenReconciliationIssue]:
-    """Unresolved issues, most severe first, then oldest first."""
-    return OpenReconciliationIssue.objects.order_by("-severity_rank", "detected_at", "id")
-
-
-def position_unrealized_pnl_sql(quantity: int, average_price: Decimal, price: Decimal) -> Decimal:
-    """The database's ``position_unrealized_pnl``: the same figure as ``pnl.unrealized_pnl``."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT position_unrealized_pnl(%s::integer, %s::numeric, %s::numeric)",
-            [quantity, average_price, price],
-        )
-        return cursor.fetchone()[0]
+from positions.models import Position
 
 
 def strategy_metrics(

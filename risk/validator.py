@@ -38,6 +38,7 @@ from risk.selectors import (
     KILL_SWITCH_STATES,
     TOTAL_EXPOSURE_LOCK,
     day_pnl,
+    gross_exposure,
     kill_switch_in_force,
 )
 
@@ -364,30 +365,6 @@ def _open_orders(ctx: Context) -> list[Violation]:
             )
         ]
     return []
-
-
-# ``{scope}``: " AND strategy_id = ..." for one strategy, "" for all of them.
-_GROSS_EXPOSURE = """
-SELECT
-    (SELECT SUM(ABS(quantity) * average_price) FROM positions WHERE closed_at IS NULL{scope}),
-    (SELECT SUM((quantity - filled_quantity) * price) FROM orders
-      WHERE status = ANY(%(active)s) AND price IS NOT NULL{scope})
-"""
-
-
-def gross_exposure(strategy=None) -> Decimal:
-    """Sum of |quantity| x price of open positions plus the unfilled part of working orders."""
-    scope = " AND strategy_id = %(strategy_id)s" if strategy is not None else ""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _GROSS_EXPOSURE.format(scope=scope),
-            {
-                "active": sorted(OrderStatus.active()),
-                "strategy_id": strategy.pk if strategy is not None else None,
-            },
-        )
-        held, working = cursor.fetchone()
-    return Decimal(held or 0) + Decimal(working or 0)
 
 
 def _value_unknown(ctx: Context) -> list[Violation]:

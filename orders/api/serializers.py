@@ -299,6 +299,12 @@ class StrategyOverviewSerializer(serializers.Serializer):
     today = DayFiguresSerializer()
     open_positions = serializers.IntegerField()
     working_orders = serializers.IntegerField()
+    gross_exposure = MoneyField(
+        max_digits=18,
+        help_text="Open positions at cost (|quantity| x average price) plus the unfilled part of "
+        "working orders at their price: the figure max_strategy_exposure is checked against, "
+        "as the dashboard shows it.",
+    )
     total_trades = serializers.IntegerField(source="strategy.total_trades")
     winning_trades = serializers.IntegerField(source="strategy.winning_trades")
     losing_trades = serializers.IntegerField(source="strategy.losing_trades")

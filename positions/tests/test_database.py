@@ -361,7 +361,7 @@ def test_update_sets_updated_at(factory, change):
 # --- v_active_positions -------------------------------------------------------------------------
 
 
-def test_active_positions_are_the_open_ones_with_name_and_exposure():
+def test_active_positions_are_the_open_ones_with_name_and_value():
     strategy = StrategyFactory(name="Mean Reversion")
     long = PositionFactory(
         strategy=strategy,
@@ -389,9 +389,9 @@ def test_active_positions_are_the_open_ones_with_name_and_exposure():
     assert rows[long.pk].strategy_name == "Mean Reversion"
     assert rows[long.pk].strategy_id == strategy.pk
     assert rows[long.pk].total_pnl == Decimal("27.30")
-    assert rows[long.pk].exposure == Decimal("1015.00")  # 10 x last price 101.50
+    assert rows[long.pk].position_value == Decimal("1015.00")  # 10 x last price 101.50
     # Unmarked: 7 x average 100.123457 = 700.864199, to the paisa.
-    assert rows[short_unmarked.pk].exposure == Decimal("700.86")
+    assert rows[short_unmarked.pk].position_value == Decimal("700.86")
     assert rows[short_unmarked.pk].quantity == -7
 
 

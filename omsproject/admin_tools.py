@@ -26,6 +26,8 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.text import capfirst
 
+from orders.money import PAISA, on_paisa
+
 # --- counting ----------------------------------------------------------------------------------
 
 
@@ -321,10 +323,7 @@ def price(amount: Decimal | None) -> str:
     if amount is None:
         return "—"
     value = Decimal(amount)
-    if value == value.quantize(Decimal("0.01")):
-        value = value.quantize(Decimal("0.01"))
-    else:
-        value = value.normalize()
+    value = value.quantize(PAISA) if on_paisa(value) else value.normalize()
     whole, _, fraction = f"{value:f}".partition(".")
     return indian_grouping(whole.lstrip("-")) + (f".{fraction}" if fraction else "")
 

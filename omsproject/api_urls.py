@@ -9,8 +9,8 @@ from django.urls import include, path, re_path
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from omsproject.api.exceptions import error_body
 from omsproject.bench import bare_insert
-from orders.api.exceptions import error_body
 
 v1 = [
     path("", include("orders.api.urls")),

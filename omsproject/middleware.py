@@ -1,6 +1,6 @@
 """A lost database is a 503 everywhere, never a 500.
 
-The API answers it in its own error shape (orders.api.exceptions) and the Kite postback in
+The API answers it in its own error shape (omsproject.api.exceptions) and the Kite postback in
 its own; this covers the rest (the admin back office): a short page saying what happened, with
 Retry-After, so a risk officer knows to reload rather than report a bug, and a load balancer
 sees the service as unavailable.

@@ -163,18 +163,18 @@ WHITENOISE_USE_FINDERS = True
 # read-only. Requests are counted per key in PostgreSQL, so the limit holds across processes.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "orders.api.authentication.StrategyKeyAuthentication",
+        "omsproject.api.authentication.StrategyKeyAuthentication",
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["orders.api.permissions.StrategyOrMonitoringStaff"],
-    "DEFAULT_THROTTLE_CLASSES": ["orders.api.throttling.StrategyKeyRateThrottle"],
+    "DEFAULT_PERMISSION_CLASSES": ["omsproject.api.permissions.StrategyOrMonitoringStaff"],
+    "DEFAULT_THROTTLE_CLASSES": ["omsproject.api.throttling.StrategyKeyRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "strategy_key": env.str("OMS_API_THROTTLE_RATE", default="6000/min") or None,
     },
-    "DEFAULT_PARSER_CLASSES": ["orders.api.parsers.BoundedJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["omsproject.api.parsers.BoundedJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "EXCEPTION_HANDLER": "orders.api.exceptions.api_exception_handler",
+    "EXCEPTION_HANDLER": "omsproject.api.exceptions.api_exception_handler",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "COERCE_DECIMAL_TO_STRING": True,

@@ -24,6 +24,8 @@ from enum import Enum
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
+from orders.money import PAISA, to_paisa
+
 __all__ = [
     "MAX_LEG_VALUE",
     "RATE_CARDS",
@@ -41,7 +43,6 @@ __all__ = [
 ]
 
 INDIA = ZoneInfo("Asia/Kolkata")
-PAISA = Decimal("0.01")
 RUPEE = Decimal("1")
 
 # Rs 10^15 (a hundred million crore) is far beyond any real order; refusing more keeps every
@@ -262,7 +263,7 @@ def dp_charge(on: date | None = None) -> Decimal:
     """
     card = rate_card_for(_trade_date(on))
     with localcontext(prec=_PRECISION):
-        return _to_paisa(card.dp_charge_per_scrip * (1 + card.gst_rate))
+        return to_paisa(card.dp_charge_per_scrip * (1 + card.gst_rate))
 
 
 # --- Charges --------------------------------------------------------------------------------
@@ -460,10 +461,6 @@ def _cumulative_value(previous_fills: Sequence[tuple[int, Decimal]]) -> Decimal:
 # --- Calculation ----------------------------------------------------------------------------
 
 
-def _to_paisa(amount: Decimal) -> Decimal:
-    return amount.quantize(PAISA, rounding=ROUND_HALF_UP)
-
-
 def _to_rupee(amount: Decimal) -> Decimal:
     return amount.quantize(RUPEE, rounding=ROUND_HALF_UP).quantize(PAISA)
 
@@ -476,16 +473,16 @@ def _charges(card: RateCard, leg: _Leg, value: Decimal) -> Charges:
     buying = leg.side == "BUY"
     with localcontext(prec=_PRECISION):
         if column.brokerage_flat:
-            brokerage = _to_paisa(column.brokerage_flat)
+            brokerage = to_paisa(column.brokerage_flat)
         else:
-            brokerage = _to_paisa(min(value * column.brokerage_rate, column.brokerage_cap))
+            brokerage = to_paisa(min(value * column.brokerage_rate, column.brokerage_cap))
         stt_rate = column.stt_buy_rate if buying else column.stt_sell_rate
         stt = _to_rupee(value * stt_rate)
-        exchange_charges = _to_paisa(value * column.exchange_rate(leg.exchange))
-        sebi_charges = _to_paisa(value * card.sebi_rate)
-        stamp_duty = _to_paisa(value * column.stamp_buy_rate) if buying else Decimal("0.00")
+        exchange_charges = to_paisa(value * column.exchange_rate(leg.exchange))
+        sebi_charges = to_paisa(value * card.sebi_rate)
+        stamp_duty = to_paisa(value * column.stamp_buy_rate) if buying else Decimal("0.00")
         # GST is on the rounded components, as the contract note shows them.
-        gst = _to_paisa((brokerage + exchange_charges + sebi_charges) * card.gst_rate)
+        gst = to_paisa((brokerage + exchange_charges + sebi_charges) * card.gst_rate)
         return Charges.from_components(
             brokerage=brokerage,
             stt=stt,

@@ -14,6 +14,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from orders.enums import Exchange, OrderSide, OrderStatus, OrderType, Product, Segment, Validity
+from orders.money import on_paisa, to_paisa
 
 SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9&_\-.]{0,49}$")
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-:.]{0,63}$")
@@ -57,10 +58,10 @@ def parse_price(errors: dict[str, str], name: str, value: Any) -> Decimal | None
         errors[name] = f"{name} {value}: must be greater than 0"
     elif amount > MAX_PRICE:
         errors[name] = f"{name} {value}: must be at most {MAX_PRICE}"
-    elif amount != amount.quantize(Decimal("0.01")):
+    elif not on_paisa(amount):
         errors[name] = f"{name} {value}: must be a whole number of paise (2 decimals at most)"
     else:
-        return amount.quantize(Decimal("0.01"))
+        return to_paisa(amount)  # exact: 100 is 100.00
     return None
 
 

@@ -40,10 +40,6 @@ class OrderSide(models.TextChoices):
     def sign(self) -> int:
         return 1 if self == OrderSide.BUY else -1
 
-    @property
-    def opposite(self) -> "OrderSide":
-        return OrderSide.SELL if self == OrderSide.BUY else OrderSide.BUY
-
 
 class Product(models.TextChoices):
     MIS = "MIS", "Intraday (MIS)"

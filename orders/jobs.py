@@ -36,10 +36,6 @@ def submit_job_fields() -> tuple[str, str, int]:
     return job.queue, job.task_name, job.priority
 
 
-def defer_submit(order) -> None:
-    _task(SUBMIT, lock=order_lock(order.pk)).defer(order_id=order.pk)
-
-
 def defer_cancel(order) -> None:
     _task(CANCEL, lock=order_lock(order.pk)).defer(order_id=order.pk)
 

@@ -22,6 +22,7 @@ from orders.enums import (
     StrategyStatus,
     Validity,
 )
+from orders.money import to_paisa
 
 PRICE = {"max_digits": 14, "decimal_places": 4}  # checked to the paisa by a constraint
 AVERAGE = {"max_digits": 20, "decimal_places": 6}  # weighted averages are not on the paisa
@@ -72,9 +73,7 @@ class Strategy(models.Model):
         decided = self.winning_trades + self.losing_trades
         if not decided:
             return ZERO
-        return (Decimal(self.winning_trades) * 100 / decided).quantize(
-            Decimal("0.01"), rounding=ROUND_HALF_UP
-        )
+        return to_paisa(Decimal(self.winning_trades) * 100 / decided)
 
     @property
     def is_active(self) -> bool:
@@ -248,20 +247,8 @@ class Order(models.Model):
         return self.status in OrderStatus.active()
 
     @property
-    def is_filled(self) -> bool:
-        return self.status == OrderStatus.FILLED
-
-    @property
     def remaining_quantity(self) -> int:
         return self.quantity - self.filled_quantity
-
-    @property
-    def fill_percentage(self) -> Decimal:
-        if not self.quantity:
-            return ZERO
-        return (Decimal(self.filled_quantity) * 100 / self.quantity).quantize(
-            Decimal("0.01"), rounding=ROUND_HALF_UP
-        )
 
 
 class OrderEvent(models.Model):
@@ -407,14 +394,6 @@ class Trade(models.Model):
 
     def __str__(self) -> str:
         return f"{self.trade_id} {self.side} {self.quantity} {self.symbol} @ {self.price}"
-
-    @property
-    def is_buy(self) -> bool:
-        return self.side == OrderSide.BUY
-
-    @property
-    def is_sell(self) -> bool:
-        return self.side == OrderSide.SELL
 
     @property
     def charges_percentage(self) -> Decimal:

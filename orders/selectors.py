@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from django.db.models import Prefetch, QuerySet
@@ -15,10 +16,11 @@ from django.utils import timezone
 
 from orders.enums import OrderStatus
 from orders.models import Order, OrderEvent, Strategy, Trade
+from orders.money import to_paisa
 from orders.state import CANCELLABLE
 from positions.selectors import positions_of, strategy_metrics
 from risk.limits import limits_report
-from risk.selectors import day_pnl, kill_switch_state
+from risk.selectors import day_pnl, gross_exposure, kill_switch_state
 
 
 def orders_of(*, strategy: Strategy | None) -> QuerySet[Order]:
@@ -64,6 +66,7 @@ class StrategyOverview:
     today: dict[str, Any]
     open_positions: int
     working_orders: int
+    gross_exposure: Decimal  # what max_strategy_exposure is checked against
 
 
 def strategy_overview(*, strategy: Strategy, today: date | None = None) -> StrategyOverview:
@@ -98,4 +101,5 @@ def strategy_overview(*, strategy: Strategy, today: date | None = None) -> Strat
         },
         open_positions=positions_of(strategy=strategy).count(),
         working_orders=working.count(),
+        gross_exposure=to_paisa(gross_exposure(strategy)),
     )

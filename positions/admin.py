@@ -330,9 +330,7 @@ class ReconciliationIssueAdmin(OmsModelAdmin):
 
     def get_queryset(self, request):
         rank = Case(
-            When(severity=Severity.CRITICAL, then=Value(3)),
-            When(severity=Severity.WARNING, then=Value(2)),
-            default=Value(1),
+            *(When(severity=severity, then=Value(severity.rank)) for severity in Severity),
             output_field=IntegerField(),
         )
         # Annotated before ordering (ModelAdmin.get_queryset orders first).

@@ -107,14 +107,6 @@ class Position(models.Model):
     def is_open(self) -> bool:
         return self.closed_at is None and self.quantity != 0
 
-    @property
-    def is_long(self) -> bool:
-        return self.quantity > 0
-
-    @property
-    def is_short(self) -> bool:
-        return self.quantity < 0
-
     def calculate_unrealized_pnl(self, price: Decimal) -> Decimal:
         return pnl.unrealized_pnl(self.quantity, self.average_price, price)
 
@@ -384,9 +376,11 @@ class LastPrice(Func):
 
 
 class ActivePosition(models.Model):
-    """Read-only: open positions with their strategy's name and exposure (``v_active_positions``).
+    """Read-only: open positions with their strategy's name and value (``v_active_positions``).
 
-    ``exposure`` is ``abs(quantity) * coalesce(last_price, average_price)`` to the paisa.
+    ``position_value`` is ``abs(quantity) * coalesce(last_price, average_price)`` to the paisa:
+    what the position is worth now. Not the gross exposure the limits check (at cost, working
+    orders included: risk.selectors.gross_exposure).
     """
 
     id = models.BigIntegerField(primary_key=True)
@@ -403,7 +397,7 @@ class ActivePosition(models.Model):
     total_pnl = models.DecimalField(**MONEY)
     stop_loss = models.DecimalField(**PRICE, null=True)
     take_profit = models.DecimalField(**PRICE, null=True)
-    exposure = models.DecimalField(**MONEY)
+    position_value = models.DecimalField(**MONEY)
     opened_at = models.DateTimeField()
 
     class Meta:

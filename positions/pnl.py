@@ -9,13 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-PAISA = Decimal("0.01")
+from orders.money import PAISA, to_paisa
+
 AVERAGE_PLACES = Decimal("0.000001")
 ZERO = Decimal("0")
-
-
-def to_paisa(amount: Decimal) -> Decimal:
-    return amount.quantize(PAISA, rounding=ROUND_HALF_UP)
 
 
 def unrealized_pnl(quantity: int, average_price: Decimal, price: Decimal) -> Decimal:

@@ -9,15 +9,8 @@ from django.db import connection
 from django.db.models import QuerySet
 
 from orders.models import Strategy
-from positions.models import ActivePosition, OpenReconciliationIssue, Position
-
-
-def active_positions(*, strategy: Strategy | None = None) -> QuerySet[ActivePosition]:
-    """Open positions (all strategies, or one), newest first."""
-    positions = ActivePosition.objects.all()
-    if strategy is not None:
-        positions = positions.filter(strategy=strategy)
-    return positions.order_by("-opened_at", "-id")
+from orders.money import PAISA
+from positions.models import Position
 
 
 def last_price(*, strategy: Strategy, symbol: str, exchange: str) -> Decimal | None:
@@ -71,27 +64,12 @@ def posted_prices_refusals(
             distance = abs(price - market) * 100 / market
             if distance > band_percent:
                 refusals[index] = {
-                    "price": f"price {price}: {distance.quantize(Decimal('0.01'))}% from the "
-                    f"market price {market.quantize(Decimal('0.01'))} of {symbol} on "
+                    "price": f"price {price}: {distance.quantize(PAISA)}% from the "
+                    f"market price {market.quantize(PAISA)} of {symbol} on "
                     f"{exchange}, beyond the {band_percent}% a posted price may stray "
                     "(OMS_PAPER_PRICE_BAND_PERCENT)"
                 }
     return refusals
-
-
-def reconciliation_issues_open() -> QuerySet[OpenReconciliationIssue]:
-    """Unresolved issues, most severe first, then oldest first."""
-    return OpenReconciliationIssue.objects.order_by("-severity_rank", "detected_at", "id")
-
-
-def position_unrealized_pnl_sql(quantity: int, average_price: Decimal, price: Decimal) -> Decimal:
-    """The database's ``position_unrealized_pnl``: the same figure as ``pnl.unrealized_pnl``."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT position_unrealized_pnl(%s::integer, %s::numeric, %s::numeric)",
-            [quantity, average_price, price],
-        )
-        return cursor.fetchone()[0]
 
 
 def strategy_metrics(

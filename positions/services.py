@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from orders.models import Strategy
+from orders.money import PAISA, on_paisa
 from positions.ledger import position_lock
 from positions.models import MarketPrice, OwnPrice, Position, ReconciliationIssue, StrategyPrice
 
@@ -114,13 +115,13 @@ def position_protection_errors(
     if not position.is_open:
         return {"stop_loss": f"position {position.pk} is closed: nothing to protect"}
     reference = position.last_price or position.average_price
-    shown = f"{reference.quantize(Decimal('0.01'))}"
+    shown = f"{reference.quantize(PAISA)}"
     long = position.quantity > 0
     for field, level in (("stop_loss", stop_loss), ("take_profit", take_profit)):
         if level is None:
             continue
         name = field.replace("_", "-")
-        if level <= 0 or level != level.quantize(Decimal("0.01")):
+        if level <= 0 or not on_paisa(level):
             errors[field] = f"{name} {level}: must be a positive amount in whole paise"
         elif field == "stop_loss" and long and level >= reference:
             errors[field] = f"{name} {level}: a long's stop-loss must be below {shown}"

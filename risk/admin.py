@@ -27,6 +27,7 @@ from omsproject.admin_tools import (
     local_time,
     pnl,
 )
+from omsproject.templatetags.oms_admin import KILL_SWITCH_TONES
 from orders.enums import OrderStatus
 from orders.models import Order, Strategy
 from orders.selectors import orders_cancellable
@@ -44,7 +45,6 @@ from risk.models import (
 from risk.selectors import kill_switch_board, kill_switch_state
 from risk.services import KillSwitchError, kill_switch_set
 
-STATE_TONES = {"ACTIVE": "green", "REDUCING": "amber", "HALTED": "red"}
 EFFECTS = {
     KillSwitchState.HALTED: "No order passes, closing orders included; every working order of "
     "the scope is cancelled at the broker.",
@@ -54,7 +54,7 @@ EFFECTS = {
 
 
 def state_badge(state: str):
-    return badge(state, STATE_TONES[state])
+    return badge(state, KILL_SWITCH_TONES[state])
 
 
 class KillSwitchForm(forms.Form):

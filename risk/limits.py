@@ -62,8 +62,6 @@ LIMIT_MEANINGS = {
     ),
 }
 
-LEVELS = ("global", "strategy", "config")
-
 INTEGER_FIELDS = frozenset(
     {
         "max_order_quantity",

@@ -35,19 +35,23 @@ LOGIN_ATTEMPTS = frozenset(
 
 # Risk officers act: the kill switch, CRITICAL issues, cancels, strategies, levels and limits;
 # and they see the admin's login attempts and lockouts.
-RISK_OFFICER = OPERATOR | LOGIN_ATTEMPTS | {
-    "positions.resolve_critical_issue",
-    "risk.change_kill_switch",
-    "orders.cancel_order",
-    "orders.change_strategy",
-    "orders.add_strategyapikey",
-    "orders.change_strategyapikey",
-    "positions.change_position",
-    "risk.add_risklimit",
-    "risk.change_risklimit",
-    "risk.add_marketholiday",
-    "risk.change_marketholiday",
-}
+RISK_OFFICER = (
+    OPERATOR
+    | LOGIN_ATTEMPTS
+    | {
+        "positions.resolve_critical_issue",
+        "risk.change_kill_switch",
+        "orders.cancel_order",
+        "orders.change_strategy",
+        "orders.add_strategyapikey",
+        "orders.change_strategyapikey",
+        "positions.change_position",
+        "risk.add_risklimit",
+        "risk.change_risklimit",
+        "risk.add_marketholiday",
+        "risk.change_marketholiday",
+    }
+)
 
 ROLES = {
     "Risk officer": RISK_OFFICER,

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from orders.enums import OrderStatus
 from orders.models import Order, Strategy, Trade
+from orders.money import to_paisa
 from positions.models import ActivePosition, Position, ReconciliationIssue, Severity
 from risk.models import KillSwitchEvent, KillSwitchScope, KillSwitchState, PnlSnapshot
 
@@ -111,7 +112,7 @@ def day_pnl(strategy=None, *, now=None) -> tuple[Decimal, Decimal]:
         )
         closed, open_realized, unrealized, charges = (v or 0 for v in cursor.fetchone())
     realized = Decimal(closed) + open_realized - charges
-    return realized.quantize(Decimal("0.01")), Decimal(unrealized).quantize(Decimal("0.01"))
+    return to_paisa(realized), to_paisa(Decimal(unrealized))  # sums of paise: exact
 
 
 # --- the admin's kill switch board and desk dashboard -------------------------------------------
@@ -191,15 +192,60 @@ def day_pnl_by_strategy(*, now=None) -> dict[int, tuple]:
     charged = Trade.objects.filter(executed_at__gte=start).values("strategy_id")
     for row in charged.annotate(charges=Sum("total_charges")):
         add(row["strategy_id"], 0, -(row["charges"] or 0))
-    cent = Decimal("0.01")
-    return {k: (r.quantize(cent), u.quantize(cent)) for k, (r, u) in figures.items()}
+    return {k: (to_paisa(r), to_paisa(u)) for k, (r, u) in figures.items()}
+
+
+# Gross exposure, what the exposure limits check (max_strategy_exposure, max_total_exposure)
+# and the dashboard shows: |quantity| x average price of each open position, plus the unfilled
+# quantity x price of each working order that has a price. At cost, not at the last price: that
+# is a position's value (v_active_positions.position_value), a different figure.
+# ``{scope}``: " AND strategy_id = ..." for one strategy, "" for all of them.
+_GROSS_EXPOSURE = """
+SELECT strategy_id, SUM(amount) FROM (
+    SELECT strategy_id, ABS(quantity) * average_price AS amount
+      FROM positions WHERE closed_at IS NULL{scope}
+    UNION ALL
+    SELECT strategy_id, (quantity - filled_quantity) * price
+      FROM orders WHERE status = ANY(%(active)s) AND price IS NOT NULL{scope}
+) AS held_and_working
+GROUP BY strategy_id
+"""
+
+
+def gross_exposure_by_strategy(strategy=None) -> dict[int, Decimal]:
+    """Each strategy's gross exposure (strategies with none are left out)."""
+    scope = " AND strategy_id = %(strategy_id)s" if strategy is not None else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _GROSS_EXPOSURE.format(scope=scope),
+            {
+                "active": sorted(OrderStatus.active()),
+                "strategy_id": strategy.pk if strategy is not None else None,
+            },
+        )
+        return {strategy_id: Decimal(amount or 0) for strategy_id, amount in cursor.fetchall()}
+
+
+def gross_exposure(strategy=None) -> Decimal:
+    """One strategy's gross exposure, or (no strategy) every strategy's together: the figure
+    the exposure limits are checked against."""
+    return sum(gross_exposure_by_strategy(strategy).values(), Decimal(0))
 
 
 class StrategyDay:
     """One strategy's line on the dashboard."""
 
     def __init__(
-        self, strategy, *, realized, unrealized, open_orders, open_positions, exposure, kill_switch
+        self,
+        strategy,
+        *,
+        realized,
+        unrealized,
+        open_orders,
+        open_positions,
+        gross_exposure,
+        position_value,
+        kill_switch,
     ):
         self.strategy = strategy
         self.realized_pnl = realized
@@ -207,12 +253,14 @@ class StrategyDay:
         self.total_pnl = realized + unrealized
         self.open_orders = open_orders
         self.open_positions = open_positions
-        self.exposure = exposure
+        self.gross_exposure = gross_exposure  # what the exposure limits check
+        self.position_value = position_value  # open positions at their last price
         self.kill_switch = kill_switch
 
 
 class DeskToday:
-    """What the risk desk reads first: today's PnL per strategy, working orders, exposure,
+    """What the risk desk reads first: today's PnL per strategy, working orders, gross exposure
+    (the limits' figure) and the open positions' value at their last price,
     unresolved reconciliation issues by severity, the kill switch, and the PnL series of the
     day's snapshots (``pnl_series``: [(strategy or None for the desk, [(taken_at, total)])])."""
 
@@ -227,13 +275,15 @@ class DeskToday:
         self.total_pnl = self.realized_pnl + self.unrealized_pnl
         self.open_orders = sum(s.open_orders for s in strategies)
         self.open_positions = sum(s.open_positions for s in strategies)
-        self.exposure = sum((s.exposure for s in strategies), Decimal("0.00"))
+        self.gross_exposure = sum((s.gross_exposure for s in strategies), Decimal("0.00"))
+        self.position_value = sum((s.position_value for s in strategies), Decimal("0.00"))
         self.unresolved_issues = sum(issues_by_severity.values())
 
 
 def desk_today(*, now=None) -> DeskToday:
     """The dashboard's figures in a fixed number of queries, whatever the number of strategies,
-    orders or positions: strategies, PnL (three), working orders, exposure, issues, kill switch,
+    orders or positions: strategies, PnL (three), working orders, position values, gross
+    exposure, issues, kill switch,
     snapshots. Working orders are counted through the partial index of active orders."""
     now = timezone.localtime(now or timezone.now())
     start = now.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -248,9 +298,10 @@ def desk_today(*, now=None) -> DeskToday:
     held = {
         row["strategy_id"]: row
         for row in ActivePosition.objects.values("strategy_id").annotate(
-            n=Count("id"), exposure=Sum("exposure")
+            n=Count("id"), position_value=Sum("position_value")
         )
     }
+    exposure = gross_exposure_by_strategy()
     issues = dict.fromkeys((Severity.CRITICAL, Severity.WARNING, Severity.INFO), 0)
     issues.update(
         ReconciliationIssue.objects.filter(resolved=False)
@@ -267,7 +318,8 @@ def desk_today(*, now=None) -> DeskToday:
             unrealized=pnl.get(strategy.pk, (zero, zero))[1],
             open_orders=working.get(strategy.pk, 0),
             open_positions=held.get(strategy.pk, {}).get("n", 0),
-            exposure=held.get(strategy.pk, {}).get("exposure") or zero,
+            gross_exposure=exposure.get(strategy.pk, zero),
+            position_value=held.get(strategy.pk, {}).get("position_value") or zero,
             kill_switch=board.state_for(strategy.pk),
         )
         for strategy in strategies

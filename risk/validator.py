@@ -27,6 +27,7 @@ from omsproject.rows import column_count, from_row, select_columns
 from orders.domain import OrderRequest, Violation
 from orders.enums import OrderSide, OrderStatus, OrderType, StrategyStatus
 from orders.models import Order, Strategy
+from orders.money import PAISA
 from orders.state import CANCELLABLE
 from risk import calendar
 from risk.limits import Limits, limits_for, limits_from_rows
@@ -37,6 +38,7 @@ from risk.selectors import (
     KILL_SWITCH_STATES,
     TOTAL_EXPOSURE_LOCK,
     day_pnl,
+    gross_exposure,
     kill_switch_in_force,
 )
 
@@ -305,7 +307,7 @@ def _price_band(ctx: Context) -> list[Violation]:
             Violation(
                 "price_band",
                 "price",
-                f"price {price}: {distance.quantize(Decimal('0.01'))}% from the last price "
+                f"price {price}: {distance.quantize(PAISA)}% from the last price "
                 f"{ctx.last_price}, beyond the {band}% band",
             )
         ]
@@ -329,8 +331,7 @@ def _size(ctx: Context) -> list[Violation]:
             Violation(
                 "max_order_value",
                 "quantity",
-                f"order value {value.quantize(Decimal('0.01'))}: above the limit "
-                f"{limits.max_order_value}",
+                f"order value {value.quantize(PAISA)}: above the limit {limits.max_order_value}",
             )
         )
     if ctx.reduces or limits.max_position_quantity is None:
@@ -365,30 +366,6 @@ def _open_orders(ctx: Context) -> list[Violation]:
             )
         ]
     return []
-
-
-# ``{scope}``: " AND strategy_id = ..." for one strategy, "" for all of them.
-_GROSS_EXPOSURE = """
-SELECT
-    (SELECT SUM(ABS(quantity) * average_price) FROM positions WHERE closed_at IS NULL{scope}),
-    (SELECT SUM((quantity - filled_quantity) * price) FROM orders
-      WHERE status = ANY(%(active)s) AND price IS NOT NULL{scope})
-"""
-
-
-def gross_exposure(strategy=None) -> Decimal:
-    """Sum of |quantity| x price of open positions plus the unfilled part of working orders."""
-    scope = " AND strategy_id = %(strategy_id)s" if strategy is not None else ""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _GROSS_EXPOSURE.format(scope=scope),
-            {
-                "active": sorted(OrderStatus.active()),
-                "strategy_id": strategy.pk if strategy is not None else None,
-            },
-        )
-        held, working = cursor.fetchone()
-    return Decimal(held or 0) + Decimal(working or 0)
 
 
 def _value_unknown(ctx: Context) -> list[Violation]:
@@ -427,7 +404,7 @@ def _exposure(ctx: Context) -> list[Violation]:
                 Violation(
                     "max_strategy_exposure",
                     "quantity",
-                    f"strategy exposure would be {total.quantize(Decimal('0.01'))}: above the "
+                    f"strategy exposure would be {total.quantize(PAISA)}: above the "
                     f"limit {strategy_limit}",
                 )
             )
@@ -443,7 +420,7 @@ def _exposure(ctx: Context) -> list[Violation]:
                 Violation(
                     "max_total_exposure",
                     "quantity",
-                    f"total exposure would be {total.quantize(Decimal('0.01'))}: above the "
+                    f"total exposure would be {total.quantize(PAISA)}: above the "
                     f"limit {overall_limit}",
                 )
             )

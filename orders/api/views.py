@@ -24,13 +24,11 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from orders import jobs
-from orders.api.authentication import actor_of, strategy_of
-from orders.api.exceptions import REPLAY_HEADER, order_refused
-from orders.api.filters import OrderFilter, TradeFilter
-from orders.api.pagination import ExecutedAtPagination, NewestFirstPagination
-from orders.api.permissions import StrategyOnly, StrategyOrMonitoringStaff
-from orders.api.schema import (
+from omsproject.api.authentication import actor_of, strategy_of
+from omsproject.api.exceptions import REPLAY_HEADER, order_refused
+from omsproject.api.pagination import ExecutedAtPagination, NewestFirstPagination
+from omsproject.api.permissions import StrategyOnly, StrategyOrMonitoringStaff
+from omsproject.api.schema import (
     CONFLICT,
     INVALID,
     KILL_SWITCH,
@@ -41,6 +39,8 @@ from orders.api.schema import (
     REFUSED,
     TOO_LARGE,
 )
+from orders import jobs
+from orders.api.filters import OrderFilter, TradeFilter
 from orders.api.serializers import (
     OrderCancelSerializer,
     OrderDetailSerializer,

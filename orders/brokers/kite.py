@@ -35,6 +35,7 @@ from orders.brokers.base import (
     PlaceAck,
 )
 from orders.enums import OrderStatus, OrderType
+from orders.money import PAISA
 from risk.ratelimit import take_token
 
 if TYPE_CHECKING:
@@ -49,7 +50,6 @@ ORDER_RATE_KEY = "kite:orders"
 ORDERS_PER_SECOND = 10  # Kite's limit per user; beyond it Kite answers HTTP 429
 AUTOMATIC_MARKET_PROTECTION = -1  # mandatory for MARKET and SL-M orders since 1 Apr 2026
 PROTECTED_TYPES = (OrderType.MARKET, OrderType.SL_M)
-PAISA = Decimal("0.01")
 AVERAGE_PLACES = Decimal("0.000001")  # as the orders.average_price column holds
 
 KITE_STATUSES: dict[str, OrderStatus] = {

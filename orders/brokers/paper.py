@@ -42,6 +42,7 @@ from orders.brokers.base import (
 )
 from orders.enums import OrderSide, OrderStatus, OrderType, Segment, Validity
 from orders.models import Order, PaperOrder, PaperTrade, Strategy
+from orders.money import PAISA
 from positions.models import OwnPrice
 from positions.selectors import last_price as strategy_last_price
 
@@ -221,8 +222,7 @@ class PaperBroker:
                 tick = tick_size_for(order.segment, value)
                 if value % tick:
                     raise BrokerRejected(
-                        f"{name} {value.quantize(Decimal('0.01'))} is not a multiple of the "
-                        f"tick size {tick}"
+                        f"{name} {value.quantize(PAISA)} is not a multiple of the tick size {tick}"
                     )
         if order.segment == Segment.OPT and order.order_type == OrderType.SL_M:
             raise BrokerRejected("SL-M orders are not allowed for options")

@@ -16,6 +16,7 @@ from omsproject.write_batch import WriteBatch
 from orders.charges import attribute_fill_charges
 from orders.enums import EventKind, EventSource, OrderStatus
 from orders.models import Order, OrderEvent, Strategy, Trade
+from orders.money import PAISA
 from orders.services.errors import FillRefused, OrderNotFound
 from orders.services.events import log_context, order_event_record, transition_staged
 from orders.state import AFTER_PARTIAL_FILL, FILLABLE
@@ -23,8 +24,6 @@ from positions.ledger import position_apply_fill
 from positions.models import Position
 
 logger = logging.getLogger("oms.orders")
-
-PAISA = Decimal("0.01")
 
 
 def fill_apply(

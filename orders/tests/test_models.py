@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from orders.enums import OrderSide, OrderStatus, StrategyMode, StrategyStatus
+from orders.enums import OrderStatus, StrategyMode, StrategyStatus
 from orders.models import Order, Strategy, Trade
 
 TERMINAL = {"FILLED", "CANCELLED", "REJECTED", "EXPIRED"}
@@ -20,36 +20,16 @@ def test_order_is_active_until_terminal(status):
     assert Order(status=OrderStatus(status)).is_active is (status not in TERMINAL)
 
 
-@pytest.mark.parametrize("status", OrderStatus.values)
-def test_order_is_filled_only_when_filled(status):
-    assert Order(status=status).is_filled is (status == "FILLED")
-
-
 @pytest.mark.parametrize(
-    ("quantity", "filled_quantity", "remaining", "percentage"),
-    [
-        (10, 0, 10, "0.00"),
-        (10, 4, 6, "40.00"),
-        (3, 1, 2, "33.33"),
-        (3, 2, 1, "66.67"),
-        (7, 7, 0, "100.00"),
-        (0, 0, 0, "0"),  # an unsaved order without quantity: no division by zero
-    ],
+    ("quantity", "filled_quantity", "remaining"),
+    [(10, 0, 10), (10, 4, 6), (7, 7, 0), (0, 0, 0)],
 )
-def test_order_fill_progress(quantity, filled_quantity, remaining, percentage):
+def test_order_remaining_quantity(quantity, filled_quantity, remaining):
     order = Order(quantity=quantity, filled_quantity=filled_quantity)
     assert order.remaining_quantity == remaining
-    assert order.fill_percentage == Decimal(percentage)
 
 
 # --- Trade --------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(("side", "is_buy"), [(OrderSide.BUY, True), (OrderSide.SELL, False)])
-def test_trade_side(side, is_buy):
-    trade = Trade(side=side)
-    assert (trade.is_buy, trade.is_sell) == (is_buy, not is_buy)
-    assert (Trade(side=str(side)).is_buy, Trade(side=str(side)).is_sell) == (is_buy, not is_buy)
 
 
 @pytest.mark.parametrize(

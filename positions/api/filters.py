@@ -2,7 +2,7 @@
 
 import django_filters as filters
 
-from orders.api.filters import IdFilter, UpperCaseFilter
+from omsproject.api.filters import IdFilter, UpperCaseFilter
 from orders.enums import Exchange, Product
 from positions.models import Position
 

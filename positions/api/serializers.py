@@ -1,6 +1,6 @@
-"""A position as the strategy sees it; money as decimal strings (see orders.api.serializers)."""
+"""A position as the strategy sees it; money as decimal strings (see omsproject.api.fields)."""
 
-from orders.api.serializers import AveragePriceField, FieldsOnceSerializer, MoneyField
+from omsproject.api.fields import AveragePriceField, FieldsOnceSerializer, MoneyField
 from positions.models import Position
 
 

@@ -3,10 +3,10 @@
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import viewsets
 
-from orders.api.authentication import strategy_of
-from orders.api.pagination import OpenedAtPagination
-from orders.api.permissions import StrategyOrMonitoringStaff
-from orders.api.schema import OBJECT_ERRORS, READ_ERRORS
+from omsproject.api.authentication import strategy_of
+from omsproject.api.pagination import OpenedAtPagination
+from omsproject.api.permissions import StrategyOrMonitoringStaff
+from omsproject.api.schema import OBJECT_ERRORS, READ_ERRORS
 from positions.api.filters import PositionFilter
 from positions.api.serializers import PositionSerializer
 from positions.selectors import positions_of

@@ -361,7 +361,7 @@ def test_update_sets_updated_at(factory, change):
 # --- v_active_positions -------------------------------------------------------------------------
 
 
-def test_active_positions_are_the_open_ones_with_name_and_exposure():
+def test_active_positions_are_the_open_ones_with_name_and_value():
     strategy = StrategyFactory(name="Mean Reversion")
     long = PositionFactory(
         strategy=strategy,
@@ -389,16 +389,10 @@ def test_active_positions_are_the_open_ones_with_name_and_exposure():
     assert rows[long.pk].strategy_name == "Mean Reversion"
     assert rows[long.pk].strategy_id == strategy.pk
     assert rows[long.pk].total_pnl == Decimal("27.30")
-    assert rows[long.pk].exposure == Decimal("1015.00")  # 10 x last price 101.50
+    assert rows[long.pk].position_value == Decimal("1015.00")  # 10 x last price 101.50
     # Unmarked: 7 x average 100.123457 = 700.864199, to the paisa.
-    assert rows[short_unmarked.pk].exposure == Decimal("700.86")
+    assert rows[short_unmarked.pk].position_value == Decimal("700.86")
     assert rows[short_unmarked.pk].quantity == -7
-
-
-def test_active_positions_selector_filters_by_strategy():
-    mine, other = PositionFactory(), PositionFactory()
-    assert [p.id for p in selectors.active_positions(strategy=mine.strategy)] == [mine.pk]
-    assert {p.id for p in selectors.active_positions()} == {mine.pk, other.pk}
 
 
 # --- v_reconciliation_issues --------------------------------------------------------------------
@@ -427,7 +421,6 @@ def test_open_issues_most_severe_then_oldest_first():
     )
     expected = [critical_older.pk, critical_newer.pk, warning.pk, info_oldest.pk]
 
-    assert [i.id for i in selectors.reconciliation_issues_open()] == expected
     assert [i.id for i in OpenReconciliationIssue.objects.all()] == expected
     with connection.cursor() as cursor:
         cursor.execute("SELECT id, severity_rank FROM v_reconciliation_issues")
@@ -460,6 +453,16 @@ def test_open_issue_hours_and_strategy_name_come_from_sql():
 
 # --- position_unrealized_pnl --------------------------------------------------------------------
 
+
+def unrealized_in_sql(quantity: int, average_price: Decimal, price: Decimal) -> Decimal:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT position_unrealized_pnl(%s::integer, %s::numeric, %s::numeric)",
+            [quantity, average_price, price],
+        )
+        return cursor.fetchone()[0]
+
+
 UNREALIZED_CASES = [
     pytest.param(10, "2450.00", "2465.00", "150.00", id="long-gain"),
     pytest.param(10, "2450.00", "2430.00", "-200.00", id="long-loss"),
@@ -478,7 +481,7 @@ def test_position_unrealized_pnl_sql_is_hand_checked_and_matches_python(
     quantity, average, price, expected
 ):
     average, price, expected = Decimal(average), Decimal(price), Decimal(expected)
-    assert selectors.position_unrealized_pnl_sql(quantity, average, price) == expected
+    assert unrealized_in_sql(quantity, average, price) == expected
     assert pnl.unrealized_pnl(quantity, average, price) == expected
 
 
@@ -489,7 +492,7 @@ def test_position_unrealized_pnl_sql_is_hand_checked_and_matches_python(
     price=st.integers(min_value=1, max_value=10**8).map(lambda n: Decimal(n).scaleb(-3)),
 )
 def test_position_unrealized_pnl_sql_agrees_with_python(quantity, average, price):
-    in_sql = selectors.position_unrealized_pnl_sql(quantity, average, price)
+    in_sql = unrealized_in_sql(quantity, average, price)
     assert in_sql == pnl.unrealized_pnl(quantity, average, price)
 
 

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from orders.charges import calculate_zerodha_charges, charges_for_value
 from orders.enums import OrderSide, OrderStatus, OrderType, Product
 from orders.models import Order, Strategy, Trade
+from orders.money import PAISA
 from orders.services import fill_apply
 from orders.tests.factories import OrderFactory, StrategyFactory
 from positions.models import Position
@@ -26,7 +27,6 @@ from positions.models import Position
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
 SYMBOL = "SBIN"
-PAISA = Decimal("0.01")
 _ids = itertools.count(1)
 
 prices = st.integers(min_value=10_000, max_value=20_000).map(lambda paise: Decimal(paise) / 100)

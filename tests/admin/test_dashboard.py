@@ -1,5 +1,6 @@
 """The admin's home is the desk's dashboard: today's PnL per strategy (the risk service's own
-figures), working orders, exposure, issues by severity, the kill switch, the PnL chart."""
+figures), working orders, gross exposure and position value, issues by severity, the kill
+switch, the PnL chart."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from orders.tests.factories import OrderFactory, StrategyFactory, TradeFactory
 from positions.models import Severity
 from positions.tests.factories import PositionFactory, ReconciliationIssueFactory
 from risk.models import PnlSnapshot
-from risk.selectors import day_pnl, day_pnl_by_strategy, desk_today
+from risk.selectors import day_pnl, day_pnl_by_strategy, desk_today, gross_exposure
+from risk.tests.checks import validate_order
+from risk.tests.factories import limits_set, order_request
 
 pytestmark = pytest.mark.django_db
 
@@ -75,9 +78,47 @@ def test_desk_today_sums_the_strategies():
 
     rows = {row.strategy.name: row for row in desk.strategies}
     assert rows["Momentum"].open_orders == 2 and rows["Momentum"].open_positions == 1
-    assert rows["Momentum"].exposure == Decimal("1010.00")  # 10 x last price 101
+    assert rows["Momentum"].position_value == Decimal("1010.00")  # 10 x last price 101
     assert desk.total_pnl == sum(day_pnl(s)[0] + day_pnl(s)[1] for s in (momentum, arb))
     assert desk.issues_by_severity == {"CRITICAL": 1, "WARNING": 0, "INFO": 1}
+
+
+def test_the_dashboard_and_the_validator_agree_on_a_strategys_gross_exposure():
+    strategy, other = StrategyFactory(name="Momentum"), StrategyFactory(name="Arb")
+    # At cost 10 x 100 = 1,000 (worth 1,200 at the last price: its value, not its exposure).
+    PositionFactory(
+        strategy=strategy,
+        quantity=10,
+        average_price=Decimal("100.000000"),
+        last_price=Decimal("120.00"),
+    )
+    OrderFactory(strategy=strategy, status=OrderStatus.OPEN, quantity=5, price=Decimal("50.00"))
+    OrderFactory(  # 6 of 10 still working at 10.00
+        strategy=strategy,
+        status=OrderStatus.PARTIALLY_FILLED,
+        quantity=10,
+        filled_quantity=4,
+        average_price=Decimal("10.00"),
+        price=Decimal("10.00"),
+    )
+    OrderFactory(strategy=strategy, status=OrderStatus.CANCELLED)  # not working: counts nothing
+    PositionFactory(strategy=other, quantity=-3, average_price=Decimal("200.000000"))
+
+    desk = desk_today()
+    rows = {row.strategy.name: row for row in desk.strategies}
+
+    assert rows["Momentum"].gross_exposure == gross_exposure(strategy) == Decimal("1310")
+    assert rows["Momentum"].position_value == Decimal("1200.00")
+    assert rows["Arb"].gross_exposure == gross_exposure(other) == Decimal("600")
+    assert desk.gross_exposure == gross_exposure() == Decimal("1910")
+    # The validator checks the same figure: the dashboard's plus the new order's 10 x 2450.
+    limits_set(strategy, max_strategy_exposure=Decimal("1.00"))
+    refusals = [
+        v.message
+        for v in validate_order(order_request(strategy), strategy=strategy)
+        if v.code == "max_strategy_exposure"
+    ]
+    assert refusals == ["strategy exposure would be 25810.00: above the limit 1.00"]
 
 
 def test_the_dashboard_costs_the_same_for_2_and_12_strategies(as_viewer):

@@ -261,7 +261,7 @@ def test_a_finished_order_has_nothing_to_cancel(as_risk_officer):
 
 
 def test_too_many_at_once_is_the_kill_switch_job(as_risk_officer, monkeypatch):
-    monkeypatch.setattr("orders.admin.MAX_CANCEL", 2)
+    monkeypatch.setattr("orders.admin.orders.MAX_CANCEL", 2)
     ids = [o.pk for o in orders(3)]
 
     response = post_action(as_risk_officer, "cancel_orders", ids, confirmed="yes")

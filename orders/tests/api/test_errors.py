@@ -6,7 +6,7 @@ import pytest
 from django.http import Http404
 from rest_framework import exceptions
 
-from orders.api.exceptions import _flatten, api_exception_handler
+from omsproject.api.exceptions import _flatten, api_exception_handler
 from orders.domain import OrderRequestError, Violation
 from orders.services import OrderRefused, OrderThrottled
 

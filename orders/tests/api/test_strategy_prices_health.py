@@ -15,9 +15,29 @@ from orders.tests.api.conftest import make_caller, order_body
 from orders.tests.factories import OrderFactory
 from positions.models import Position
 from positions.tests.factories import PositionFactory
+from risk.selectors import desk_today, gross_exposure
 from risk.tests.factories import KillSwitchEventFactory
 
 # --- /strategy/ ----------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_strategy_endpoint_reports_the_gross_exposure_the_limits_and_dashboard_use(caller):
+    strategy = caller.strategy
+    PositionFactory(
+        strategy=strategy,
+        quantity=-3,
+        average_price=Decimal("100.333333"),
+        last_price=Decimal("90.00"),
+    )
+    OrderFactory(strategy=strategy, status=OrderStatus.OPEN, quantity=2, price=Decimal("50.25"))
+
+    body = caller.client.get("/api/v1/strategy/").json()
+
+    row = next(row for row in desk_today().strategies if row.strategy.pk == strategy.pk)
+    # 3 x 100.333333 + 2 x 50.25 = 401.499999: the dashboard's figure, to the paisa.
+    assert row.gross_exposure == gross_exposure(strategy) == Decimal("401.499999")
+    assert body["gross_exposure"] == "401.50"
 
 
 @pytest.mark.django_db

@@ -13,7 +13,7 @@ from django.db import connection
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
-from orders.api.authentication import StrategyPrincipal
+from orders.models import StrategyApiKey
 
 
 class StrategyKeyRateThrottle(SimpleRateThrottle):
@@ -33,7 +33,7 @@ class StrategyKeyRateThrottle(SimpleRateThrottle):
         return None if throttle.rate is None else (f"{cls.scope}:key:", throttle.duration)
 
     def get_cache_key(self, request, view) -> str | None:
-        if isinstance(request.user, StrategyPrincipal):
+        if isinstance(request.auth, StrategyApiKey):  # a strategy key authenticated it
             return f"{self.scope}:key:{request.auth.pk}"
         if request.user and request.user.is_authenticated:
             return f"{self.scope}:user:{request.user.pk}"

@@ -4,12 +4,43 @@ from __future__ import annotations
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse
+from rest_framework import serializers
 
-from orders.api.serializers import ErrorSerializer, RefusalSerializer
+
+class ErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    fields = serializers.DictField(child=serializers.CharField())
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The one error shape of the API."""
+
+    error = ErrorDetailSerializer()
+
+
+class ViolationSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    field = serializers.CharField()
+    message = serializers.CharField()
+
+
+class RefusalDetailSerializer(ErrorDetailSerializer):
+    violations = ViolationSerializer(many=True)
+    order_id = serializers.IntegerField(help_text="The order, recorded as REJECTED.")
+    kill_switch = serializers.ChoiceField(
+        choices=["REDUCING", "HALTED"], required=False, help_text="On a 423 only."
+    )
+
+
+class RefusalSerializer(serializers.Serializer):
+    """A placement refused by the pre-trade checks (422), or by the kill switch (423)."""
+
+    error = RefusalDetailSerializer()
 
 
 class StrategyKeyScheme(OpenApiAuthenticationExtension):
-    target_class = "orders.api.authentication.StrategyKeyAuthentication"
+    target_class = "omsproject.api.authentication.StrategyKeyAuthentication"
     name = "strategyKey"
 
     def get_security_definition(self, auto_schema):

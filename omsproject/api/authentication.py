@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 
+from omsproject.api.throttling import StrategyKeyRateThrottle
 from orders.api_keys import api_key_authenticate
 
 if TYPE_CHECKING:
@@ -67,8 +68,6 @@ class StrategyKeyAuthentication(BaseAuthentication):
             plaintext = parts[1].decode("ascii")
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed("API key: unknown or revoked") from None
-        from orders.api.throttling import StrategyKeyRateThrottle
-
         key = api_key_authenticate(plaintext, count_in=StrategyKeyRateThrottle.window())
         if key is None:
             raise exceptions.AuthenticationFailed("API key: unknown or revoked")

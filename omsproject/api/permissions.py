@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework import exceptions
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
-from orders.api.authentication import StrategyPrincipal
+from omsproject.api.authentication import StrategyPrincipal
 
 MONITORING_PERMISSION = "orders.view_order"
 

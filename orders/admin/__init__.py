@@ -1,0 +1,16 @@
+"""The orders back office: orders with their history and fills, trades, strategies, API keys.
+
+Nothing here writes an order, a strategy's status or mode, or a key itself: cancels go
+through ``order_cancel``, status and mode through ``strategy_status_set`` and
+``strategy_mode_set``, keys through ``orders.api_keys``; each leaves an admin log entry beside
+the service's own record (order events, logs). The order and trade lists are built for
+millions of rows (omsproject.admin_tools.LargeTableAdmin). Nobody deletes an order, an event
+or a trade here, and every amount the broker or the fills decided is read-only.
+"""
+
+from orders.admin.api_keys import StrategyApiKeyAdmin
+from orders.admin.orders import OrderAdmin
+from orders.admin.strategies import StrategyAdmin
+from orders.admin.trades import TradeAdmin
+
+__all__ = ["OrderAdmin", "StrategyAdmin", "StrategyApiKeyAdmin", "TradeAdmin"]

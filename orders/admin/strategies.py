@@ -1,0 +1,197 @@
+"""Strategies: status and mode through their services, limits and keys alongside."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Count, F, OuterRef, Subquery
+from django.urls import reverse
+from django.utils.html import format_html
+
+from omsproject.admin_tools import OmsModelAdmin, ReadOnlyInline, badge, pnl
+from omsproject.templatetags.oms_admin import KILL_SWITCH_TONES, STRATEGY_TONES
+from orders.enums import OrderStatus, StrategyMode, StrategyStatus
+from orders.models import Order, Strategy, StrategyApiKey
+from orders.services import (
+    OrderError,
+    strategy_mode_refusal,
+    strategy_mode_set,
+    strategy_status_set,
+)
+from risk.admin import limits_table
+from risk.models import RiskLimit
+from risk.selectors import kill_switch_own_state
+
+
+class StrategyForm(forms.ModelForm):
+    class Meta:
+        model = Strategy
+        fields = ("name", "description", "status", "mode", "config")
+
+    def clean_mode(self):
+        mode = self.cleaned_data["mode"]
+        if self.instance.pk:
+            refusal = strategy_mode_refusal(self.instance, mode)
+            if refusal:
+                raise forms.ValidationError(refusal)
+        return mode
+
+
+class RiskLimitInline(admin.StackedInline):
+    """The strategy's own limits (the strictest of these, the global row and its config hold)."""
+
+    model = RiskLimit
+    max_num = 1
+    extra = 0
+    can_delete = False
+    verbose_name_plural = "risk limits of this strategy (blank: no limit at this level)"
+    fields = (
+        ("max_order_quantity", "max_order_value", "max_position_quantity"),
+        ("max_strategy_exposure", "max_open_orders", "price_band_percent"),
+        ("orders_per_second", "daily_loss_limit", "drawdown_limit"),
+        ("rejection_burst", "rejection_window_seconds", "halt_on_critical_issue"),
+    )
+
+
+class StrategyApiKeyInline(ReadOnlyInline):
+    model = StrategyApiKey
+    fields = ("prefix", "name", "created_at", "created_by", "last_used_at", "revoked_at")
+    readonly_fields = fields
+    show_change_link = True
+    verbose_name_plural = "API keys (made and revoked in Strategy API keys)"
+
+
+@admin.register(Strategy)
+class StrategyAdmin(OmsModelAdmin):
+    """Strategies. Status and mode change through their services (a mode change only when the
+    strategy is flat); performance counters and PnL come from fills and are read-only."""
+
+    form = StrategyForm
+    list_display = (
+        "name",
+        "status_label",
+        "mode_label",
+        "kill_switch",
+        "working_orders",
+        "total_trades",
+        "win_rate_display",
+        "total_pnl_display",
+    )
+    list_filter = ("status", "mode")
+    search_fields = ("name",)
+    inlines = (RiskLimitInline, StrategyApiKeyInline)
+    fieldsets = (
+        (None, {"fields": ("name", "description")}),
+        (
+            "Trading",
+            {
+                "fields": (("status", "mode"), "kill_switch"),
+                "description": "A mode change (PAPER ⇄ LIVE) is refused while the strategy has "
+                "working orders or open positions.",
+            },
+        ),
+        (
+            "Configuration (JSON; config.limits may only tighten the limits)",
+            {"fields": ("config",)},
+        ),
+        ("Risk limits in force", {"fields": ("limits_in_force",)}),
+        (
+            "Performance (from fills)",
+            {
+                "fields": (
+                    ("total_trades", "winning_trades", "losing_trades"),
+                    ("win_rate_display", "total_pnl_display"),
+                )
+            },
+        ),
+        ("Keys", {"fields": ("api_keys",)}),
+        (None, {"fields": (("created_at", "updated_at"),)}),
+    )
+    readonly_fields = (
+        "kill_switch",
+        "limits_in_force",
+        "total_trades",
+        "winning_trades",
+        "losing_trades",
+        "win_rate_display",
+        "total_pnl_display",
+        "api_keys",
+        "created_at",
+        "updated_at",
+    )
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_queryset(self, request):
+        working = (
+            Order.objects.filter(strategy=OuterRef("pk"), status__in=sorted(OrderStatus.active()))
+            .order_by()
+            .values("strategy")
+            .annotate(n=Count("id"))
+            .values("n")
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                own_switch=kill_switch_own_state(F("pk")),
+                working=Subquery(working),
+            )
+        )
+
+    @admin.display(description="status", ordering="status")
+    def status_label(self, strategy):
+        return badge(strategy.get_status_display(), STRATEGY_TONES[StrategyStatus(strategy.status)])
+
+    @admin.display(description="mode", ordering="mode")
+    def mode_label(self, strategy):
+        return badge(strategy.mode, "red" if strategy.mode == StrategyMode.LIVE else "grey")
+
+    @admin.display(description="limits in force")
+    def limits_in_force(self, strategy):
+        return limits_table(strategy if strategy.pk else None)
+
+    @admin.display(description="own kill switch")
+    def kill_switch(self, strategy):
+        state = getattr(strategy, "own_switch", None) or "ACTIVE"
+        return badge(state, KILL_SWITCH_TONES[state])
+
+    @admin.display(description="working orders")
+    def working_orders(self, strategy):
+        return getattr(strategy, "working", None) or 0
+
+    @admin.display(description="win rate", ordering="winning_trades")
+    def win_rate_display(self, strategy):
+        return f"{strategy.win_rate}%"
+
+    @admin.display(description="total PnL", ordering="total_pnl")
+    def total_pnl_display(self, strategy):
+        return pnl(strategy.total_pnl)
+
+    @admin.display(description="API keys")
+    def api_keys(self, strategy):
+        if not strategy.pk:
+            return "—"
+        add = reverse("admin:orders_strategyapikey_add") + f"?strategy={strategy.pk}"
+        listing = (
+            reverse("admin:orders_strategyapikey_changelist")
+            + f"?strategy__id__exact={strategy.pk}"
+        )
+        return format_html('<a href="{}">Add a key</a> · <a href="{}">all keys</a>', add, listing)
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            super().save_model(request, obj, form, change)
+            return
+        actor = request.user.get_username()
+        plain = [name for name in form.changed_data if name not in ("status", "mode")]
+        if plain:
+            obj.save(update_fields=[*plain, "updated_at"])
+        try:
+            if "status" in form.changed_data:
+                strategy_status_set(obj, StrategyStatus(obj.status), actor=actor)
+            if "mode" in form.changed_data:
+                strategy_mode_set(obj, obj.mode, actor=actor)
+        except OrderError as error:  # it stopped being flat between the check and the save
+            self.message_user(request, error.message, messages.ERROR)

@@ -31,7 +31,7 @@ class StrategyForm(forms.ModelForm):
     def clean_mode(self):
         mode = self.cleaned_data["mode"]
         if self.instance.pk:
-            refusal = strategy_mode_refusal(self.instance, mode)
+            refusal = strategy_mode_refusal(self.instance, mode=mode)
             if refusal:
                 raise forms.ValidationError(refusal)
         return mode
@@ -190,8 +190,8 @@ class StrategyAdmin(OmsModelAdmin):
             obj.save(update_fields=[*plain, "updated_at"])
         try:
             if "status" in form.changed_data:
-                strategy_status_set(obj, StrategyStatus(obj.status), actor=actor)
+                strategy_status_set(obj, status=StrategyStatus(obj.status), actor=actor)
             if "mode" in form.changed_data:
-                strategy_mode_set(obj, obj.mode, actor=actor)
+                strategy_mode_set(obj, mode=obj.mode, actor=actor)
         except OrderError as error:  # it stopped being flat between the check and the save
             self.message_user(request, error.message, messages.ERROR)

@@ -15,7 +15,7 @@ from positions.services import strategy_prices_clear
 logger = logging.getLogger("oms.orders")
 
 
-def strategy_status_set(strategy: Strategy, status: StrategyStatus, *, actor: str) -> Strategy:
+def strategy_status_set(strategy: Strategy, *, status: StrategyStatus, actor: str) -> Strategy:
     """Change a strategy's status (ACTIVE, PAUSED, INACTIVE, ERROR)."""
     with transaction.atomic():
         locked = Strategy.objects.select_for_update().get(pk=strategy.pk)
@@ -25,7 +25,7 @@ def strategy_status_set(strategy: Strategy, status: StrategyStatus, *, actor: st
     return locked
 
 
-def strategy_mode_refusal(strategy: Strategy, mode: str) -> str | None:
+def strategy_mode_refusal(strategy: Strategy, *, mode: str) -> str | None:
     """Why ``strategy`` cannot switch to ``mode`` now (None when it can).
 
     A strategy changes broker only when it is flat: an open position or a working order
@@ -49,7 +49,7 @@ def strategy_mode_refusal(strategy: Strategy, mode: str) -> str | None:
     return None
 
 
-def strategy_mode_set(strategy: Strategy, mode: str, *, actor: str) -> Strategy:
+def strategy_mode_set(strategy: Strategy, *, mode: str, actor: str) -> Strategy:
     """Switch a strategy between PAPER and LIVE (its broker).
 
     Guarantees: under the strategy's row lock (every fill and placement takes it first), the
@@ -60,7 +60,7 @@ def strategy_mode_set(strategy: Strategy, mode: str, *, actor: str) -> Strategy:
     mode = StrategyMode(mode)
     with transaction.atomic():
         locked = Strategy.objects.select_for_update().get(pk=strategy.pk)
-        refusal = strategy_mode_refusal(locked, mode)
+        refusal = strategy_mode_refusal(locked, mode=mode)
         if refusal:
             raise OrderError(refusal, fields={"mode": refusal})
         if locked.mode != mode:

@@ -19,7 +19,7 @@ def test_a_flat_strategy_switches():
     now = timezone.now()
     PositionFactory(strategy=strategy, quantity=0, opened_at=now, closed_at=now)
 
-    assert strategy_mode_set(strategy, "LIVE", actor="rita").mode == StrategyMode.LIVE
+    assert strategy_mode_set(strategy, mode="LIVE", actor="rita").mode == StrategyMode.LIVE
     strategy.refresh_from_db()
     assert strategy.mode == StrategyMode.LIVE
 
@@ -31,8 +31,8 @@ def test_working_orders_or_open_positions_refuse_it():
     PositionFactory(strategy=holding)
 
     with pytest.raises(OrderError, match="1 working order"):
-        strategy_mode_set(busy, "LIVE", actor="rita")
-    assert "1 open position" in strategy_mode_refusal(holding, "LIVE")
+        strategy_mode_set(busy, mode="LIVE", actor="rita")
+    assert "1 open position" in strategy_mode_refusal(holding, mode="LIVE")
     for strategy in (busy, holding):
         strategy.refresh_from_db()
         assert strategy.mode == StrategyMode.PAPER
@@ -42,5 +42,5 @@ def test_the_same_mode_is_a_no_op():
     strategy = StrategyFactory()
     OrderFactory(strategy=strategy, status=OrderStatus.OPEN)
 
-    assert strategy_mode_refusal(strategy, "PAPER") is None
-    assert strategy_mode_set(strategy, "PAPER", actor="rita").mode == StrategyMode.PAPER
+    assert strategy_mode_refusal(strategy, mode="PAPER") is None
+    assert strategy_mode_set(strategy, mode="PAPER", actor="rita").mode == StrategyMode.PAPER

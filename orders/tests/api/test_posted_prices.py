@@ -367,8 +367,8 @@ def test_a_strategy_that_changes_mode_forgets_the_prices_it_posted():
     paper = StrategyFactory(name="Paper")
     strategy_prices_update([("INFY", "NSE", Decimal("1400.00"))], strategy=paper)
 
-    strategy_mode_set(paper, StrategyMode.LIVE, actor="test")
-    strategy_mode_set(paper, StrategyMode.PAPER, actor="test")
+    strategy_mode_set(paper, mode=StrategyMode.LIVE, actor="test")
+    strategy_mode_set(paper, mode=StrategyMode.PAPER, actor="test")
 
     assert not StrategyPrice.objects.exists()
 
@@ -377,7 +377,7 @@ def test_a_strategy_that_changes_mode_forgets_the_prices_it_posted():
 def test_a_job_of_a_strategy_no_longer_paper_moves_nothing():
     """Posted while PAPER, applied after a switch to LIVE: nothing is stored or marked."""
     strategy = StrategyFactory(name="Switched")
-    strategy_mode_set(strategy, StrategyMode.LIVE, actor="test")
+    strategy_mode_set(strategy, mode=StrategyMode.LIVE, actor="test")
 
     tasks.apply_prices(prices=[["INFY", "NSE", "1400.00"]], strategy_id=strategy.pk)
 

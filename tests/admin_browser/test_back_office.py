@@ -138,6 +138,9 @@ def test_a_risk_officer_halts_and_resumes_trading(page, live_server, people, des
     page.click("#review-switch")
     expect(page.locator("#switch-summary")).to_contain_text("ALL STRATEGIES")
     expect(page.locator("#content")).to_contain_text("working orders will be cancelled")
+    # What stays open under a HALT, and how to close it under control, is said before it.
+    expect(page.locator("#halt-positions")).to_contain_text("open positions will stay open")
+    expect(page.locator("#halt-positions")).to_contain_text("set REDUCING")
     assert not KillSwitchEvent.objects.exists()  # nothing before the confirmation
     shot("12-kill-switch-confirm")
     page.click("#confirm-switch")

@@ -178,6 +178,10 @@ def order_modify_at_broker(order_id: int) -> None:
         return
     with transaction.atomic():
         order = order_locked(order_id)
+        # The terms it had: fills made before the change may hold to them (report_checks).
+        previous = Modification(
+            order.quantity, order.price, order.trigger_price, OrderType(order.order_type)
+        )
         order.quantity = change.quantity
         order.price = change.price
         order.trigger_price = change.trigger_price
@@ -202,6 +206,6 @@ def order_modify_at_broker(order_id: int) -> None:
             to_status=order.status,
             source=EventSource.BROKER,
             reason="modification accepted by broker",
-            details={"applied": change.as_dict()},
+            details={"applied": change.as_dict(), "previous": previous.as_dict()},
         )
     order_updates_apply(updates, source=EventSource.BROKER)

@@ -224,6 +224,8 @@ OMS_RISK_EMAILS = env.list("OMS_RISK_EMAILS", default=[])
 KITE_API_KEY = env.str("KITE_API_KEY", default="")
 KITE_API_SECRET = env.str("KITE_API_SECRET", default="")
 KITE_ACCESS_TOKEN = env.str("KITE_ACCESS_TOKEN", default="")
+# Kite Connect's API root; tests point it at a fake Kite HTTP server.
+KITE_API_ROOT = env.str("KITE_API_ROOT", default="https://api.kite.trade")
 OMS_PAPER_SEED = env.int("OMS_PAPER_SEED", default=0)
 # A price a paper strategy posts for itself strays at most this far (%) from the shared market
 # price, when one is known: beyond it, POST /api/v1/prices/ refuses it (400).

@@ -4,5 +4,5 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("omsproject.api_urls")),
-    path("broker/", include("orders.brokers.urls")),
+    path("broker/", include("orders.urls")),
 ]

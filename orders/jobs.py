@@ -8,7 +8,9 @@ jobs never race on one order.
 
 from __future__ import annotations
 
+from django.db import transaction
 from procrastinate.contrib.django import app
+from procrastinate.exceptions import AlreadyEnqueued
 
 SUBMIT = "orders.submit"
 CANCEL = "orders.cancel"
@@ -16,6 +18,7 @@ CANCEL_MANY = "orders.cancel_many"
 MODIFY = "orders.modify"
 RESOLVE_UNKNOWN = "orders.resolve_unknown"
 APPLY_PRICES = "orders.prices"
+CONFIRM = "orders.confirm"
 
 CANCEL_JOB_ORDERS = 50  # orders in one job of defer_cancels
 
@@ -63,6 +66,21 @@ def defer_resolve_unknown(order, attempt: int = 1) -> None:
     _task(RESOLVE_UNKNOWN, lock=order_lock(order.pk), schedule_in={"seconds": 2**attempt}).defer(
         order_id=order.pk, attempt=attempt
     )
+
+
+def defer_confirm(order) -> bool:
+    """Ask the broker for the truth about ``order`` (a postback said it changed). At most one
+    such job waits per order (its queueing lock): a repeated postback defers nothing, and
+    returns False. One that arrives while the job runs defers the next, which reads the
+    broker again. In a savepoint, so a refusal leaves the caller's transaction usable."""
+    try:
+        with transaction.atomic():
+            _task(
+                CONFIRM, lock=order_lock(order.pk), queueing_lock=f"confirm-order-{order.pk}"
+            ).defer(order_id=order.pk)
+    except AlreadyEnqueued:
+        return False
+    return True
 
 
 def defer_prices(prices: list[list[str]], *, strategy_id: int | None = None) -> None:

@@ -20,6 +20,7 @@ from orders import jobs
 from orders.models import Order, Strategy
 from orders.services import (
     order_cancel_at_broker,
+    order_confirm_at_broker,
     order_modify_at_broker,
     order_resolve_unknown,
     order_submit,
@@ -56,6 +57,12 @@ def cancel_orders(order_ids: list[int]) -> None:
 @app.task(name=jobs.MODIFY, queue="orders", retry=BROKER_RETRY)
 def modify_order(order_id: int) -> None:
     order_modify_at_broker(order_id)
+
+
+@app.task(name=jobs.CONFIRM, queue="orders", retry=BROKER_RETRY)
+def confirm_order(order_id: int) -> None:
+    """A postback said the order changed: ask the broker and apply what it answers."""
+    order_confirm_at_broker(order_id)
 
 
 @app.task(name=jobs.RESOLVE_UNKNOWN, queue="orders", retry=BROKER_RETRY)

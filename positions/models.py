@@ -141,6 +141,7 @@ class IssueType(models.TextChoices):
     UNKNOWN_POSITION = "UNKNOWN_POSITION", "Position unknown to us"
     ORDER_STATUS_MISMATCH = "ORDER_STATUS_MISMATCH", "Order status mismatch"
     MISSING_FILL = "MISSING_FILL", "Fill missing"
+    CONTRADICTORY_REPORT = "CONTRADICTORY_REPORT", "Broker report contradicts the order"
 
 
 class Severity(models.TextChoices):

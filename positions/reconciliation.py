@@ -31,6 +31,7 @@ from orders.enums import EventSource, OrderStatus, StrategyMode, StrategyStatus
 from orders.models import Order, Strategy
 from orders.services import order_updates_apply
 from positions.models import IssueType, Position, ReconciliationIssue, Severity
+from positions.services import reconciliation_issue_record
 from risk.services import kill_switch_on_critical_issue
 
 logger = logging.getLogger("oms.reconciliation")
@@ -417,26 +418,14 @@ def _record(report: ReconcileReport, *, strategy) -> None:
             "broker_price": finding.broker_price,
             "description": finding.description,
             "details": finding.details,
-            "last_seen_at": now,
         }
         with transaction.atomic():
-            issue = (
-                ReconciliationIssue.objects.select_for_update()
-                .filter(fingerprint=finding.fingerprint, resolved=False)
-                .first()
+            issue, new_critical = reconciliation_issue_record(
+                fingerprint=finding.fingerprint, now=now, **values
             )
-            if issue is None:
-                issue = ReconciliationIssue.objects.create(
-                    fingerprint=finding.fingerprint, detected_at=now, **values
-                )
+            if issue.occurrences == 1:
                 report.created += 1
-                new_critical = issue.is_critical
             else:
-                new_critical = finding.severity == Severity.CRITICAL and not issue.is_critical
-                for name, value in values.items():
-                    setattr(issue, name, value)
-                issue.occurrences += 1
-                issue.save()
                 report.updated += 1
             if fixed:
                 issue.resolved = issue.auto_fixed = True

@@ -15,7 +15,14 @@ from django.utils import timezone
 from orders.models import Strategy
 from orders.money import PAISA, on_paisa
 from positions.ledger import position_lock
-from positions.models import MarketPrice, OwnPrice, Position, ReconciliationIssue, StrategyPrice
+from positions.models import (
+    MarketPrice,
+    OwnPrice,
+    Position,
+    ReconciliationIssue,
+    Severity,
+    StrategyPrice,
+)
 
 logger = logging.getLogger("oms.positions")
 
@@ -174,6 +181,37 @@ def position_protection_set(
 
 class ReconciliationIssueError(Exception):
     """A resolution or fix of a reconciliation issue that is refused; the message says why."""
+
+
+def reconciliation_issue_record(
+    *, fingerprint: str, now=None, **values
+) -> tuple[ReconciliationIssue, bool]:
+    """Record a difference with the broker: open an issue for ``fingerprint``, or update the
+    one still open (its figures, ``last_seen_at``, one more occurrence).
+
+    Returns (the issue, whether it became CRITICAL with this call: the caller then calls the
+    kill switch's rule). ``values`` are ReconciliationIssue's fields. Runs in one transaction
+    with the open issue locked, so two recorders never open the same issue twice.
+    """
+    now = now or timezone.now()
+    values["last_seen_at"] = now
+    with transaction.atomic():
+        issue = (
+            ReconciliationIssue.objects.select_for_update()
+            .filter(fingerprint=fingerprint, resolved=False)
+            .first()
+        )
+        if issue is None:
+            issue = ReconciliationIssue.objects.create(
+                fingerprint=fingerprint, detected_at=now, **values
+            )
+            return issue, issue.is_critical
+        became_critical = values.get("severity") == Severity.CRITICAL and not issue.is_critical
+        for name, value in values.items():
+            setattr(issue, name, value)
+        issue.occurrences += 1
+        issue.save()
+        return issue, became_critical
 
 
 AUTO_FIXABLE = frozenset({"QUANTITY_MISMATCH", "MISSING_AT_BROKER", "UNKNOWN_POSITION"})

@@ -2,7 +2,10 @@
 
 from procrastinate.contrib.django import app
 
+from positions.models import ReconciliationIssue
+from risk import jobs
 from risk.monitors import risk_monitor as run_risk_monitor
+from risk.services import kill_switch_on_critical_issue
 
 
 @app.periodic(cron="* * * * *")
@@ -11,3 +14,12 @@ def risk_monitor(timestamp: int) -> None:
     """Each minute: stop-loss/take-profit exits, PnL snapshot, automatic kill switch rules,
     and the MIS square-off when it is due."""
     run_risk_monitor()
+
+
+@app.task(name=jobs.CRITICAL_ISSUE, queue="risk")
+def critical_issue(issue_id: int) -> None:
+    """A CRITICAL issue recorded outside reconciliation (a broker report that contradicts its
+    order): the same rule as reconciliation's, halting if the limits say so."""
+    issue = ReconciliationIssue.objects.select_related("strategy").get(pk=issue_id)
+    if not issue.resolved:
+        kill_switch_on_critical_issue(issue)

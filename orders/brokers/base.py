@@ -47,6 +47,8 @@ class BrokerOrderUpdate:
 
     ``fills`` lists individual executions when the broker reports them (the paper broker does;
     a Kite postback does not, and the increment is derived from the cumulative figures).
+    ``symbol``, ``exchange`` and ``side`` are the instrument and side the broker names, when it
+    names them (Kite does): a report naming another is refused (orders.report_checks).
     """
 
     broker_order_id: str
@@ -58,6 +60,9 @@ class BrokerOrderUpdate:
     fills: tuple[BrokerFill, ...] = ()
     timestamp: datetime | None = None
     raw_status: str = ""
+    symbol: str = ""
+    exchange: str = ""
+    side: str = ""
 
 
 @dataclass(frozen=True)

@@ -156,6 +156,9 @@ def order_update(
             or entry.get("order_timestamp")
         ),
         raw_status=raw_status,
+        symbol=str(entry.get("tradingsymbol") or ""),
+        exchange=str(entry.get("exchange") or ""),
+        side=str(entry.get("transaction_type") or ""),
     )
 
 
@@ -200,14 +203,27 @@ def _price_params(
     return params
 
 
-def broker_error(error: Exception, *, placing: bool) -> BrokerError:
+REDACTED = "[redacted]"
+
+
+def redacted(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every one of ``secrets`` (the access token, the API secret) blanked out."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def broker_error(error: Exception, *, placing: bool, secrets: Iterable[str] = ()) -> BrokerError:
     """The OMS's reading of a failed Kite call.
 
     ``placing``: the call was place_order, where an answer lost after sending leaves the order
     possibly at Kite; that is BrokerTimeout (resolved by tag, never by sending again). Elsewhere
-    the same failure is BrokerUnavailable: the job asks again later.
+    the same failure is BrokerUnavailable: the job asks again later. The message is kept on
+    orders and logged, so ``secrets`` are blanked out of it: a requests error names the URL,
+    and Kite's own messages may quote what was sent.
     """
-    message = str(error) or type(error).__name__
+    message = redacted(str(error) or type(error).__name__, secrets)
     if isinstance(error, requests.ConnectTimeout):
         # No connection was made, so nothing was sent: safe to try again.
         return BrokerUnavailable(f"Kite unreachable: {message}")
@@ -248,8 +264,13 @@ class KiteBroker:
         access_token: str,
         session: Any = None,
         timeout: float = REQUEST_TIMEOUT_SECONDS,
+        root: str | None = None,
     ):
-        self.kite = KiteConnect(api_key=api_key, access_token=access_token, timeout=timeout)
+        # debug stays off: the client's debug log prints the request headers, token included.
+        self.kite = KiteConnect(
+            api_key=api_key, access_token=access_token, timeout=timeout, root=root, debug=False
+        )
+        self._secrets = (access_token, settings.KITE_API_SECRET)
         if session is not None:
             # Anything with requests.Session's request(); tests serve recorded replies with it.
             self.kite.reqsession = session
@@ -265,15 +286,21 @@ class KiteBroker:
                 "(LIVE strategies need them; log in to Kite for a fresh access token)",
                 retry_in=60.0,
             )
-        return cls(api_key=settings.KITE_API_KEY, access_token=settings.KITE_ACCESS_TOKEN)
+        return cls(
+            api_key=settings.KITE_API_KEY,
+            access_token=settings.KITE_ACCESS_TOKEN,
+            root=settings.KITE_API_ROOT,
+        )
 
     def _call(self, method, *args, placing: bool = False, **kwargs):
         try:
             return method(*args, **kwargs)
         except (KiteException, requests.RequestException) as error:
-            translated = broker_error(error, placing=placing)
+            translated = broker_error(error, placing=placing, secrets=self._secrets)
             logger.warning("Kite %s failed: %s", method.__name__, translated)
-            raise translated from error
+            # A traceback prints the cause too: dropped when its text holds a secret.
+            clean = redacted(str(error), self._secrets) == str(error)
+            raise translated from (error if clean else None)
 
     def _take_order_token(self) -> None:
         """Spend one of the user's order tokens, or raise without sending anything."""

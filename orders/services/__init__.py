@@ -5,7 +5,9 @@ none writes an order row itself. One module per family of verbs:
 
 - ``placement``: order_place — the whole placement sequence, top to bottom;
 - ``submission``: order_submit, order_resolve_unknown — the broker call, exactly once;
-- ``broker_reports``: order_updates_apply, orders_poll — what brokers report;
+- ``broker_reports``: order_updates_apply, orders_poll, order_confirm_request and
+  order_confirm_at_broker — what brokers report, refused when it contradicts the order
+  (report_contradictions);
 - ``fills``: fill_apply — one execution into the order, position and counters;
 - ``cancellation``: order_cancel, orders_cancel and their broker jobs;
 - ``modification``: order_modify and its broker job;
@@ -19,7 +21,13 @@ is held: the intent is committed first, with the broker call deferred as a job i
 transaction.
 """
 
-from orders.services.broker_reports import order_updates_apply, orders_poll
+from orders.services.broker_reports import (
+    order_confirm_at_broker,
+    order_confirm_request,
+    order_updates_apply,
+    orders_poll,
+    report_contradictions,
+)
 from orders.services.cancellation import (
     CANCEL_BATCH,
     order_cancel,
@@ -72,6 +80,8 @@ __all__ = [
     "log_context",
     "order_cancel",
     "order_cancel_at_broker",
+    "order_confirm_at_broker",
+    "order_confirm_request",
     "order_event_record",
     "order_modify",
     "order_modify_at_broker",
@@ -84,6 +94,7 @@ __all__ = [
     "orders_cancel_at_broker",
     "orders_expire",
     "orders_poll",
+    "report_contradictions",
     "strategy_mode_refusal",
     "strategy_mode_set",
     "strategy_status_set",

@@ -184,6 +184,13 @@ def _modification_settled(
             return
         fields = ["metadata", "updated_at"]
         if applied is not None:
+            # The terms it had: fills made before the change may hold to them (report_checks).
+            details = {
+                **details,
+                "previous": Modification(
+                    order.quantity, order.price, order.trigger_price, OrderType(order.order_type)
+                ).as_dict(),
+            }
             order.quantity = applied.quantity
             order.price = applied.price
             order.trigger_price = applied.trigger_price

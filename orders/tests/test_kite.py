@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import requests
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.test import override_settings
 from django.utils import timezone
@@ -295,7 +296,7 @@ def test_find_by_tag_takes_the_latest_order_with_the_tag(kite, session, db):
     assert update.status == OrderStatus.FILLED
     assert update.raw_status == "COMPLETE"
     assert update.filled_quantity == 10
-    assert update.average_price == Decimal("2450.53")
+    assert update.average_price == Decimal("2450.47")
     assert update.timestamp == datetime(2026, 4, 1, 9, 15, 3, tzinfo=IST)
     # Cumulative figures only: the OMS derives the fills (one mechanism for polls and postbacks).
     assert update.fills == ()
@@ -317,7 +318,7 @@ def test_order_status_reads_the_history(kite, session, live_order):
 
     assert update.status == OrderStatus.FILLED
     assert update.filled_quantity == 10
-    assert update.average_price == Decimal("2450.53")
+    assert update.average_price == Decimal("2450.47")
     assert update.fills == ()
     assert session.count(*ORDER_TRADES) == 0
 
@@ -365,7 +366,7 @@ def test_positions_are_the_net_positions_with_decimal_prices(kite, session, db):
     session.reply("GET", "/portfolio/positions", "positions")
 
     assert kite.positions() == [
-        BrokerPosition("RELIANCE", "NSE", "MIS", 10, Decimal("2450.53"), Decimal("2451.10")),
+        BrokerPosition("RELIANCE", "NSE", "MIS", 10, Decimal("2450.47"), Decimal("2451.10")),
         BrokerPosition("SBIN", "NSE", "MIS", -5, Decimal("812.35"), Decimal("811.90")),
     ]
 
@@ -461,12 +462,12 @@ def test_timeout_then_the_order_is_found_by_tag_and_adopted_never_resent(
     assert live_order.broker_order_id == BROKER_ORDER_ID
     assert live_order.status == OrderStatus.FILLED
     assert live_order.filled_quantity == 10
-    assert live_order.average_price == Decimal("2450.530000")
-    # One fill derived from Kite's cumulative figures (4 @ 2450.50 + 6 @ 2450.55).
+    assert live_order.average_price == Decimal("2450.470000")
+    # One fill derived from Kite's cumulative figures (4 @ 2450.50 + 6 @ 2450.45).
     assert list(
         Trade.objects.filter(order=live_order).values_list("trade_id", "quantity", "price")
     ) == [
-        (f"{BROKER_ORDER_ID}/10", 10, Decimal("2450.5300")),
+        (f"{BROKER_ORDER_ID}/10", 10, Decimal("2450.4700")),
     ]
     assert session.count(*PLACE) == 1
 
@@ -589,3 +590,40 @@ def test_bucket_is_shared_by_processes_on_their_own_connections():
     assert len(granted) == 2
     assert sum(granted) == 10
     assert take("test:shared", T0) == pytest.approx(0.1)
+
+
+# --- over HTTP, against a fake Kite server ------------------------------------------------------
+
+
+def test_from_settings_talks_to_kite_at_kite_api_root(kite_server, live_order):
+    kite_server.reply(*HISTORY, "order_history")
+    live_order.broker_order_id = BROKER_ORDER_ID
+
+    update = KiteBroker.from_settings().order_status(live_order)
+
+    assert (update.status, update.filled_quantity) == (OrderStatus.FILLED, 10)
+    assert (update.symbol, update.exchange, update.side) == ("RELIANCE", "NSE", "BUY")
+    assert kite_server.count(*HISTORY) == 1
+
+
+def test_kites_errors_are_logged_and_raised_without_the_token_or_secret(
+    kite_server, live_order, caplog
+):
+    # Kite's messages may quote what was sent; a requests error names the URL.
+    echo = (
+        f"Invalid access_token {settings.KITE_ACCESS_TOKEN} "
+        f"(checksum of secret {settings.KITE_API_SECRET})"
+    )
+    body = {"status": "error", "message": echo, "data": None, "error_type": "TokenException"}
+    kite_server.reply(*HISTORY, body, http_status=403)
+    live_order.broker_order_id = BROKER_ORDER_ID
+
+    with pytest.raises(BrokerUnavailable) as raised:
+        KiteBroker.from_settings().order_status(live_order)
+
+    text = "\n".join(
+        [str(raised.value), repr(raised.value.__cause__)] + [r.getMessage() for r in caplog.records]
+    )
+    assert "[redacted]" in str(raised.value)
+    assert settings.KITE_ACCESS_TOKEN not in text
+    assert settings.KITE_API_SECRET not in text

@@ -1,8 +1,8 @@
-"""Endpoints brokers call: order postbacks."""
+"""Endpoints brokers call (namespace ``brokers``): order postbacks."""
 
 from django.urls import path
 
-from orders.brokers.postback import kite_postback
+from orders.views import kite_postback
 
 app_name = "brokers"
 

@@ -28,8 +28,8 @@ from orders.report_checks import report_contradictions as contradictions_of
 from orders.services.errors import FillRefused
 from orders.services.events import (
     log_context,
-    order_event_record,
     order_locked,
+    order_note,
     order_transition,
     transition_staged,
     transitions_write,
@@ -243,11 +243,9 @@ def _contradiction_record(
                 },
             },
         )
-        order_event_record(
+        order_note(
             order,
             kind=EventKind.REFUSED,
-            from_status=order.status,
-            to_status=order.status,
             source=source,
             reason=f"broker report refused: {'; '.join(found)}",
             details={"issue_id": issue.pk, "report": report},

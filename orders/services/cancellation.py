@@ -13,8 +13,8 @@ from orders.models import Order
 from orders.services.broker_reports import order_updates_apply
 from orders.services.errors import IllegalOrderState
 from orders.services.events import (
-    order_event_record,
     order_locked,
+    order_note,
     order_transition,
     transition_staged,
     transitions_write,
@@ -113,11 +113,9 @@ def order_cancel_at_broker(order_id: int) -> None:
         current = broker_for(order.strategy).order_status(order)
         with transaction.atomic():
             locked = order_locked(order_id)
-            order_event_record(
+            order_note(
                 locked,
                 kind=EventKind.NOTE,
-                from_status=locked.status,
-                to_status=locked.status,
                 source=EventSource.BROKER,
                 reason=f"cancel refused by broker: {error}",
             )

@@ -53,6 +53,29 @@ def order_event_record(
     )
 
 
+def order_note(
+    order: Order,
+    *,
+    kind: EventKind = EventKind.NOTE,
+    source: EventSource,
+    reason: str = "",
+    actor: str = "",
+    details: dict | None = None,
+) -> OrderEvent:
+    """An event that changes no status (a note, a modification, a refused fill): recorded with
+    the order's status as both its from and its to."""
+    return order_event_record(
+        order,
+        kind=kind,
+        from_status=order.status,
+        to_status=order.status,
+        source=source,
+        reason=reason,
+        actor=actor,
+        details=details,
+    )
+
+
 def order_transition(
     order: Order,
     *,

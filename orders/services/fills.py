@@ -18,7 +18,7 @@ from orders.enums import EventKind, EventSource, OrderStatus
 from orders.models import Order, OrderEvent, Strategy, Trade
 from orders.money import PAISA
 from orders.services.errors import FillRefused, OrderNotFound
-from orders.services.events import log_context, order_event_record, transition_staged
+from orders.services.events import log_context, order_note, transition_staged
 from orders.state import AFTER_PARTIAL_FILL, FILLABLE
 from positions.ledger import position_apply_fill
 from positions.models import Position
@@ -63,11 +63,9 @@ def fill_apply(
                 f"{order.quantity} already filled"
             )
         if refusal:
-            order_event_record(
+            order_note(
                 order,
                 kind=EventKind.REFUSED,
-                from_status=order.status,
-                to_status=order.status,
                 source=source,
                 reason=refusal,
                 details={"trade_id": trade_id, "quantity": quantity, "price": str(price)},

@@ -17,7 +17,7 @@ from orders.enums import EventKind, EventSource, OrderType
 from orders.models import Order
 from orders.services.broker_reports import order_updates_apply
 from orders.services.errors import IllegalOrderState, OrderRefused, OrderThrottled
-from orders.services.events import order_event_record, order_locked
+from orders.services.events import order_locked, order_note
 from orders.state import MODIFIABLE
 from risk.validator import checks_lock, order_rate_take, order_verdict
 
@@ -105,11 +105,9 @@ def order_modify(
         change = Modification(
             request.quantity, request.price, request.trigger_price, request.order_type
         )
-        order_event_record(
+        order_note(
             order,
             kind=EventKind.MODIFY,
-            from_status=order.status,
-            to_status=order.status,
             source=source,
             actor=actor,
             reason="modification requested",
@@ -198,11 +196,9 @@ def _modification_settled(
             order.modification_count = F("modification_count") + 1
             fields += ["quantity", "price", "trigger_price", "order_type", "modification_count"]
         order.save(update_fields=fields)
-        order_event_record(
+        order_note(
             order,
             kind=EventKind.MODIFY,
-            from_status=order.status,
-            to_status=order.status,
             source=source,
             reason=reason or f"modification not sent: the order is {order.status}",
             details=details,

@@ -18,7 +18,12 @@ from orders.enums import EventKind, EventSource, OrderStatus
 from orders.models import Order
 from orders.services.broker_reports import order_updates_apply
 from orders.services.errors import SubmissionInFlight
-from orders.services.events import log_context, order_event_record, order_locked, order_transition
+from orders.services.events import (
+    log_context,
+    order_locked,
+    order_note,
+    order_transition,
+)
 
 logger = logging.getLogger("oms.orders")
 
@@ -92,11 +97,9 @@ def _order_submit(order_id: int) -> None:
             if order.status == OrderStatus.CANCEL_PENDING:
                 # A cancel was requested while in flight: the order stays CANCEL_PENDING (no
                 # broker id) and the resolution looks it up by tag all the same.
-                order_event_record(
+                order_note(
                     order,
                     kind=EventKind.NOTE,
-                    from_status=order.status,
-                    to_status=order.status,
                     source=EventSource.BROKER,
                     reason=reason,
                 )

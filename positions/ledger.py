@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from django.utils import timezone
-
 from omsproject.write_batch import WriteBatch
 from orders.enums import OrderSide
 from positions import pnl
@@ -24,6 +22,8 @@ FILL_FIELDS = (
     "realized_pnl",
     "unrealized_pnl",
     "last_price",
+    "last_price_at",
+    "cash_flow",
     "stop_loss",
     "take_profit",
     "highest_price",
@@ -67,8 +67,22 @@ def _round_trip(position: Position) -> tuple[int, int]:
     return 0, 0
 
 
+@dataclass(frozen=True)
+class Adjustment:
+    """What the ledger reads of an adjustment fill's source where a fill has its order: the
+    instrument and side; it brings no stop-loss or take-profit."""
+
+    symbol: str
+    exchange: str
+    product: str
+    side: str
+    stop_loss: None = None
+    take_profit: None = None
+
+
 def _opened(strategy, order, quantity: int, average_price, price, opened_at) -> Position:
-    """A position opened by a fill of ``order`` at ``price`` (its stop-loss and take-profit)."""
+    """A position opened by a fill of ``order`` at ``price`` (its stop-loss and take-profit),
+    marked at that price as of the fill."""
     return Position(
         strategy=strategy,
         symbol=order.symbol,
@@ -77,6 +91,8 @@ def _opened(strategy, order, quantity: int, average_price, price, opened_at) -> 
         quantity=quantity,
         average_price=average_price,
         last_price=price,
+        last_price_at=opened_at,
+        cash_flow=pnl.cash_flow_of(quantity, price),
         stop_loss=order.stop_loss,
         take_profit=order.take_profit,
         highest_price=price,
@@ -99,24 +115,38 @@ def position_apply_fill(
 
     Adds move the weighted average price; reductions realize PnL; reaching zero closes the
     position (kept, never deleted); crossing zero closes it and opens a new one at the fill
-    price. A closed round trip counts as a win or a loss by its realized PnL. The rows are
-    added to ``writes`` (the fill's one statement), in that order: closed, then opened.
+    price. The reduction that closes a position absorbs the paisa rounding of the earlier
+    ones: a flat position's realized PnL is exactly its cash flow. Dates come from the fill:
+    a position opens and closes at its fills' ``executed_at`` (never before it opened), so
+    its PnL lands on its fills' day. The fill re-marks the position at its price unless a
+    fresher mark exists. A closed round trip counts as a win or a loss by its realized PnL.
+    The rows are added to ``writes`` (the fill's one statement), in that order: closed, then
+    opened. ``order``: the fill's order, or an ``Adjustment``.
     """
     signed = quantity * OrderSide(order.side).sign
-    now = timezone.now()
     if position is None:
         writes.insert(_opened(strategy, order, signed, price, price, opened_at=executed_at))
         return FillOutcome(realized=Decimal("0.00"))
 
-    effect = pnl.apply_fill(position.quantity, position.average_price, signed, price)
+    effect = pnl.apply_fill(
+        position.quantity,
+        position.average_price,
+        signed,
+        price,
+        cash_flow=position.cash_flow,
+        booked=position.realized_pnl,
+    )
     position.realized_pnl += effect.realized
+    position.cash_flow = effect.cash_flow
+    fresh = position.last_price_at is None or executed_at >= position.last_price_at
     wins = losses = 0
     if effect.quantity == 0 or effect.flipped:
         position.quantity = 0
-        position.unrealized_pnl = Decimal("0.00")
-        position.closed_at = max(now, position.opened_at)
-        position.mark(price)
-        position.unrealized_pnl = Decimal("0.00")
+        position.closed_at = max(executed_at, position.opened_at)
+        if fresh:
+            position.mark(price, at=executed_at)
+        else:
+            position.mark(position.last_price, at=position.last_price_at)
         writes.update(position, FILL_FIELDS)
         wins, losses = _round_trip(position)
         logger.info("position %s closed, realized %s", position.pk, position.realized_pnl)
@@ -132,6 +162,9 @@ def position_apply_fill(
             position.take_profit = order.take_profit
         position.quantity = effect.quantity
         position.average_price = effect.average_price
-        position.mark(position.last_price or price)
+        if fresh:
+            position.mark(price, at=executed_at)
+        else:
+            position.mark(position.last_price, at=position.last_price_at)
         writes.update(position, FILL_FIELDS)
     return FillOutcome(realized=effect.realized, wins=wins, losses=losses)

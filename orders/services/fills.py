@@ -151,10 +151,20 @@ def _fill_order_lock_sql() -> str:
 def _fill_record(
     strategy, order, position, previous, *, trade_id, quantity, price, executed_at, source
 ):
-    """Record a fill the checks passed: the trade, the order's quantities and status with
-    their events, the position and the strategy's counters, written in one statement.
-    ``previous``: the order's earlier fills as (quantity, price)."""
+    """Record a fill the checks passed: the position (whose ledger decides what the fill
+    realized), the trade with that figure, the order's quantities and status with their
+    events, and the strategy's counters, written in one statement. ``previous``: the order's
+    earlier fills as (quantity, price)."""
     writes = WriteBatch()
+    outcome = position_apply_fill(
+        position,
+        strategy=strategy,
+        order=order,
+        quantity=quantity,
+        price=price,
+        executed_at=executed_at,
+        writes=writes,
+    )
     charges = attribute_fill_charges(
         order.side,
         order.product,
@@ -185,6 +195,7 @@ def _fill_record(
         gst=charges.gst,
         total_charges=charges.total,
         net_value=gross + charges.total if order.side == "BUY" else gross - charges.total,
+        realized_pnl=outcome.realized,
         executed_at=executed_at,
     )
     writes.insert(trade)
@@ -225,15 +236,6 @@ def _fill_record(
                 "charges": str(charges.total),
             },
         )
-    )
-    outcome = position_apply_fill(
-        position,
-        strategy=strategy,
-        order=order,
-        quantity=quantity,
-        price=price,
-        executed_at=executed_at,
-        writes=writes,
     )
     # The strategy's row is locked: its counters are set from the values read under the lock.
     strategy.total_trades += 1

@@ -80,9 +80,23 @@ class Adjustment:
     take_profit: None = None
 
 
-def _opened(strategy, order, quantity: int, average_price, price, opened_at) -> Position:
+def _remark(position: Position, price: Decimal, executed_at: datetime, *, marks: bool) -> None:
+    """Re-mark at the fill's price unless the position has a fresher mark (or the fill is an
+    adjustment, whose price is no market's); otherwise recompute at the mark it has."""
+    if marks and (position.last_price_at is None or executed_at >= position.last_price_at):
+        position.mark(price, at=executed_at)
+    elif position.last_price is not None:
+        position.mark(position.last_price, at=position.last_price_at)
+    else:
+        position.unrealized_pnl = Decimal("0.00")
+
+
+def _opened(
+    strategy, order, quantity: int, average_price, price, opened_at, *, marks: bool = True
+) -> Position:
     """A position opened by a fill of ``order`` at ``price`` (its stop-loss and take-profit),
-    marked at that price as of the fill."""
+    marked at that price as of the fill (unless the fill does not mark)."""
+    mark = price if marks else None
     return Position(
         strategy=strategy,
         symbol=order.symbol,
@@ -90,13 +104,13 @@ def _opened(strategy, order, quantity: int, average_price, price, opened_at) -> 
         product=order.product,
         quantity=quantity,
         average_price=average_price,
-        last_price=price,
-        last_price_at=opened_at,
+        last_price=mark,
+        last_price_at=opened_at if marks else None,
         cash_flow=pnl.cash_flow_of(quantity, price),
         stop_loss=order.stop_loss,
         take_profit=order.take_profit,
-        highest_price=price,
-        lowest_price=price,
+        highest_price=mark,
+        lowest_price=mark,
         opened_at=opened_at,
     )
 
@@ -110,6 +124,7 @@ def position_apply_fill(
     price: Decimal,
     executed_at: datetime,
     writes: WriteBatch,
+    marks: bool = True,
 ) -> FillOutcome:
     """Net one fill into the strategy's position (already locked by the caller).
 
@@ -121,11 +136,12 @@ def position_apply_fill(
     its PnL lands on its fills' day. The fill re-marks the position at its price unless a
     fresher mark exists. A closed round trip counts as a win or a loss by its realized PnL.
     The rows are added to ``writes`` (the fill's one statement), in that order: closed, then
-    opened. ``order``: the fill's order, or an ``Adjustment``.
+    opened. ``order``: the fill's order, or an ``Adjustment`` (with ``marks`` False: its
+    price is no market's).
     """
     signed = quantity * OrderSide(order.side).sign
     if position is None:
-        writes.insert(_opened(strategy, order, signed, price, price, opened_at=executed_at))
+        writes.insert(_opened(strategy, order, signed, price, price, executed_at, marks=marks))
         return FillOutcome(realized=Decimal("0.00"))
 
     effect = pnl.apply_fill(
@@ -138,23 +154,19 @@ def position_apply_fill(
     )
     position.realized_pnl += effect.realized
     position.cash_flow = effect.cash_flow
-    fresh = position.last_price_at is None or executed_at >= position.last_price_at
     wins = losses = 0
     if effect.quantity == 0 or effect.flipped:
         position.quantity = 0
         position.closed_at = max(executed_at, position.opened_at)
-        if fresh:
-            position.mark(price, at=executed_at)
-        else:
-            position.mark(position.last_price, at=position.last_price_at)
+        _remark(position, price, executed_at, marks=marks)
         writes.update(position, FILL_FIELDS)
         wins, losses = _round_trip(position)
         logger.info("position %s closed, realized %s", position.pk, position.realized_pnl)
         if effect.flipped:
             opened_at = max(executed_at, position.closed_at)
-            writes.insert(
-                _opened(strategy, order, effect.quantity, effect.average_price, price, opened_at)
-            )
+            quantity_left, average = effect.quantity, effect.average_price
+            opened = _opened(strategy, order, quantity_left, average, price, opened_at, marks=marks)
+            writes.insert(opened)
     else:
         if effect.closed_quantity == 0 and order.stop_loss is not None:
             position.stop_loss = order.stop_loss
@@ -162,9 +174,6 @@ def position_apply_fill(
             position.take_profit = order.take_profit
         position.quantity = effect.quantity
         position.average_price = effect.average_price
-        if fresh:
-            position.mark(price, at=executed_at)
-        else:
-            position.mark(position.last_price, at=position.last_price_at)
+        _remark(position, price, executed_at, marks=marks)
         writes.update(position, FILL_FIELDS)
     return FillOutcome(realized=effect.realized, wins=wins, losses=losses)

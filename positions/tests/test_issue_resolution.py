@@ -6,10 +6,12 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 
-from orders.enums import TradeKind
+from orders.enums import OrderSide, TradeKind
 from orders.models import Trade
-from orders.tests.factories import StrategyFactory
+from orders.services import fill_apply
+from orders.tests.factories import OrderFactory, StrategyFactory
 from positions.models import IssueType, Position, ReconciliationIssue, Severity
 from positions.services import (
     ReconciliationIssueError,
@@ -221,3 +223,55 @@ def test_a_critical_auto_fix_needs_the_permission():
 
     position.refresh_from_db()
     assert position.quantity == 10
+
+
+# --- the ledger identity through every auto-fix --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ours", "broker_quantity", "broker_price"),
+    [
+        (10, 6, "101.5"),  # reduce
+        (10, 14, "99.25"),  # add at the broker's average
+        (10, 12, None),  # add at ours
+        (10, 0, None),  # missing at the broker: close
+        (-10, 0, None),
+        (10, -4, "99"),  # reverse
+        (-10, 3, "101"),
+        (0, 7, "250.25"),  # unknown to us: open
+    ],
+)
+def test_every_position_is_the_sum_of_its_fills_after_an_auto_fix(
+    ours, broker_quantity, broker_price
+):
+    strategy = StrategyFactory()
+    if ours:
+        side = OrderSide.BUY if ours > 0 else OrderSide.SELL
+        order = OrderFactory(
+            strategy=strategy, symbol="INFY", side=side, quantity=abs(ours), status="OPEN"
+        )
+        fill_apply(
+            order,
+            trade_id="T-1",
+            quantity=abs(ours),
+            price=Decimal("100.00"),
+            executed_at=timezone.now(),
+        )
+    issue = issue_for(
+        strategy=strategy,
+        issue_type=IssueType.UNKNOWN_POSITION if not ours else IssueType.QUANTITY_MISMATCH,
+        internal_quantity=ours,
+        broker_quantity=broker_quantity,
+        broker_price=None if broker_price is None else Decimal(broker_price),
+    )
+
+    reconciliation_issue_auto_fix(issue, actor="rita")
+
+    trades = Trade.objects.filter(strategy=strategy)
+    signed = sum(t.quantity * OrderSide(t.side).sign for t in trades)
+    held = Position.objects.filter(strategy=strategy, closed_at__isnull=True).first()
+    assert (held.quantity if held else 0) == signed == broker_quantity
+    assert all(p.quantity == 0 for p in Position.objects.filter(closed_at__isnull=False))
+    realized = sum((p.realized_pnl for p in Position.objects.filter(strategy=strategy)), 0)
+    assert sum((t.realized_pnl for t in trades), 0) == realized
+    assert trades.filter(kind=TradeKind.ADJUSTMENT).exclude(issue=issue).count() == 0

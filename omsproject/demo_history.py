@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from orders.brokers.paper import equity_tick_size
 from orders.charges import attribute_fill_charges, rate_card_for
+from positions.pnl import to_paisa
 
 BULK_PREFIX = "bulk-"
 BULK_CHUNK = 50_000
@@ -48,7 +49,7 @@ ORDER_COLUMNS = (
 TRADE_COLUMNS = (
     "order_id, strategy_id, trade_id, symbol, exchange, product, side, quantity, price, "
     "gross_value, brokerage, stt, exchange_charges, sebi_charges, stamp_duty, gst, "
-    "total_charges, net_value, executed_at, created_at"
+    "total_charges, net_value, realized_pnl, executed_at, created_at"
 )
 EVENT_COLUMNS = "order_id, kind, from_status, to_status, source, reason, actor, details, created_at"
 POSITION_COLUMNS = (
@@ -109,10 +110,12 @@ class BulkResult:
         )
 
 
-def _leg(side, product, day, quantity, prices, order_type) -> _Leg:
-    """An order filled in three parts at ``prices``; charges attributed cumulatively."""
+def _leg(side, product, day, quantity, prices, order_type, closes=None) -> _Leg:
+    """An order filled in three parts at ``prices``; charges attributed cumulatively. With
+    ``closes`` (the entry leg it closes), each fill carries what its reduction realized, the
+    last one the rest of the round trip's cash flow (as the ledger books it)."""
     parts = (quantity // 3, quantity // 3, quantity - 2 * (quantity // 3))
-    previous, fills, value, charges = [], [], Decimal(0), Decimal(0)
+    previous, fills, value, charges, booked = [], [], Decimal(0), Decimal(0), Decimal(0)
     for part, price in zip(parts, prices, strict=True):
         share = attribute_fill_charges(
             side,
@@ -126,10 +129,19 @@ def _leg(side, product, day, quantity, prices, order_type) -> _Leg:
         )
         gross = part * price
         net = gross + share.total if side == "BUY" else gross - share.total
+        realized = Decimal("0.00")
+        if closes is not None:
+            direction = 1 if side == "SELL" else -1
+            if len(fills) < len(parts) - 1:
+                realized = to_paisa((price - Decimal(closes.average)) * part * direction)
+            else:
+                flow = (value + gross - closes.value) * direction
+                realized = flow - booked
+        booked += realized
         fills.append(
             f"{part}\t{price}\t{gross}\t{share.brokerage}\t{share.stt}\t"
             f"{share.exchange_charges}\t{share.sebi_charges}\t{share.stamp_duty}\t"
-            f"{share.gst}\t{share.total}\t{net}"
+            f"{share.gst}\t{share.total}\t{net}\t{realized}"
         )
         previous.append((part, price))
         value += gross
@@ -158,7 +170,9 @@ def _round_trips(day: date, prices) -> list[_RoundTrip]:
                         exit_price = entry_price + (move if step % 2 == 0 else -move)
                         exit_prices = (exit_price, exit_price, exit_price - tick)
                         entry = _leg(entry_side, product, day, quantity, entry_prices, "LIMIT")
-                        exit_ = _leg(exit_side, product, day, quantity, exit_prices, "MARKET")
+                        exit_ = _leg(
+                            exit_side, product, day, quantity, exit_prices, "MARKET", entry
+                        )
                         long_value = entry.value if entry_side == "BUY" else exit_.value
                         short_value = exit_.value if entry_side == "BUY" else entry.value
                         shapes.append(

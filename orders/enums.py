@@ -80,6 +80,14 @@ class EventKind(models.TextChoices):
     NOTE = "NOTE", "Note"
 
 
+class TradeKind(models.TextChoices):
+    """A fill executed at the broker, or an adjustment that settles a reconciliation issue
+    (the only other way a position's quantity may change)."""
+
+    FILL = "FILL", "Fill"
+    ADJUSTMENT = "ADJUSTMENT", "Adjustment"
+
+
 class StrategyStatus(models.TextChoices):
     ACTIVE = "ACTIVE", "Active"
     INACTIVE = "INACTIVE", "Inactive"

@@ -20,6 +20,7 @@ from orders.enums import (
     Segment,
     StrategyMode,
     StrategyStatus,
+    TradeKind,
     Validity,
 )
 from orders.money import to_paisa
@@ -287,7 +288,13 @@ class OrderEvent(models.Model):
 
 
 class Trade(models.Model):
-    """One fill. Its values are computed by the database, and it is never changed afterwards."""
+    """One fill. Its values are computed by the database, and it is never changed afterwards.
+
+    Every change of a position's quantity is a row here: a fill of an order (kind FILL), or an
+    adjustment (kind ADJUSTMENT: no order, no charges) that settles a reconciliation issue.
+    ``realized_pnl`` is what the row's reduction of its position realized, booked on the day
+    of ``executed_at`` (README, *Money*).
+    """
 
     # The fill's value and Zerodha's charges, in the order every listing shows them.
     VALUE_FIELDS = (
@@ -304,10 +311,18 @@ class Trade(models.Model):
 
     # Indexed by trade_order_idx and trade_strategy_idx, which lead with these columns.
     order = models.ForeignKey(
-        Order, on_delete=models.PROTECT, related_name="trades", db_index=False
+        Order,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="trades",
+        db_index=False,
     )
     strategy = models.ForeignKey(
         Strategy, on_delete=models.PROTECT, related_name="trades", db_index=False
+    )
+    kind = models.CharField(
+        max_length=10, choices=TradeKind.choices, default=TradeKind.FILL, db_default=TradeKind.FILL
     )
     trade_id = models.CharField(max_length=64, unique=True, help_text="The broker's trade id.")
     symbol = models.CharField(max_length=50)
@@ -327,6 +342,21 @@ class Trade(models.Model):
     net_value = models.DecimalField(
         **MONEY, default=ZERO, help_text="Cash moved: value plus charges on a buy, minus on a sell."
     )
+    realized_pnl = models.DecimalField(
+        **MONEY,
+        default=ZERO,
+        db_default=ZERO,
+        help_text="Gross PnL this fill's reduction realized (0 for an add), on its day.",
+    )
+    issue = models.ForeignKey(
+        "positions.ReconciliationIssue",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="adjustments",
+        help_text="The reconciliation issue an adjustment settles.",
+    )
+    reason = models.TextField(blank=True, db_default="", default="")
     executed_at = models.DateTimeField()
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -364,6 +394,20 @@ class Trade(models.Model):
                 & Q(gst__gte=0),
                 name="trade_charges_not_negative",
             ),
+            models.CheckConstraint(
+                condition=Q(kind=TradeKind.FILL, order__isnull=False, issue__isnull=True)
+                | (
+                    Q(
+                        kind=TradeKind.ADJUSTMENT,
+                        order__isnull=True,
+                        issue__isnull=False,
+                        total_charges=0,
+                    )
+                    & ~Q(reason="")
+                ),
+                name="trade_fill_has_order_adjustment_has_issue",
+            ),
+            choices_check("kind", TradeKind, "trade_kind_valid"),
             choices_check("side", OrderSide, "trade_side_valid"),
             choices_check("product", Product, "trade_product_valid"),
             choices_check("exchange", Exchange, "trade_exchange_valid"),

@@ -18,9 +18,9 @@ from orders.enums import OrderStatus
 from orders.models import Order, OrderEvent, Strategy, Trade
 from orders.money import to_paisa
 from orders.state import CANCELLABLE
-from positions.selectors import positions_of, strategy_metrics
+from positions.selectors import day_money, positions_of, strategy_metrics
 from risk.limits import limits_report
-from risk.selectors import day_pnl, gross_exposure, kill_switch_state
+from risk.selectors import gross_exposure, kill_switch_state
 
 
 def orders_of(*, strategy: Strategy | None) -> QuerySet[Order]:
@@ -74,11 +74,13 @@ def strategy_overview(*, strategy: Strategy, today: date | None = None) -> Strat
     strategy's and its config's; each with its source, and a warning for each that is off),
     today's figures (IST day) and the kill switch in force.
 
-    Today's PnL is risk's own figure (the one the daily loss limit is checked against):
-    realized net of today's charges, and the open positions' unrealized PnL.
+    Today's figures are the one definition of the day's money (positions.selectors.day_money,
+    the figure the daily loss limit is checked against): gross realized by today's fills, the
+    charges (with the DP charge), net realized = gross - charges, and the open positions'
+    unrealized PnL; round trips won and lost are the positions closed today.
     """
     today = today or timezone.localdate()
-    realized, unrealized = day_pnl(strategy)
+    money = day_money(strategy=strategy, day=today)
     metrics = strategy_metrics(strategy=strategy, date_from=today, date_to=today)
     working = Order.objects.filter(strategy=strategy, status__in=sorted(OrderStatus.active()))
     limits = limits_report(strategy)
@@ -90,14 +92,15 @@ def strategy_overview(*, strategy: Strategy, today: date | None = None) -> Strat
         kill_switch=str(kill_switch_state(strategy=strategy)),
         today={
             "date": today,
-            "realized_pnl": realized,
-            "unrealized_pnl": unrealized,
-            "net_pnl": realized + unrealized,
-            "charges": metrics["total_charges"],
-            "trades": metrics["total_trades"],
+            "gross_realized_pnl": money.gross_realized,
+            "charges": money.charges,
+            "realized_pnl": money.net_realized,
+            "unrealized_pnl": money.unrealized,
+            "net_pnl": money.total,
+            "trades": money.trades,
             "winning_trades": metrics["winning_trades"],
             "losing_trades": metrics["losing_trades"],
-            "turnover": metrics["turnover"],
+            "turnover": money.turnover,
         },
         open_positions=positions_of(strategy=strategy).count(),
         working_orders=working.count(),

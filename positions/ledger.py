@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from django.utils import timezone
-
 from omsproject.write_batch import WriteBatch
 from orders.enums import OrderSide
 from positions import pnl
@@ -24,6 +22,8 @@ FILL_FIELDS = (
     "realized_pnl",
     "unrealized_pnl",
     "last_price",
+    "last_price_at",
+    "cash_flow",
     "stop_loss",
     "take_profit",
     "highest_price",
@@ -67,8 +67,36 @@ def _round_trip(position: Position) -> tuple[int, int]:
     return 0, 0
 
 
-def _opened(strategy, order, quantity: int, average_price, price, opened_at) -> Position:
-    """A position opened by a fill of ``order`` at ``price`` (its stop-loss and take-profit)."""
+@dataclass(frozen=True)
+class Adjustment:
+    """What the ledger reads of an adjustment fill's source where a fill has its order: the
+    instrument and side; it brings no stop-loss or take-profit."""
+
+    symbol: str
+    exchange: str
+    product: str
+    side: str
+    stop_loss: None = None
+    take_profit: None = None
+
+
+def _remark(position: Position, price: Decimal, executed_at: datetime, *, marks: bool) -> None:
+    """Re-mark at the fill's price unless the position has a fresher mark (or the fill is an
+    adjustment, whose price is no market's); otherwise recompute at the mark it has."""
+    if marks and (position.last_price_at is None or executed_at >= position.last_price_at):
+        position.mark(price, at=executed_at)
+    elif position.last_price is not None:
+        position.mark(position.last_price, at=position.last_price_at)
+    else:
+        position.unrealized_pnl = Decimal("0.00")
+
+
+def _opened(
+    strategy, order, quantity: int, average_price, price, opened_at, *, marks: bool = True
+) -> Position:
+    """A position opened by a fill of ``order`` at ``price`` (its stop-loss and take-profit),
+    marked at that price as of the fill (unless the fill does not mark)."""
+    mark = price if marks else None
     return Position(
         strategy=strategy,
         symbol=order.symbol,
@@ -76,11 +104,13 @@ def _opened(strategy, order, quantity: int, average_price, price, opened_at) -> 
         product=order.product,
         quantity=quantity,
         average_price=average_price,
-        last_price=price,
+        last_price=mark,
+        last_price_at=opened_at if marks else None,
+        cash_flow=pnl.cash_flow_of(quantity, price),
         stop_loss=order.stop_loss,
         take_profit=order.take_profit,
-        highest_price=price,
-        lowest_price=price,
+        highest_price=mark,
+        lowest_price=mark,
         opened_at=opened_at,
     )
 
@@ -94,37 +124,49 @@ def position_apply_fill(
     price: Decimal,
     executed_at: datetime,
     writes: WriteBatch,
+    marks: bool = True,
 ) -> FillOutcome:
     """Net one fill into the strategy's position (already locked by the caller).
 
     Adds move the weighted average price; reductions realize PnL; reaching zero closes the
     position (kept, never deleted); crossing zero closes it and opens a new one at the fill
-    price. A closed round trip counts as a win or a loss by its realized PnL. The rows are
-    added to ``writes`` (the fill's one statement), in that order: closed, then opened.
+    price. The reduction that closes a position absorbs the paisa rounding of the earlier
+    ones: a flat position's realized PnL is exactly its cash flow. Dates come from the fill:
+    a position opens and closes at its fills' ``executed_at`` (never before it opened), so
+    its PnL lands on its fills' day. The fill re-marks the position at its price unless a
+    fresher mark exists. A closed round trip counts as a win or a loss by its realized PnL.
+    The rows are added to ``writes`` (the fill's one statement), in that order: closed, then
+    opened. ``order``: the fill's order, or an ``Adjustment`` (with ``marks`` False: its
+    price is no market's).
     """
     signed = quantity * OrderSide(order.side).sign
-    now = timezone.now()
     if position is None:
-        writes.insert(_opened(strategy, order, signed, price, price, opened_at=executed_at))
+        writes.insert(_opened(strategy, order, signed, price, price, executed_at, marks=marks))
         return FillOutcome(realized=Decimal("0.00"))
 
-    effect = pnl.apply_fill(position.quantity, position.average_price, signed, price)
+    effect = pnl.apply_fill(
+        position.quantity,
+        position.average_price,
+        signed,
+        price,
+        cash_flow=position.cash_flow,
+        booked=position.realized_pnl,
+    )
     position.realized_pnl += effect.realized
+    position.cash_flow = effect.cash_flow
     wins = losses = 0
     if effect.quantity == 0 or effect.flipped:
         position.quantity = 0
-        position.unrealized_pnl = Decimal("0.00")
-        position.closed_at = max(now, position.opened_at)
-        position.mark(price)
-        position.unrealized_pnl = Decimal("0.00")
+        position.closed_at = max(executed_at, position.opened_at)
+        _remark(position, price, executed_at, marks=marks)
         writes.update(position, FILL_FIELDS)
         wins, losses = _round_trip(position)
         logger.info("position %s closed, realized %s", position.pk, position.realized_pnl)
         if effect.flipped:
             opened_at = max(executed_at, position.closed_at)
-            writes.insert(
-                _opened(strategy, order, effect.quantity, effect.average_price, price, opened_at)
-            )
+            quantity_left, average = effect.quantity, effect.average_price
+            opened = _opened(strategy, order, quantity_left, average, price, opened_at, marks=marks)
+            writes.insert(opened)
     else:
         if effect.closed_quantity == 0 and order.stop_loss is not None:
             position.stop_loss = order.stop_loss
@@ -132,6 +174,6 @@ def position_apply_fill(
             position.take_profit = order.take_profit
         position.quantity = effect.quantity
         position.average_price = effect.average_price
-        position.mark(position.last_price or price)
+        _remark(position, price, executed_at, marks=marks)
         writes.update(position, FILL_FIELDS)
     return FillOutcome(realized=effect.realized, wins=wins, losses=losses)

@@ -32,6 +32,16 @@ class Position(models.Model):
     realized_pnl = models.DecimalField(**MONEY, default=ZERO)
     unrealized_pnl = models.DecimalField(**MONEY, default=ZERO)
     last_price = models.DecimalField(**PRICE, null=True, blank=True)
+    last_price_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the last price (the mark) was seen."
+    )
+    cash_flow = models.DecimalField(
+        **AVERAGE,
+        default=ZERO,
+        db_default=ZERO,
+        help_text="Sells less buys of this position's quantities (its fills at their prices): "
+        "when it closes, its realized PnL is exactly this, to the paisa.",
+    )
     stop_loss = models.DecimalField(**PRICE, null=True, blank=True)
     take_profit = models.DecimalField(**PRICE, null=True, blank=True)
     highest_price = models.DecimalField(**PRICE, null=True, blank=True)
@@ -120,9 +130,11 @@ class Position(models.Model):
     def should_trigger_take_profit(self, price: Decimal) -> bool:
         return pnl.take_profit_hit(self.quantity, self.take_profit, price)
 
-    def mark(self, price: Decimal) -> None:
-        """Mark to market in memory: last price, unrealized PnL, extremes and drawdown."""
+    def mark(self, price: Decimal, *, at: datetime | None = None) -> None:
+        """Mark to market in memory: last price (seen ``at``, default now), unrealized PnL,
+        extremes and drawdown."""
         self.last_price = price
+        self.last_price_at = at or timezone.now()
         self.unrealized_pnl = self.calculate_unrealized_pnl(price) if self.is_open else ZERO
         self.update_price_extremes(price)
         self.peak_pnl, self.max_drawdown = pnl.drawdown(

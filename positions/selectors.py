@@ -2,15 +2,156 @@
 
 from __future__ import annotations
 
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
 from django.db import connection
 from django.db.models import QuerySet
+from django.utils import timezone
 
+from orders.charges import INDIA, dp_charge
 from orders.models import Strategy
-from orders.money import PAISA
+from orders.money import PAISA, to_paisa
 from positions.models import Position
+
+# --- the day's money: the one definition ---------------------------------------------------------
+#
+# Realized PnL is booked by each fill on the IST day of its ``executed_at`` (trades.realized_pnl:
+# what the fill's reduction realized; the closing one absorbs the rounding). Per IST day and
+# strategy, and for the account (strategy NULL, from GROUPING SETS):
+#   gross   = the fills' realized PnL;
+#   charges = the fills' charges + the DP charge, once per scrip with a CNC sell that day (per
+#             strategy for a strategy; each scrip once for the account, as the demat account
+#             is charged);
+#   net     = gross - charges.
+# Adjustment fills (reconciliation) realize PnL like any fill but are not trades: no charges,
+# no turnover, no DP charge, not counted. Two CTEs, with the parameters lower / upper (the
+# range as instants), days / dp (each day's DP charge, orders.charges.dp_charge) and
+# ``{only_t}`` (" AND t.strategy_id = %(strategy)s" or nothing). Read by day_money (the daily
+# loss limit, the kill switch's rules, the dashboard, /strategy/) and by
+# positions.statistics (daily_stats).
+DAY_MONEY_CTES = """
+dp_rates(day, amount) AS (SELECT * FROM unnest(%(days)s::date[], %(dp)s::numeric[])),
+day_fills AS (
+    SELECT (t.executed_at AT TIME ZONE 'Asia/Kolkata')::date AS day, t.strategy_id, t.symbol,
+           count(*) FILTER (WHERE t.kind = 'FILL') AS trades,
+           coalesce(sum(t.gross_value) FILTER (WHERE t.kind = 'FILL'), 0) AS turnover,
+           sum(t.total_charges) AS charges,
+           sum(t.realized_pnl) AS gross,
+           bool_or(t.kind = 'FILL' AND t.product = 'CNC' AND t.side = 'SELL') AS dp_scrip
+    FROM trades t
+    WHERE t.executed_at >= %(lower)s AND t.executed_at < %(upper)s {only_t}
+    GROUP BY 1, 2, 3
+),
+day_money AS (
+    SELECT f.day, f.strategy_id, sum(f.trades) AS trades, sum(f.turnover) AS turnover,
+           sum(f.gross) AS gross, sum(f.charges) AS trade_charges,
+           count(DISTINCT f.symbol) FILTER (WHERE f.dp_scrip) * coalesce(max(r.amount), 0)
+               AS dp_charges
+    FROM day_fills f
+    LEFT JOIN dp_rates r ON r.day = f.day
+    GROUP BY GROUPING SETS ((f.day, f.strategy_id), (f.day))
+)
+"""
+
+
+def day_money_params(date_from: date, date_to: date, strategy_id: int | None = None) -> dict:
+    """The parameters of DAY_MONEY_CTES for IST days ``date_from``..``date_to``."""
+    days = [date_from + timedelta(days=n) for n in range((date_to - date_from).days + 1)]
+    return {
+        # The range as instants, so that the planner sees how much of each table it covers.
+        "lower": datetime.combine(date_from, time(0), tzinfo=INDIA),
+        "upper": datetime.combine(date_to + timedelta(days=1), time(0), tzinfo=INDIA),
+        "days": days,
+        "dp": [dp_charge(on=day) for day in days],
+        "strategy": strategy_id,
+    }
+
+
+@dataclass(frozen=True)
+class DayMoney:
+    """A strategy's (or the account's) money on one IST day (README, *Money*).
+
+    ``gross_realized``: what that day's fills realized; ``charges``: their charges and the DP
+    charge; ``net_realized`` = gross - charges; ``unrealized``: the open positions at their
+    marks now; ``total`` = net realized + unrealized (what the daily loss limit and the kill
+    switch's rules measure).
+    """
+
+    day: date
+    gross_realized: Decimal = Decimal("0.00")
+    trade_charges: Decimal = Decimal("0.00")
+    dp_charges: Decimal = Decimal("0.00")
+    unrealized: Decimal = Decimal("0.00")
+    trades: int = 0
+    turnover: Decimal = Decimal("0.00")
+
+    @property
+    def charges(self) -> Decimal:
+        return self.trade_charges + self.dp_charges
+
+    @property
+    def net_realized(self) -> Decimal:
+        return self.gross_realized - self.charges
+
+    @property
+    def total(self) -> Decimal:
+        return self.net_realized + self.unrealized
+
+
+_DAY_MONEY = (
+    "WITH "  # noqa: S608 - constant SQL text, parameters bound
+    + DAY_MONEY_CTES
+    + """,
+held AS (
+    SELECT coalesce(p.strategy_id, 0) AS scope, sum(p.unrealized_pnl) AS unrealized
+    FROM positions p WHERE p.closed_at IS NULL {only_p}
+    GROUP BY GROUPING SETS ((p.strategy_id), ())
+)
+-- scope: the strategy's id, 0 for the account (ids start at 1).
+SELECT coalesce(m.scope, h.scope), coalesce(m.gross, 0), coalesce(m.trade_charges, 0),
+       coalesce(m.dp_charges, 0), coalesce(h.unrealized, 0), coalesce(m.trades, 0),
+       coalesce(m.turnover, 0)
+FROM (SELECT coalesce(strategy_id, 0) AS scope, * FROM day_money) m
+FULL JOIN held h ON h.scope = m.scope
+"""
+)
+
+
+def _day_money_rows(day: date, strategy_id: int | None) -> dict:
+    scope = " AND {}.strategy_id = %(strategy)s" if strategy_id is not None else ""
+    sql = _DAY_MONEY.format(only_t=scope.format("t"), only_p=scope.format("p"))
+    figures = {}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, day_money_params(day, day, strategy_id))
+        for scope, gross, charges, dp, unrealized, trades, turnover in cursor:
+            figures[scope or None] = DayMoney(
+                day=day,
+                gross_realized=to_paisa(gross),
+                trade_charges=to_paisa(charges),
+                dp_charges=to_paisa(dp),
+                unrealized=to_paisa(unrealized),
+                trades=trades,
+                turnover=to_paisa(turnover),
+            )
+    return figures
+
+
+def day_money(*, strategy: Strategy | None = None, day: date | None = None) -> DayMoney:
+    """One strategy's (or, with None, the account's) money on the IST day ``day`` (today by
+    default): the one definition of the day's PnL (see DAY_MONEY_CTES). Unrealized is the
+    open positions' now, whatever the day."""
+    day = day or timezone.localdate()
+    figures = _day_money_rows(day, strategy.pk if strategy is not None else None)
+    return figures.get(None, DayMoney(day=day))
+
+
+def day_money_by_strategy(*, day: date | None = None) -> dict[int | None, DayMoney]:
+    """``day_money`` of every strategy with figures, and of the account (key None), in one
+    statement: the same rows."""
+    day = day or timezone.localdate()
+    return _day_money_rows(day, None)
 
 
 def last_price(*, strategy: Strategy, symbol: str, exchange: str) -> Decimal | None:

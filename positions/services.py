@@ -13,7 +13,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from orders.models import Strategy
-from orders.money import PAISA, on_paisa
+from orders.money import PAISA, on_paisa, to_paisa
+from orders.services.fills import adjustment_fill_record
+from positions import pnl
 from positions.ledger import position_lock
 from positions.models import (
     MarketPrice,
@@ -262,35 +264,40 @@ def reconciliation_issue_resolve(
 
 @dataclass(frozen=True)
 class AutoFixPlan:
-    """What adopting the broker's quantity does to the strategy's position."""
+    """What adopting the broker's quantity does to the strategy's position: the adjustment
+    fills (``legs``: signed quantity and price) that take it there, and the position after."""
 
     position_id: int | None
     quantity_before: int
     quantity_after: int
     average_before: Decimal | None
     average_after: Decimal | None
+    legs: tuple[tuple[int, Decimal], ...] = ()
 
     @property
     def reverses(self) -> bool:
         return self.quantity_before * self.quantity_after < 0
 
     def describe(self) -> str:
+        fills = ", ".join(f"{quantity:+d} @ {price}" for quantity, price in self.legs)
+        fills = f" by adjustment fills {fills}" if fills else ""
         if self.quantity_before == 0:
             return (
                 f"opened position {self.position_id or '(new)'} of {self.quantity_after:+d} at "
-                f"the broker's average {self.average_after}"
+                f"the broker's average {self.average_after}{fills}"
             )
         if self.quantity_after == 0:
             return (
                 f"closed position {self.position_id} ({self.quantity_before:+d} → 0, as the "
-                "broker holds none; closed without a trade, realized PnL unchanged)"
+                f"broker holds none){fills}, at our average: no PnL invented"
             )
         text = (
             f"position {self.position_id}: {self.quantity_before:+d} → "
             f"{self.quantity_after:+d}, average {self.average_before} → {self.average_after}"
+            f"{fills}"
         )
         if self.reverses:
-            text += "; stop-loss and take-profit cleared (the side changed)"
+            text += "; closed and a new position opened (the side changed)"
         return text
 
     def as_dict(self) -> dict:
@@ -300,7 +307,23 @@ class AutoFixPlan:
             "quantity_after": self.quantity_after,
             "average_before": None if self.average_before is None else str(self.average_before),
             "average_after": None if self.average_after is None else str(self.average_after),
+            "fills": [[quantity, str(price)] for quantity, price in self.legs],
         }
+
+
+def _adjustment_legs(ours: int, after: int, our_price, broker_price) -> list[tuple[int, Decimal]]:
+    """The adjustment fills from ``ours`` to ``after``: what is taken away goes at our average
+    (no PnL invented), what is added at the broker's average (ours when it reports none)."""
+    if after == ours:
+        return []
+    if ours == 0:
+        return [(after, broker_price)]
+    if after == 0 or (ours > 0) != (after > 0):
+        closing = [(-ours, our_price)]
+        return closing if after == 0 else [*closing, (after, broker_price)]
+    if abs(after) < abs(ours):
+        return [(after - ours, our_price)]
+    return [(after - ours, broker_price or our_price)]
 
 
 def reconciliation_issue_auto_fix_plan(issue, position: Position | None) -> AutoFixPlan:
@@ -309,8 +332,10 @@ def reconciliation_issue_auto_fix_plan(issue, position: Position | None) -> Auto
 
     Only a quantity difference (QUANTITY_MISMATCH, MISSING_AT_BROKER, UNKNOWN_POSITION)
     attributed to one strategy can be fixed, and only while our position is still the one the
-    issue saw (otherwise reconciliation must look again). The broker's average price is taken
-    when it reports one; otherwise ours is kept (a new or reversed position needs the broker's).
+    issue saw (otherwise reconciliation must look again). The change is made by adjustment
+    fills (``_adjustment_legs``); a new or reversed position needs the broker's average price.
+    A reduction keeps our average (a fill that reduces does not move it): a different average
+    at the broker stays a price difference for a person.
     """
     if issue.issue_type not in AUTO_FIXABLE:
         raise ReconciliationIssueError(
@@ -334,23 +359,28 @@ def reconciliation_issue_auto_fix_plan(issue, position: Position | None) -> Auto
     before_average = position.average_price if position is not None else None
     broker_average = issue.broker_price if issue.broker_price and issue.broker_price > 0 else None
     same_side = position is not None and (ours > 0) == (after > 0)
-    if after == 0:
-        after_average = None
-    elif broker_average is not None:
-        after_average = broker_average
-    elif same_side:
-        after_average = before_average
-    else:
+    if after != 0 and broker_average is None and not same_side:
         raise ReconciliationIssueError(
             f"issue {issue.pk}: the broker reports no average price for a position of "
             f"{after:+d}; it cannot be opened here without one"
         )
+    legs = _adjustment_legs(
+        ours,
+        after,
+        None if before_average is None else to_paisa(before_average),
+        None if broker_average is None else to_paisa(broker_average),
+    )
+    quantity, average = ours, before_average or Decimal(0)
+    for signed, price in legs:
+        effect = pnl.apply_fill(quantity, average, signed, price)
+        quantity, average = effect.quantity, effect.average_price
     return AutoFixPlan(
         position_id=position.pk if position is not None else None,
         quantity_before=ours,
         quantity_after=after,
         average_before=before_average,
-        average_after=after_average,
+        average_after=None if after == 0 else average,
+        legs=tuple(legs),
     )
 
 
@@ -360,11 +390,12 @@ def reconciliation_issue_auto_fix(issue, *, actor: str, may_resolve_critical: bo
     Guarantees: one transaction, locks taken strategy, position, issue (the order every writer
     of positions uses); the plan is decided under those locks
     (``reconciliation_issue_auto_fix_plan``), so a fill landing meanwhile makes it refuse
-    rather than fix the wrong figure. Our position is changed, opened or closed to the broker's
-    quantity (no trade is invented: realized PnL is unchanged, unrealized is re-marked). The
-    issue becomes resolved and auto-fixed, by ``actor``; its resolution says old → new and its
-    details keep the position before and after (positions have no event table). CRITICAL
-    issues need ``may_resolve_critical``.
+    rather than fix the wrong figure. Our position changes only through adjustment fills
+    (orders.services.adjustment_fill_record: trades rows of kind ADJUSTMENT, with the issue
+    and the reason), applied by the ledger like any fill: the position is still the sum of its
+    fills. The issue becomes resolved and auto-fixed, by ``actor``; its resolution says old →
+    new and its details keep the position before and after and the fills. CRITICAL issues
+    need ``may_resolve_critical``.
     """
     _check_open_and_allowed(issue, may_resolve_critical=may_resolve_critical)
     if issue.strategy_id is None:
@@ -372,9 +403,8 @@ def reconciliation_issue_auto_fix(issue, *, actor: str, may_resolve_critical: bo
     now = timezone.now()
     with transaction.atomic():
         strategy = Strategy.objects.select_for_update().get(pk=issue.strategy_id)
-        position = position_lock(
-            strategy=strategy, symbol=issue.symbol, exchange=issue.exchange, product=issue.product
-        )
+        instrument = {"symbol": issue.symbol, "exchange": issue.exchange, "product": issue.product}
+        position = position_lock(strategy=strategy, **instrument)
         locked = ReconciliationIssue.objects.select_for_update().get(pk=issue.pk)
         _check_open_and_allowed(locked, may_resolve_critical=may_resolve_critical)
         seen = (issue.strategy_id, issue.symbol, issue.exchange, issue.product)
@@ -383,29 +413,22 @@ def reconciliation_issue_auto_fix(issue, *, actor: str, may_resolve_critical: bo
                 f"issue {issue.pk} changed while it was being fixed; look at it again"
             )
         plan = reconciliation_issue_auto_fix_plan(locked, position)
-        if position is None:
-            position = Position.objects.create(
-                strategy=strategy,
-                symbol=locked.symbol,
-                exchange=locked.exchange,
-                product=locked.product,
-                quantity=plan.quantity_after,
-                average_price=plan.average_after,
-                opened_at=now,
+        reason = f"reconciliation issue {locked.pk} ({locked.issue_type}) auto-fixed by {actor}"
+        for number, (quantity, price) in enumerate(plan.legs, start=1):
+            adjustment_fill_record(
+                strategy,
+                position,
+                **instrument,
+                quantity=quantity,
+                price=price,
+                executed_at=now,
+                issue=locked,
+                reason=reason,
+                trade_id=f"ADJ-{locked.pk}-{number}",
             )
+            position = position_lock(strategy=strategy, **instrument)
+        if position is not None:
             plan = replace(plan, position_id=position.pk)
-        else:
-            position.quantity = plan.quantity_after
-            if plan.quantity_after == 0:
-                position.unrealized_pnl = Decimal("0.00")
-                position.closed_at = max(now, position.opened_at)
-            else:
-                position.average_price = plan.average_after
-                if plan.reverses:
-                    position.stop_loss = position.take_profit = None
-                if position.last_price is not None:
-                    position.unrealized_pnl = position.calculate_unrealized_pnl(position.last_price)
-            position.save()
         locked.resolved = locked.auto_fixed = True
         locked.resolved_at = now
         locked.resolved_by = actor

@@ -2,45 +2,34 @@
 
 Per IST day, globally (strategy NULL) and per strategy:
 - orders created that day, by outcome (FILLED; CANCELLED or EXPIRED; REJECTED);
-- trades executed that day, their turnover and charges, plus the DP charge (Rs 13 + GST per
-  scrip per day with a CNC sell: the global row counts each scrip once, as the demat account
-  is charged, while each strategy is charged for the scrips it sold);
-- winning and losing round trips and gross PnL: positions closed that day, by realized PnL;
-- net PnL = gross PnL - charges; max intraday drawdown from the PnL snapshots (peak - PnL,
-  the day starting flat).
+- the day's money as positions.selectors.DAY_MONEY_CTES defines it, the same rows the live
+  PnL reads: trades executed that day (adjustment fills aside), their turnover, gross PnL
+  (what the day's fills realized), charges with the DP charge, net PnL = gross - charges;
+- winning and losing round trips: positions closed that day (by their closing fill), by
+  realized PnL;
+- max intraday drawdown from the PnL snapshots (peak - PnL, the day starting flat).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date
 from decimal import Decimal
 
 from django.db import connection, transaction
 
-from orders.charges import INDIA, dp_charge
 from orders.models import Strategy
+from positions.selectors import DAY_MONEY_CTES, day_money_params
 
 # One read of the book (no writes, so PostgreSQL may run its scans in parallel): every row of
-# the range, per strategy and for the account. Trades are read once, grouped by day, strategy
-# and symbol: the strategy rows sum the symbols, the DP charge counts the symbols with a CNC
-# sell, and the account's row sums the strategies' except for the DP charge (each scrip once
-# a day across strategies) and the drawdown (the account's own PnL snapshots).
-COMPUTE = """
-WITH dp_rates(day, amount) AS (SELECT * FROM unnest(%(days)s::date[], %(dp)s::numeric[])),
-by_symbol AS (
-    SELECT (t.executed_at AT TIME ZONE 'Asia/Kolkata')::date AS day, t.strategy_id, t.symbol,
-           count(*) AS trades, sum(t.gross_value) AS turnover, sum(t.total_charges) AS charges,
-           count(*) FILTER (WHERE t.product = 'CNC' AND t.side = 'SELL') AS cnc_sells
-    FROM trades t
-    WHERE t.executed_at >= %(lower)s AND t.executed_at < %(upper)s {only_t}
-    GROUP BY 1, 2, 3
-),
-trade_sums AS (
-    SELECT day, strategy_id, sum(trades) AS trades, sum(turnover) AS turnover,
-           sum(charges) AS charges, count(*) FILTER (WHERE cnc_sells > 0) AS dp_scrips
-    FROM by_symbol GROUP BY 1, 2
-),
+# the range, per strategy and for the account. Trades are read once (DAY_MONEY_CTES: grouped
+# by day, strategy and symbol, then per strategy and for the account); the account's row sums
+# the strategies' order counts and round trips, and takes its own money row (each scrip's DP
+# charge once a day across strategies) and drawdown (the account's own PnL snapshots).
+COMPUTE = (
+    "WITH "  # noqa: S608 - constant SQL text, parameters bound
+    + DAY_MONEY_CTES
+    + """,
 order_counts AS (
     SELECT (o.created_at AT TIME ZONE 'Asia/Kolkata')::date AS day, o.strategy_id,
            count(*) AS total,
@@ -54,8 +43,7 @@ order_counts AS (
 closed AS (
     SELECT (p.closed_at AT TIME ZONE 'Asia/Kolkata')::date AS day, p.strategy_id,
            count(*) FILTER (WHERE p.realized_pnl > 0) AS wins,
-           count(*) FILTER (WHERE p.realized_pnl < 0) AS losses,
-           sum(p.realized_pnl) AS gross
+           count(*) FILTER (WHERE p.realized_pnl < 0) AS losses
     FROM positions p
     WHERE p.closed_at >= %(lower)s AND p.closed_at < %(upper)s {only_p}
     GROUP BY 1, 2
@@ -80,49 +68,43 @@ per_strategy AS (
            coalesce(oc.filled, 0) AS filled_orders,
            coalesce(oc.cancelled, 0) AS cancelled_orders,
            coalesce(oc.rejected, 0) AS rejected_orders,
-           coalesce(ts.trades, 0) AS total_trades,
+           coalesce(m.trades, 0) AS total_trades,
            coalesce(c.wins, 0) AS winning_trades,
            coalesce(c.losses, 0) AS losing_trades,
-           coalesce(c.gross, 0) AS gross_pnl,
-           coalesce(ts.charges, 0) AS trade_charges,
-           coalesce(ts.dp_scrips, 0) * coalesce(r.amount, 0) AS dp_charges,
-           coalesce(ts.turnover, 0) AS turnover,
+           coalesce(m.gross, 0) AS gross_pnl,
+           coalesce(m.trade_charges, 0) + coalesce(m.dp_charges, 0) AS total_charges,
+           coalesce(m.turnover, 0) AS turnover,
            coalesce(d.drawdown, 0) AS max_drawdown
     FROM (
         SELECT day, strategy_id FROM order_counts
-        UNION SELECT day, strategy_id FROM trade_sums
+        UNION SELECT day, strategy_id FROM day_money WHERE strategy_id IS NOT NULL
         UNION SELECT day, strategy_id FROM closed
     ) k
     LEFT JOIN order_counts oc ON oc.day = k.day AND oc.strategy_id = k.strategy_id
-    LEFT JOIN trade_sums ts ON ts.day = k.day AND ts.strategy_id = k.strategy_id
+    LEFT JOIN day_money m ON m.day = k.day AND m.strategy_id = k.strategy_id
     LEFT JOIN closed c ON c.day = k.day AND c.strategy_id = k.strategy_id
     LEFT JOIN drawdowns d ON d.day = k.day AND d.strategy_id = k.strategy_id
-    LEFT JOIN dp_rates r ON r.day = k.day
 )
 SELECT day, strategy_id, total_orders, filled_orders, cancelled_orders, rejected_orders,
-       total_trades, winning_trades, losing_trades, gross_pnl,
-       trade_charges + dp_charges, turnover, max_drawdown
+       total_trades, winning_trades, losing_trades, gross_pnl, total_charges, turnover,
+       max_drawdown
 FROM per_strategy
 """
+)
 
 ACCOUNT = """
 UNION ALL
 SELECT a.day, NULL, a.total_orders, a.filled_orders, a.cancelled_orders, a.rejected_orders,
-       a.total_trades, a.winning_trades, a.losing_trades, a.gross_pnl,
-       a.trade_charges + coalesce(dp.scrips, 0) * coalesce(r.amount, 0), a.turnover,
+       coalesce(m.trades, 0), a.winning_trades, a.losing_trades, coalesce(m.gross, 0),
+       coalesce(m.trade_charges, 0) + coalesce(m.dp_charges, 0), coalesce(m.turnover, 0),
        coalesce(d.drawdown, 0)
 FROM (
     SELECT day, sum(total_orders) AS total_orders, sum(filled_orders) AS filled_orders,
            sum(cancelled_orders) AS cancelled_orders, sum(rejected_orders) AS rejected_orders,
-           sum(total_trades) AS total_trades, sum(winning_trades) AS winning_trades,
-           sum(losing_trades) AS losing_trades, sum(gross_pnl) AS gross_pnl,
-           sum(trade_charges) AS trade_charges, sum(turnover) AS turnover
+           sum(winning_trades) AS winning_trades, sum(losing_trades) AS losing_trades
     FROM per_strategy GROUP BY day
 ) a
-LEFT JOIN (
-    SELECT day, count(DISTINCT symbol) AS scrips FROM by_symbol WHERE cnc_sells > 0 GROUP BY day
-) dp ON dp.day = a.day
-LEFT JOIN dp_rates r ON r.day = a.day
+LEFT JOIN day_money m ON m.day = a.day AND m.strategy_id IS NULL
 LEFT JOIN drawdowns d ON d.day = a.day AND d.strategy_id IS NULL
 """
 
@@ -209,15 +191,7 @@ def daily_stats_compute(
     identical rows. With ``strategy`` only that strategy's rows are computed (not the global)."""
     if date_from > date_to:
         raise ValueError(f"date range {date_from}..{date_to}: the start is after the end")
-    days = [date_from + timedelta(days=n) for n in range((date_to - date_from).days + 1)]
-    params = {
-        # The range as instants, so that the planner sees how much of each table it covers.
-        "lower": datetime.combine(date_from, time(0), tzinfo=INDIA),
-        "upper": datetime.combine(date_to + timedelta(days=1), time(0), tzinfo=INDIA),
-        "days": days,
-        "dp": [dp_charge(on=day) for day in days],
-        "strategy": strategy.pk if strategy else None,
-    }
+    params = day_money_params(date_from, date_to, strategy.pk if strategy else None)
     rows = 0
     with transaction.atomic(), connection.cursor() as cursor:
         # The planner cannot tell that a day has few (strategy, symbol) pairs and prepares for
@@ -233,7 +207,7 @@ def daily_stats_compute(
         for kind in ("NOT NULL", "NULL"):
             cursor.execute(_upsert_sql(kind), columns)
             rows += cursor.rowcount
-    return StatsResult(days=len(days), rows=rows)
+    return StatsResult(days=len(params["days"]), rows=rows)
 
 
 @dataclass(frozen=True)
@@ -245,16 +219,18 @@ class CounterMismatch:
 
 
 def strategy_counters_check() -> list[CounterMismatch]:
-    """Compare each strategy's running counters with figures recomputed from its book."""
+    """Compare each strategy's running counters with figures recomputed from its book: trades
+    (adjustment fills are not trades), round trips won and lost, and total PnL (what its fills
+    realized less their charges)."""
     sql = """
         SELECT s.id, s.name, s.total_trades, s.winning_trades, s.losing_trades, s.total_pnl,
-               (SELECT count(*) FROM trades t WHERE t.strategy_id = s.id),
+               (SELECT count(*) FROM trades t WHERE t.strategy_id = s.id AND t.kind = 'FILL'),
                (SELECT count(*) FROM positions p
                  WHERE p.strategy_id = s.id AND p.closed_at IS NOT NULL AND p.realized_pnl > 0),
                (SELECT count(*) FROM positions p
                  WHERE p.strategy_id = s.id AND p.closed_at IS NOT NULL AND p.realized_pnl < 0),
-               coalesce((SELECT sum(p.realized_pnl) FROM positions p WHERE p.strategy_id = s.id), 0)
-               - coalesce((SELECT sum(t.total_charges) FROM trades t WHERE t.strategy_id = s.id), 0)
+               coalesce((SELECT sum(t.realized_pnl - t.total_charges) FROM trades t
+                          WHERE t.strategy_id = s.id), 0)
         FROM strategies s ORDER BY s.name
     """
     mismatches = []

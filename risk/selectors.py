@@ -10,9 +10,9 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from orders.enums import OrderStatus
-from orders.models import Order, Strategy, Trade
-from orders.money import to_paisa
-from positions.models import ActivePosition, Position, ReconciliationIssue, Severity
+from orders.models import Order, Strategy
+from positions.models import ActivePosition, ReconciliationIssue, Severity
+from positions.selectors import DayMoney, day_money, day_money_by_strategy
 from risk.models import KillSwitchEvent, KillSwitchScope, KillSwitchState, PnlSnapshot
 
 # The advisory lock key the kill switch takes exclusively while it changes state (and every
@@ -85,34 +85,12 @@ def kill_switch_state(*, strategy=None, lock: bool = False) -> KillSwitchState:
 # --- today's PnL ---------------------------------------------------------------------------------
 
 
-# Today's figures of one strategy (``{scope}``: " AND strategy_id = ...") or of all, in one
-# statement: a placement checking the daily loss limits reads them on every order.
-_DAY_PNL = """
-SELECT
-    (SELECT SUM(realized_pnl) FROM positions WHERE closed_at >= %(start)s{scope}),
-    (SELECT SUM(realized_pnl) FROM positions WHERE closed_at IS NULL{scope}),
-    (SELECT SUM(unrealized_pnl) FROM positions WHERE closed_at IS NULL{scope}),
-    (SELECT SUM(total_charges) FROM trades WHERE executed_at >= %(start)s{scope})
-"""
-
-
-def day_pnl(strategy=None, *, now=None) -> tuple[Decimal, Decimal]:
-    """Today's (IST) realized and unrealized PnL, net of today's charges.
-
-    Realized: positions closed today, plus what open positions realized (their open life is
-    counted whole); unrealized: open positions at their last price.
-    """
-    now = timezone.localtime(now or timezone.now())
-    start = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    scope = " AND strategy_id = %(strategy_id)s" if strategy is not None else ""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _DAY_PNL.format(scope=scope),
-            {"start": start, "strategy_id": strategy.pk if strategy is not None else None},
-        )
-        closed, open_realized, unrealized, charges = (v or 0 for v in cursor.fetchone())
-    realized = Decimal(closed) + open_realized - charges
-    return to_paisa(realized), to_paisa(Decimal(unrealized))  # sums of paise: exact
+def day_pnl(strategy=None, *, now=None) -> DayMoney:
+    """Today's (IST) money of a strategy, or of the account with None: the one definition,
+    positions.selectors.day_money (gross realized by today's fills, charges with the DP
+    charge, net, and the open positions' unrealized). ``.total`` (net realized + unrealized)
+    is what the daily loss limit and the kill switch's rules measure."""
+    return day_money(strategy=strategy, day=timezone.localdate(now or timezone.now()))
 
 
 # --- the admin's kill switch board and desk dashboard -------------------------------------------
@@ -167,32 +145,10 @@ def kill_switch_board() -> KillSwitchBoard:
     return KillSwitchBoard(list(latest))
 
 
-def day_pnl_by_strategy(*, now=None) -> dict[int, tuple]:
-    """risk.services.day_pnl for every strategy at once: {strategy_id: (realized, unrealized)}.
-
-    The same rule in three grouped queries instead of three per strategy (a test holds the two
-    equal): realized is what positions closed today realized, plus what open positions have
-    realized, less today's charges; unrealized is the open positions' at their last price.
-    Strategies with none of these are absent (their figures are zero).
-    """
-    now = timezone.localtime(now or timezone.now())
-    start = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    figures: dict[int, list] = {}
-
-    def add(strategy_id, index, amount):
-        figures.setdefault(strategy_id, [Decimal(0), Decimal(0)])[index] += amount or 0
-
-    closed = Position.objects.filter(closed_at__gte=start).values("strategy_id")
-    for row in closed.annotate(realized=Sum("realized_pnl")):
-        add(row["strategy_id"], 0, row["realized"])
-    held = Position.objects.filter(closed_at__isnull=True).values("strategy_id")
-    for row in held.annotate(realized=Sum("realized_pnl"), unrealized=Sum("unrealized_pnl")):
-        add(row["strategy_id"], 0, row["realized"])
-        add(row["strategy_id"], 1, row["unrealized"])
-    charged = Trade.objects.filter(executed_at__gte=start).values("strategy_id")
-    for row in charged.annotate(charges=Sum("total_charges")):
-        add(row["strategy_id"], 0, -(row["charges"] or 0))
-    return {k: (to_paisa(r), to_paisa(u)) for k, (r, u) in figures.items()}
+def day_pnl_by_strategy(*, now=None) -> dict[int | None, DayMoney]:
+    """``day_pnl`` of every strategy with figures today, and of the account (key None), in
+    one statement (positions.selectors.day_money_by_strategy: the same rows)."""
+    return day_money_by_strategy(day=timezone.localdate(now or timezone.now()))
 
 
 # Gross exposure, what the exposure limits check (max_strategy_exposure, max_total_exposure)
@@ -233,14 +189,14 @@ def gross_exposure(strategy=None) -> Decimal:
 
 
 class StrategyDay:
-    """One strategy's line on the dashboard."""
+    """One strategy's line on the dashboard: its day's money (``money``, a DayMoney) labelled
+    gross and net as everywhere."""
 
     def __init__(
         self,
         strategy,
         *,
-        realized,
-        unrealized,
+        money,
         open_orders,
         open_positions,
         gross_exposure,
@@ -248,9 +204,12 @@ class StrategyDay:
         kill_switch,
     ):
         self.strategy = strategy
-        self.realized_pnl = realized
-        self.unrealized_pnl = unrealized
-        self.total_pnl = realized + unrealized
+        self.money = money
+        self.gross_realized = money.gross_realized
+        self.charges = money.charges
+        self.realized_pnl = money.net_realized
+        self.unrealized_pnl = money.unrealized
+        self.total_pnl = money.total
         self.open_orders = open_orders
         self.open_positions = open_positions
         self.gross_exposure = gross_exposure  # what the exposure limits check
@@ -264,15 +223,19 @@ class DeskToday:
     unresolved reconciliation issues by severity, the kill switch, and the PnL series of the
     day's snapshots (``pnl_series``: [(strategy or None for the desk, [(taken_at, total)])])."""
 
-    def __init__(self, *, day, strategies, issues_by_severity, kill_switch, pnl_series):
+    def __init__(self, *, day, account, strategies, issues_by_severity, kill_switch, pnl_series):
         self.date = day
         self.strategies = strategies
         self.issues_by_severity = issues_by_severity
         self.kill_switch = kill_switch
         self.pnl_series = pnl_series
-        self.realized_pnl = sum((s.realized_pnl for s in strategies), Decimal("0.00"))
-        self.unrealized_pnl = sum((s.unrealized_pnl for s in strategies), Decimal("0.00"))
-        self.total_pnl = self.realized_pnl + self.unrealized_pnl
+        # The account's own figures: its DP charge counts each scrip once across strategies.
+        self.money = account
+        self.gross_realized = account.gross_realized
+        self.charges = account.charges
+        self.realized_pnl = account.net_realized
+        self.unrealized_pnl = account.unrealized
+        self.total_pnl = account.total
         self.open_orders = sum(s.open_orders for s in strategies)
         self.open_positions = sum(s.open_positions for s in strategies)
         self.gross_exposure = sum((s.gross_exposure for s in strategies), Decimal("0.00"))
@@ -311,11 +274,11 @@ def desk_today(*, now=None) -> DeskToday:
     )
     board = kill_switch_board()
     zero = Decimal("0.00")
+    nothing = DayMoney(day=now.date())
     rows = [
         StrategyDay(
             strategy,
-            realized=pnl.get(strategy.pk, (zero, zero))[0],
-            unrealized=pnl.get(strategy.pk, (zero, zero))[1],
+            money=pnl.get(strategy.pk, nothing),
             open_orders=working.get(strategy.pk, 0),
             open_positions=held.get(strategy.pk, {}).get("n", 0),
             gross_exposure=exposure.get(strategy.pk, zero),
@@ -341,6 +304,7 @@ def desk_today(*, now=None) -> DeskToday:
     ]
     return DeskToday(
         day=now.date(),
+        account=pnl.get(None, nothing),
         strategies=rows,
         issues_by_severity=issues,
         kill_switch=board,

@@ -157,14 +157,14 @@ def pnl_snapshot_take(*, now=None) -> list[PnlSnapshot]:
     now = now or timezone.now()
     snapshots = []
     for strategy in [None, *Strategy.objects.filter(positions__isnull=False).distinct()]:
-        realized, unrealized = day_pnl(strategy, now=now)
+        today = day_pnl(strategy, now=now)
         snapshots.append(
             PnlSnapshot(
                 strategy=strategy,
                 taken_at=now,
-                realized_pnl=realized,
-                unrealized_pnl=unrealized,
-                total_pnl=realized + unrealized,
+                realized_pnl=today.net_realized,
+                unrealized_pnl=today.unrealized,
+                total_pnl=today.total,
             )
         )
     return PnlSnapshot.objects.bulk_create(snapshots)

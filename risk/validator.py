@@ -474,13 +474,13 @@ def _daily_loss(ctx: Context) -> list[Violation]:
         limit = limits.daily_loss_limit
         if limit is None:
             continue
-        realized, unrealized = day_pnl(strategy)
-        if realized + unrealized <= -limit:
+        today = day_pnl(strategy).total
+        if today <= -limit:
             found.append(
                 Violation(
                     "daily_loss_limit",
                     "strategy",
-                    f"{label} PnL today {realized + unrealized}: at or beyond the loss limit "
+                    f"{label} PnL today {today}: at or beyond the loss limit "
                     f"-{limit}; only reducing orders pass",
                 )
             )

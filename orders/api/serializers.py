@@ -256,12 +256,17 @@ class DayFiguresSerializer(serializers.Serializer):
     """Today (IST): PnL as the daily loss limit sees it, and the day's fills."""
 
     date = serializers.DateField()
-    realized_pnl = MoneyField(
-        max_digits=18, help_text="Closed today plus realized on open positions, less charges."
+    gross_realized_pnl = MoneyField(
+        max_digits=18, help_text="Gross: what today's fills realized (each reduction, on its day)."
     )
-    unrealized_pnl = MoneyField(max_digits=18, help_text="Open positions at their last price.")
-    net_pnl = MoneyField(max_digits=18, help_text="realized_pnl + unrealized_pnl.")
-    charges = MoneyField(max_digits=18, help_text="Charges of today's fills.")
+    charges = MoneyField(max_digits=18, help_text="Today's fills' charges and the DP charge.")
+    realized_pnl = MoneyField(max_digits=18, help_text="Net: gross_realized_pnl - charges.")
+    unrealized_pnl = MoneyField(
+        max_digits=18, help_text="Open positions at their marks (gross of exit charges)."
+    )
+    net_pnl = MoneyField(
+        max_digits=18, help_text="realized_pnl + unrealized_pnl: what the daily loss limit sees."
+    )
     turnover = MoneyField(max_digits=18)
     trades = serializers.IntegerField()
     winning_trades = serializers.IntegerField()

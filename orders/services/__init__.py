@@ -9,6 +9,7 @@ none writes an order row itself. One module per family of verbs:
   order_confirm_at_broker — what brokers report, refused when it contradicts the order
   (report_contradictions);
 - ``fills``: fill_apply — one execution into the order, position and counters;
+  adjustment_fill_record — a position changed by reconciliation, as a fill without an order;
 - ``cancellation``: order_cancel, orders_cancel and their broker jobs;
 - ``modification``: order_modify and its broker job;
 - ``expiry``: orders_expire — DAY orders after the close;
@@ -48,7 +49,7 @@ from orders.services.errors import (
 )
 from orders.services.events import log_context, order_event_record, order_transition
 from orders.services.expiry import orders_expire
-from orders.services.fills import fill_apply
+from orders.services.fills import adjustment_fill_record, fill_apply
 from orders.services.modification import (
     MAX_MODIFICATIONS,
     Modification,
@@ -76,6 +77,7 @@ __all__ = [
     "OrderThrottled",
     "StrategyNotFound",
     "SubmissionInFlight",
+    "adjustment_fill_record",
     "fill_apply",
     "log_context",
     "order_cancel",

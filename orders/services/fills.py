@@ -14,13 +14,13 @@ from django.utils import timezone
 from omsproject import rows
 from omsproject.write_batch import WriteBatch
 from orders.charges import attribute_fill_charges
-from orders.enums import EventKind, EventSource, OrderStatus
+from orders.enums import EventKind, EventSource, OrderSide, OrderStatus, TradeKind
 from orders.models import Order, OrderEvent, Strategy, Trade
 from orders.money import PAISA
 from orders.services.errors import FillRefused, OrderNotFound
 from orders.services.events import log_context, order_note, transition_staged
 from orders.state import AFTER_PARTIAL_FILL, FILLABLE
-from positions.ledger import position_apply_fill
+from positions.ledger import Adjustment, position_apply_fill
 from positions.models import Position
 
 logger = logging.getLogger("oms.orders")
@@ -148,10 +148,20 @@ def _fill_order_lock_sql() -> str:
 def _fill_record(
     strategy, order, position, previous, *, trade_id, quantity, price, executed_at, source
 ):
-    """Record a fill the checks passed: the trade, the order's quantities and status with
-    their events, the position and the strategy's counters, written in one statement.
-    ``previous``: the order's earlier fills as (quantity, price)."""
+    """Record a fill the checks passed: the position (whose ledger decides what the fill
+    realized), the trade with that figure, the order's quantities and status with their
+    events, and the strategy's counters, written in one statement. ``previous``: the order's
+    earlier fills as (quantity, price)."""
     writes = WriteBatch()
+    outcome = position_apply_fill(
+        position,
+        strategy=strategy,
+        order=order,
+        quantity=quantity,
+        price=price,
+        executed_at=executed_at,
+        writes=writes,
+    )
     charges = attribute_fill_charges(
         order.side,
         order.product,
@@ -182,6 +192,7 @@ def _fill_record(
         gst=charges.gst,
         total_charges=charges.total,
         net_value=gross + charges.total if order.side == "BUY" else gross - charges.total,
+        realized_pnl=outcome.realized,
         executed_at=executed_at,
     )
     writes.insert(trade)
@@ -223,15 +234,6 @@ def _fill_record(
             },
         )
     )
-    outcome = position_apply_fill(
-        position,
-        strategy=strategy,
-        order=order,
-        quantity=quantity,
-        price=price,
-        executed_at=executed_at,
-        writes=writes,
-    )
     # The strategy's row is locked: its counters are set from the values read under the lock.
     strategy.total_trades += 1
     strategy.winning_trades += outcome.wins
@@ -251,3 +253,79 @@ def _fill_transition(order: Order, target: OrderStatus, writes: WriteBatch, **ev
     writes.update(order, list(dict.fromkeys([*quantities, *fields])))
     if recorded is not None:
         writes.insert(recorded)
+
+
+def adjustment_fill_record(
+    strategy: Strategy,
+    position,
+    *,
+    symbol: str,
+    exchange: str,
+    product: str,
+    quantity: int,
+    price: Decimal,
+    executed_at: datetime,
+    issue,
+    reason: str,
+    trade_id: str,
+) -> Trade:
+    """Record an adjustment fill: a change of the strategy's position in an instrument by a
+    signed ``quantity`` at ``price`` that no order made, settling reconciliation ``issue``.
+
+    It is a trades row (kind ADJUSTMENT, no order, no charges, its reason and issue) applied
+    through the same ledger as a fill, so a position's quantity is always the sum of its fills
+    and its realized PnL their cash flow; the PnL it realizes is booked on its day. It does not
+    re-mark the position (its price is no market's) and is not counted as a trade. The caller
+    holds the strategy's and the position's locks in its transaction (strategy, then
+    position), as reconciliation does.
+    """
+    if quantity == 0:
+        raise ValueError("adjustment quantity 0: must not be zero")
+    price = Decimal(price).quantize(PAISA, rounding=ROUND_HALF_UP)
+    side = OrderSide.BUY if quantity > 0 else OrderSide.SELL
+    writes = WriteBatch()
+    outcome = position_apply_fill(
+        position,
+        strategy=strategy,
+        order=Adjustment(symbol=symbol, exchange=exchange, product=product, side=side),
+        quantity=abs(quantity),
+        price=price,
+        executed_at=executed_at,
+        writes=writes,
+        marks=False,
+    )
+    gross = price * abs(quantity)
+    trade = Trade(
+        order=None,
+        strategy=strategy,
+        kind=TradeKind.ADJUSTMENT,
+        trade_id=trade_id,
+        symbol=symbol,
+        exchange=exchange,
+        product=product,
+        side=side,
+        quantity=abs(quantity),
+        price=price,
+        gross_value=gross,
+        net_value=gross,
+        realized_pnl=outcome.realized,
+        issue=issue,
+        reason=reason,
+        executed_at=executed_at,
+    )
+    writes.insert(trade)
+    strategy.winning_trades += outcome.wins
+    strategy.losing_trades += outcome.losses
+    strategy.total_pnl += outcome.realized
+    writes.update(strategy, ("winning_trades", "losing_trades", "total_pnl"))
+    writes.execute()
+    logger.warning(
+        "adjustment %s: %+d %s @ %s for issue %s (%s)",
+        trade_id,
+        quantity,
+        symbol,
+        price,
+        issue.pk,
+        reason,
+    )
+    return trade

@@ -26,6 +26,9 @@ class PositionFactory(factory.django.DjangoModelFactory):
     product = Product.MIS
     quantity = 10
     average_price = Decimal("100.00")
+    realized_pnl = Decimal("0.00")
+    # As if its fills had been at its average (positions.pnl.apply_fill's assumption).
+    cash_flow = factory.LazyAttribute(lambda p: p.realized_pnl - p.quantity * p.average_price)
 
 
 class ReconciliationIssueFactory(factory.django.DjangoModelFactory):

@@ -507,7 +507,9 @@ def test_position_unrealized_pnl_sql_of_null_is_null():
 RANGE = {"date_from": date(2025, 3, 10), "date_to": date(2025, 3, 12)}
 
 
-def _trade(strategy, side: OrderSide, quantity: int, price: str, executed_at, **charges):
+def _trade(
+    strategy, side: OrderSide, quantity: int, price: str, executed_at, realized="0", **charges
+):
     order = OrderFactory(
         strategy=strategy, side=side, status=OrderStatus.OPEN, broker_order_id=None
     )
@@ -516,6 +518,7 @@ def _trade(strategy, side: OrderSide, quantity: int, price: str, executed_at, **
         quantity=quantity,
         price=Decimal(price),
         executed_at=executed_at,
+        realized_pnl=Decimal(realized),
         **{name: Decimal(value) for name, value in charges.items()},
     )
 
@@ -534,20 +537,22 @@ def test_strategy_metrics_over_ist_days():
     strategy, other = StrategyFactory(), StrategyFactory()
     # Trades: the range is 10 Mar 00:00 IST up to (not including) 13 Mar 00:00 IST.
     _trade(strategy, OrderSide.BUY, 10, "100.00", ist(2025, 3, 10, 0, 0), brokerage="20")
+    # Gross PnL: what the fills in the range realized (the SELL's 100 and the BUY's -40).
     _trade(
         strategy,
         OrderSide.SELL,
         10,
         "110.00",
         ist(2025, 3, 12, 23, 59, 59),
+        realized="100.00",
         brokerage="20",
         stt="0.28",
     )
-    _trade(strategy, OrderSide.BUY, 5, "200.00", ist(2025, 3, 11, 12, 0), brokerage="5")
-    _trade(strategy, OrderSide.BUY, 1, "50.00", ist(2025, 3, 9, 23, 59, 59), brokerage="9")
-    _trade(strategy, OrderSide.SELL, 1, "50.00", ist(2025, 3, 13, 0, 0), brokerage="9")
+    _trade(strategy, OrderSide.BUY, 5, "200.00", ist(2025, 3, 11, 12, 0), "-40.00", brokerage="5")
+    _trade(strategy, OrderSide.BUY, 1, "50.00", ist(2025, 3, 9, 23, 59, 59), "-300", brokerage="9")
+    _trade(strategy, OrderSide.SELL, 1, "50.00", ist(2025, 3, 13, 0, 0), "500", brokerage="9")
     _trade(other, OrderSide.BUY, 1, "50.00", ist(2025, 3, 11, 10, 0), brokerage="9")
-    # Round trips: positions closed in the range.
+    # Round trips: positions closed in the range (by their closing fill's time).
     _closed(strategy, "100.00", ist(2025, 3, 12, 15, 0))
     _closed(strategy, "-40.00", ist(2025, 3, 10, 0, 0))
     _closed(strategy, "0.00", ist(2025, 3, 11, 11, 0))

@@ -54,6 +54,21 @@ class Rollback(Exception):
     pass
 
 
+def _closed_cash_flows(trades) -> list[Decimal]:
+    """A reference apart from the ledger: the cash flow of each position the fills closed, in
+    the order they closed (fills taken in the order they were applied)."""
+    flows, quantity, flow = [], 0, Decimal(0)
+    for trade in sorted(trades, key=lambda t: t.pk):
+        signed = trade.quantity * OrderSide(trade.side).sign
+        if quantity and (quantity > 0) != (signed > 0) and abs(signed) >= abs(quantity):
+            flows.append(flow + quantity * trade.price)  # buy back / sell out what is held
+            signed += quantity
+            quantity, flow = 0, Decimal(0)
+        quantity += signed
+        flow -= signed * trade.price
+    return flows
+
+
 @settings(
     max_examples=60,
     deadline=None,
@@ -110,8 +125,20 @@ def _check_scenario(scenario, mark: Decimal) -> None:
     for position in Position.objects.filter(strategy=strategy, closed_at__isnull=False):
         assert position.quantity == 0
 
-    # realized + unrealized at a mark == cash out - cash in + what is held, at the mark
+    # a flat position's realized PnL is exactly its cash flow (sells - buys of its quantities),
+    # to the paisa: the closing fill absorbs the rounding of the earlier reductions
+    closed_flows = _closed_cash_flows(trades)
+    closed_positions = Position.objects.filter(strategy=strategy, closed_at__isnull=False)
+    assert [p.realized_pnl for p in closed_positions.order_by("id")] == closed_flows
+    # what the fills realized is what the positions realized
     realized = sum((p.realized_pnl for p in Position.objects.filter(strategy=strategy)), PAISA * 0)
+    assert sum((t.realized_pnl for t in trades), Decimal(0)) == realized
+    if held is None:
+        assert realized == sum(
+            (t.quantity * t.price * -OrderSide(t.side).sign for t in trades), Decimal(0)
+        )
+
+    # realized + unrealized at a mark == cash out - cash in + what is held, at the mark
     unrealized = held.calculate_unrealized_pnl(mark) if held else Decimal(0)
     sold = sum((t.quantity * t.price for t in trades if t.side == OrderSide.SELL), Decimal(0))
     bought = sum((t.quantity * t.price for t in trades if t.side == OrderSide.BUY), Decimal(0))

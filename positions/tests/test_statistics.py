@@ -27,7 +27,11 @@ DP charge (Rs 13 + 18% GST = 15.34 per scrip per day with a CNC sell): Alpha sol
 
 The day before (Alpha only): a0 SELL 10 INFY MIS 14:00 FILLED, 10 @ 1512.30 (15123.00; 9.92),
 closing INFY +999.00; an Alpha snapshot of -500. The day after (Saturday): Beta's SBIN position
-of an earlier day closed at 09:20 for -40.00.
+of an earlier day closed at 09:20 for -40.00 by b5 SELL 5 SBIN CNC, 5 @ 804.35 (4021.75; no
+charges in this book, but the DP charge 15.34).
+
+Gross PnL is what each day's fills realized (each closing fill above carries its position's
+realized PnL): the day of the fill, not of the position's opening.
 """
 
 from __future__ import annotations
@@ -98,10 +102,14 @@ def filled(strategy, created, symbol, side, product, quantity, average, *, statu
     )
 
 
-def trade(placed: Order, executed: datetime, quantity: int, price: str, charges: str) -> None:
-    """A fill with its charge components "brokerage stt exchange sebi stamp gst"."""
+def trade(
+    placed: Order, executed: datetime, quantity: int, price: str, charges: str, realized="0"
+) -> None:
+    """A fill with its charge components "brokerage stt exchange sebi stamp gst" and what it
+    realized (the gross PnL of its day)."""
     brokerage, stt, exchange, sebi, stamp, gst = (Decimal(c) for c in charges.split())
     TradeFactory(
+        realized_pnl=Decimal(realized),
         order=placed,
         quantity=quantity,
         price=Decimal(price),
@@ -146,10 +154,10 @@ def book():
     trade(a1, at("09:20:05"), 4, "2450.00", "2.94 0 0.30 0.01 0.29 0.58")  # 4.12
     trade(a1, at("09:20:07"), 6, "2450.00", "4.41 0 0.45 0.01 0.45 0.88")  # 6.20
     a2 = filled(alpha, at("11:00"), "RELIANCE", sell, mis, 10, "2468.00")
-    trade(a2, at("11:00:02"), 10, "2468.00", "7.40 6 0.76 0.02 0 1.47")  # 15.65
+    trade(a2, at("11:00:02"), 10, "2468.00", "7.40 6 0.76 0.02 0 1.47", "180.00")  # 15.65
     order(alpha, at("12:00"), symbol="INFY", quantity=5, status=OrderStatus.REJECTED)
     a4 = filled(alpha, at("13:00"), "TCS", sell, cnc, 100, "1500.00")
-    trade(a4, at("13:00:01"), 100, "1500.00", "0 150 4.61 0.15 0 0.86")  # 155.62
+    trade(a4, at("13:00:01"), 100, "1500.00", "0 150 4.61 0.15 0 0.86", "-250.00")  # 155.62
     order(alpha, at("00:10"), symbol="SBIN", price=Decimal("800.00"), status=OrderStatus.EXPIRED)
     closed(alpha, "RELIANCE", mis, "180.00", at("11:00:02"))
     closed(alpha, "TCS", cnc, "-250.00", at("13:00:01"))
@@ -161,7 +169,7 @@ def book():
     )
     trade(b1, at("10:00:03"), 10, "1725.40", "5.18 0 0.53 0.02 0.52 1.03")  # 7.28
     b2 = filled(beta, at("14:00"), "TCS", sell, cnc, 20, "3890.50")
-    trade(b2, at("14:00:01"), 20, "3890.50", "0 78 2.39 0.08 0 0.45")  # 80.92
+    trade(b2, at("14:00:01"), 20, "3890.50", "0 78 2.39 0.08 0 0.45", "1210.00")  # 80.92
     order(beta, at("14:30"), symbol="SBIN", price=Decimal("812.35"), status=OrderStatus.REJECTED)
     b4 = filled(beta, at("15:00"), "SBIN", sell, cnc, 5, "812.35")
     trade(b4, at("15:00:01"), 5, "812.35", "0 4 0.12 0 0 0.02")  # 4.14
@@ -173,9 +181,11 @@ def book():
 
     # The neighbouring days.
     a0 = filled(alpha, at("14:00", BEFORE), "INFY", sell, mis, 10, "1512.30")
-    trade(a0, at("14:00:01", BEFORE), 10, "1512.30", "4.54 4 0.46 0.02 0 0.90")  # 9.92
+    trade(a0, at("14:00:01", BEFORE), 10, "1512.30", "4.54 4 0.46 0.02 0 0.90", "999.00")
     closed(alpha, "INFY", mis, "999.00", at("14:00:01", BEFORE))
     snapshots(alpha, BEFORE, "-500")
+    b5 = filled(beta, at("09:20", AFTER), "SBIN", sell, cnc, 5, "804.35")
+    trade(b5, at("09:20", AFTER), 5, "804.35", "0 0 0 0 0 0", "-40.00")
     closed(beta, "SBIN", cnc, "-40.00", at("09:20", AFTER))
     return alpha, beta
 
@@ -249,8 +259,8 @@ def test_a_range_of_days(book):
     assert rows[(DAY, alpha.pk)] == ALPHA
     assert rows[(DAY, beta.pk)] == BETA
     assert rows[(DAY, None)] == ALL
-    # Saturday: only Beta's position of an earlier day, closed at a loss.
-    after = (0, 0, 0, 0, 0, 0, 1, *money("-40.00", "0.00", "-40.00", "0.00", "0.00"))
+    # Saturday: only Beta's position of an earlier day, closed at a loss by a CNC sell.
+    after = (1, 1, 0, 0, 1, 0, 1, *money("-40.00", "15.34", "-55.34", "4021.75", "0.00"))
     assert rows[(AFTER, beta.pk)] == after
     assert rows[(AFTER, None)] == after
     assert len(rows) == 7

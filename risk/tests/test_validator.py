@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from orders.enums import OrderStatus, StrategyMode, StrategyStatus
-from orders.tests.factories import OrderFactory, StrategyFactory
+from orders.tests.factories import OrderFactory, StrategyFactory, TradeFactory
 from positions.services import market_prices_update
 from positions.tests.factories import PositionFactory
 from risk.limits import limits_for
@@ -485,6 +485,11 @@ def test_at_the_daily_loss_limit_only_reducing_orders_pass(
 ):
     limits_set(strategy, daily_loss_limit=Decimal("1000.00"))
     holding(strategy, 10, realized_pnl=Decimal(realized), unrealized_pnl=Decimal(unrealized))
+    # What the position realized was booked by a fill today (the day's realized PnL).
+    TradeFactory(
+        order=OrderFactory(strategy=strategy, status=OrderStatus.CANCELLED),
+        realized_pnl=Decimal(realized),
+    )
 
     assert codes(strategy) == expected
     assert codes(strategy, side="SELL", quantity=10) == []

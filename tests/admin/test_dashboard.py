@@ -25,6 +25,8 @@ pytestmark = pytest.mark.django_db
 
 
 def trading_day(strategy, *, scale: int = 1):
+    """Today: an open position that realized 12.50 and a position closed for 200.00 (each by
+    a fill today), a fill whose charges are 23.60; yesterday, a fill that realized 999.00."""
     now = timezone.now()
     opened = now - timedelta(hours=1)
     PositionFactory(
@@ -50,6 +52,12 @@ def trading_day(strategy, *, scale: int = 1):
     )
     order = OrderFactory(strategy=strategy, status=OrderStatus.OPEN, quantity=100)
     TradeFactory(order=order, quantity=1, brokerage=Decimal("20.00"), gst=Decimal("3.60"))
+    for realized, executed_at in (
+        (Decimal("12.50") * scale, now),
+        (Decimal("200.00") * scale, now),
+        (Decimal("999.00"), now - timedelta(days=1, hours=1)),
+    ):
+        TradeFactory(order=order, quantity=1, realized_pnl=realized, executed_at=executed_at)
     OrderFactory(strategy=strategy)  # working
 
 
@@ -61,10 +69,18 @@ def test_the_grouped_pnl_is_the_risk_service_figure_for_every_strategy():
     grouped = day_pnl_by_strategy()
 
     for strategy in strategies:
-        assert grouped.get(strategy.pk, (Decimal("0.00"), Decimal("0.00"))) == day_pnl(strategy)
-    realized, unrealized = day_pnl()
-    assert sum(r for r, _ in grouped.values()) == realized
-    assert sum(u for _, u in grouped.values()) == unrealized
+        if strategy.pk in grouped:
+            assert grouped[strategy.pk] == day_pnl(strategy)
+        else:
+            assert day_pnl(strategy).total == 0
+    account = day_pnl()
+    assert grouped[None] == account
+    strategy_rows = [money for key, money in grouped.items() if key is not None]
+    assert sum(m.gross_realized for m in strategy_rows) == account.gross_realized
+    assert sum(m.net_realized for m in strategy_rows) == account.net_realized
+    assert sum(m.unrealized for m in strategy_rows) == account.unrealized
+    assert account.gross_realized == Decimal("637.50")  # (12.50 + 200.00) x (1 + 2)
+    assert account.charges == Decimal("47.20")  # 23.60 x 2
 
 
 def test_desk_today_sums_the_strategies():
@@ -79,7 +95,9 @@ def test_desk_today_sums_the_strategies():
     rows = {row.strategy.name: row for row in desk.strategies}
     assert rows["Momentum"].open_orders == 2 and rows["Momentum"].open_positions == 1
     assert rows["Momentum"].position_value == Decimal("1010.00")  # 10 x last price 101
-    assert desk.total_pnl == sum(day_pnl(s)[0] + day_pnl(s)[1] for s in (momentum, arb))
+    assert rows["Momentum"].gross_realized == Decimal("212.50")
+    assert rows["Momentum"].realized_pnl == Decimal("188.90")  # net: less 23.60 of charges
+    assert desk.total_pnl == sum(day_pnl(s).total for s in (momentum, arb))
     assert desk.issues_by_severity == {"CRITICAL": 1, "WARNING": 0, "INFO": 1}
 
 
@@ -156,7 +174,7 @@ def test_the_dashboard_shows_the_day(as_viewer):
 
     page = as_viewer.get("/admin/").content.decode()
 
-    # realized 12.50 + 200.00 closed today - 23.60 charges, unrealized -30.25
+    # realized gross 12.50 + 200.00 by today's fills - 23.60 charges, unrealized -30.25
     assert 'id="tile-net-pnl"' in page and "+₹158.65" in page
     assert "Momentum ₹182" in page  # the chart's legend: the last snapshot
     assert "1 CRITICAL" in page

@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 from orders.enums import OrderStatus, StrategyStatus
 from orders.models import Order, Trade
 from orders.tests.api.conftest import make_caller, order_body
-from orders.tests.factories import OrderFactory
+from orders.tests.factories import OrderFactory, TradeFactory
 from positions.models import Position
 from positions.tests.factories import PositionFactory
 from risk.selectors import desk_today, gross_exposure
@@ -48,6 +48,12 @@ def test_the_strategy_endpoint_reports_status_mode_limits_pnl_and_the_kill_switc
     strategy.save()
     PositionFactory(strategy=strategy, unrealized_pnl=Decimal("125.50"), realized_pnl=Decimal("10"))
     OrderFactory(strategy=strategy)
+    # A fill today that realized 10.00 and paid 1.25 of charges.
+    TradeFactory(
+        order=OrderFactory(strategy=strategy, status=OrderStatus.CANCELLED),
+        realized_pnl=Decimal("10"),
+        brokerage=Decimal("1.25"),
+    )
     OrderFactory(strategy=strategy, status=OrderStatus.CANCELLED)
     KillSwitchEventFactory(state="REDUCING", scope="STRATEGY", strategy=strategy, actor="test")
 
@@ -66,11 +72,12 @@ def test_the_strategy_endpoint_reports_status_mode_limits_pnl_and_the_kill_switc
     assert body["open_positions"] == 1
     assert body["working_orders"] == 1
     today = body["today"]
-    assert (today["realized_pnl"], today["unrealized_pnl"], today["net_pnl"]) == (
+    assert (today["gross_realized_pnl"], today["charges"], today["realized_pnl"]) == (
         "10.00",
-        "125.50",
-        "135.50",
+        "1.25",
+        "8.75",
     )
+    assert (today["unrealized_pnl"], today["net_pnl"]) == ("125.50", "134.25")
     assert body["total_pnl"] == "0.00"
 
 

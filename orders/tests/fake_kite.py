@@ -147,17 +147,37 @@ class FakeKiteServer:
         self._server.shutdown()
         self._server.server_close()
 
-    def reply(self, method: str, path: str, name: str | dict, http_status: int = 200, **changes):
+    def reply(
+        self,
+        method: str,
+        path: str,
+        name: str | dict,
+        http_status: int = 200,
+        *,
+        replace: bool = False,
+        **changes,
+    ):
         """Queue the recorded reply ``name`` (or this body); ``changes`` replace fields of its
-        last entry (of an order history: the latest state of the order)."""
+        last entry (of an order history: the latest state of the order). ``replace``: drop the
+        replies still queued for (method, path) first, so this one answers from now on (the
+        broker's truth has moved on, whether or not the earlier answer was asked for)."""
         body = recorded(name) if isinstance(name, str) else name
         if changes:
             data = body["data"]
             entry = data[-1] if isinstance(data, list) else data
             entry.update(changes)
         with self._lock:
+            if replace:
+                self.routes.pop((method, path), None)
             self.routes.setdefault((method, path), []).append((http_status, body))
         return self
+
+    def reset(self) -> None:
+        """Forget every queued reply and every request (a server shared by several tests)."""
+        with self._lock:
+            self.routes.clear()
+            self.sent.clear()
+            self.unexpected.clear()
 
     def _next(self, request: SentRequest) -> tuple[int, dict]:
         with self._lock:

@@ -5,6 +5,11 @@ workers, all against pytest-django's test database (the embedded PostgreSQL's so
 DATABASE_URL's server). Every wait is bounded; every process runs in its own session, so a
 stop reaches its children, and is stopped with SIGTERM, then SIGKILL. Each process writes to
 its own log file, whose tail is shown when a test fails.
+
+The cluster's Kite is a fake one (orders.tests.fake_kite.FakeKiteServer) served by the test
+process on 127.0.0.1: the processes get a Kite session (KITE_API_KEY, KITE_ACCESS_TOKEN) with
+KITE_API_ROOT pointed at it, so LIVE strategies are configured and nothing ever leaves
+127.0.0.1. A test says what Kite answers (``cluster.kite.reply(...)``).
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from urllib.parse import quote
 
 import requests
 
+from orders.tests.fake_kite import FakeKiteServer
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = ROOT / ".venv" / "bin"
 
@@ -34,9 +41,12 @@ HEARTBEAT_SECONDS = 1
 STALLED_SECONDS = 6
 APPLICATION_PREFIX = "oms-rel-"  # application_name of the cluster's database sessions
 KITE_API_SECRET = "reliability-kite-secret"
+KITE_API_KEY = "reliability-kite-key"
+KITE_ACCESS_TOKEN = "reliability-kite-access-token"
 
 # What the processes run with: no limit that would refuse a test's orders (the checks still
-# run in full), paper strategies at any hour, no Kite session (nothing ever leaves 127.0.0.1).
+# run in full), paper strategies at any hour, a Kite session against the fake Kite (its
+# KITE_API_ROOT is set for each cluster: Cluster._env).
 CLUSTER_ENV = {
     "DJANGO_SETTINGS_MODULE": "omsproject.settings",
     "DJANGO_DEBUG": "false",
@@ -52,8 +62,8 @@ CLUSTER_ENV = {
     "OMS_WORKER_HEARTBEAT_SECONDS": str(HEARTBEAT_SECONDS),
     "OMS_WORKER_STALLED_SECONDS": str(STALLED_SECONDS),
     "OMS_RISK_EMAILS": "",
-    "KITE_API_KEY": "",
-    "KITE_ACCESS_TOKEN": "",
+    "KITE_API_KEY": KITE_API_KEY,
+    "KITE_ACCESS_TOKEN": KITE_ACCESS_TOKEN,
     "KITE_API_SECRET": KITE_API_SECRET,
     "PYTHONWARNINGS": "ignore:No directory at:UserWarning",  # no collectstatic for tests
 }
@@ -114,11 +124,13 @@ class Member:
 
 @dataclass
 class Cluster:
-    """``query(sql, params)`` runs SQL on the test database from the test process."""
+    """``query(sql, params)`` runs SQL on the test database from the test process; ``kite``
+    is the fake Kite the processes talk to (KITE_API_ROOT)."""
 
     database_url: str
     log_dir: Path
     query: Callable[..., list[tuple]]
+    kite: FakeKiteServer
     members: list[Member] = field(default_factory=list)
     stopped: bool = False
     started_in: float = 0.0
@@ -141,6 +153,7 @@ class Cluster:
         env = {k: v for k, v in os.environ.items() if k not in NOT_INHERITED}
         env.update(CLUSTER_ENV)
         env["DATABASE_URL"] = self.database_url
+        env["KITE_API_ROOT"] = self.kite.root
         env["OMS_DB_APPLICATION_NAME"] = APPLICATION_PREFIX + name
         return env
 

@@ -3,10 +3,12 @@
 The cluster starts at the first test of this package and stops after its last one (and at
 the end of the session in any case, failure or not). Each test commits its rows
 (``transactional_db``) so that the cluster's processes see them; before the suite's flush
-after each test, every due job is run, so no worker works on rows being truncated. A failing
-test's report carries the tail of every process's log. Each test records its measured figures
-with ``figures(...)``; they are printed in a "reliability figures" section at the end of the
-run, without ``-s``.
+after each test, every due job is run, so no worker works on rows being truncated. Its Kite is
+one fake Kite server for the session (``cluster.kite``), served by this process: each test
+queues the replies it needs, they are forgotten after it, and a request Kite had no reply for
+fails the test. A failing test's report carries the tail of every process's log. Each test
+records its measured figures with ``figures(...)``; they are printed in a "reliability figures"
+section at the end of the run, without ``-s``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pytest
 import requests
 from requests.adapters import HTTPAdapter
 
+from orders.tests.fake_kite import FakeKiteServer
 from tests.reliability.cluster import Cluster, database_url
 
 HERE = Path(__file__).resolve().parent
@@ -52,10 +55,11 @@ def _cluster_factory(django_db_setup, django_db_blocker, tmp_path_factory):
     from django.db import connection
 
     query = _query_on(connection, django_db_blocker)
+    kite = FakeKiteServer().start()
 
     def start() -> Cluster:
         log_dir = tmp_path_factory.mktemp("cluster")
-        cluster = Cluster(database_url(connection.settings_dict), log_dir, query)
+        cluster = Cluster(database_url(connection.settings_dict), log_dir, query, kite)
         _clusters.append(cluster)
         try:
             cluster.start()
@@ -67,6 +71,7 @@ def _cluster_factory(django_db_setup, django_db_blocker, tmp_path_factory):
     yield start
     for cluster in _clusters:
         cluster.stop()
+    kite.stop()
 
 
 @pytest.fixture
@@ -83,11 +88,15 @@ def cluster(_cluster_factory) -> Cluster:
 
 @pytest.fixture(autouse=True)
 def _cluster_quiet(cluster, transactional_db):
-    """Every process alive before and after each test; every due job run before the flush."""
+    """Every process alive before and after each test; every due job run before the flush;
+    Kite asked nothing it had no reply for, and its replies forgotten after the test."""
     assert not cluster.dead(), f"cluster processes died: {cluster.dead()}\n{cluster.tails()}"
     yield
     cluster.drain(timeout=60)
+    unexpected = list(cluster.kite.unexpected)
+    cluster.kite.reset()
     assert not cluster.dead(), f"cluster processes died: {cluster.dead()}\n{cluster.tails()}"
+    assert not unexpected, f"requests Kite was not expected to get: {unexpected}"
 
 
 @pytest.fixture

@@ -92,7 +92,9 @@ _AUTHENTICATE = f"SELECT {_KEY_COLUMNS}, NULL, NULL {_KEY_AND_STRATEGY}"
 _AUTHENTICATE_AND_COUNT = f"""
 WITH api_key AS (SELECT api_key.id AS key_id, {_KEY_COLUMNS} {_KEY_AND_STRATEGY}),
 counted AS (
-    SELECT counted.* FROM api_key, oms_count_request(%(bucket)s || key_id, %(seconds)s) AS counted
+    SELECT counted.* FROM api_key, oms_count_request(
+        (%(bucket)s || key_id)::varchar, %(seconds)s::integer
+    ) AS counted
 )
 SELECT api_key.*, counted.* FROM api_key LEFT JOIN counted ON true
 """  # noqa: S608 - column names and constant fragments only

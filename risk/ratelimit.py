@@ -63,7 +63,7 @@ def take_token(
     refill = bucket_rate(capacity, refill_per_second)
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT * FROM oms_take_token(%s, %s, %s, %s)",
+            "SELECT * FROM oms_take_token(%s::varchar, %s::integer, %s::numeric, %s::timestamptz)",
             [key, capacity, refill, now or bucket_clock()],
         )
         return token_wait(*cursor.fetchone())

@@ -49,7 +49,10 @@ class StrategyKeyRateThrottle(SimpleRateThrottle):
         counted = getattr(request.auth, "window_count", None)
         if counted is None:
             with connection.cursor() as cursor:
-                cursor.execute("SELECT * FROM oms_count_request(%s, %s)", [bucket, self.duration])
+                cursor.execute(
+                    "SELECT * FROM oms_count_request(%s::varchar, %s::integer)",
+                    [bucket, self.duration],
+                )
                 counted = cursor.fetchone()
         hits, seconds_left = counted
         self.seconds_left = max(float(seconds_left), 0.0)

@@ -155,7 +155,10 @@ def _accepted_sql() -> str:
     event_columns = insert_columns(OrderEvent, skip="order")
     return f"""
         WITH rate AS (
-            SELECT * FROM oms_take_token(%(rate_key)s, %(rate)s, %(rate)s, %(rate_now)s)
+            SELECT * FROM oms_take_token(
+                %(rate_key)s::varchar, %(rate)s::integer, %(rate)s::numeric,
+                %(rate_now)s::timestamptz
+            )
         ), new_order AS (
             INSERT INTO orders ({order_columns})
             SELECT {order_columns}

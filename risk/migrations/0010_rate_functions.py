@@ -5,7 +5,9 @@ counts: ``oms_take_token`` (a token bucket: the order rate, Kite's request rate)
 Each is one INSERT ... ON CONFLICT DO UPDATE: PostgreSQL locks the counter's row for the
 statement, so two processes can never both spend the last token; time is the database's clock
 (``clock_timestamp()``) unless a caller passes ``p_now`` (tests), so machines' clocks need not
-agree. A clock that went backwards refills nothing.
+agree. A clock that went backwards refills nothing. Each returns one row, and says so (``ROWS
+1``): with the default estimate of 1,000 rows, the statement that writes an order looked
+costly enough for PostgreSQL to JIT-compile it, 23 ms on every placement.
 """
 
 from django.db import migrations
@@ -14,7 +16,7 @@ FUNCTIONS = """
 CREATE FUNCTION oms_take_token(
     p_key varchar, p_capacity integer, p_refill_per_second numeric, p_now timestamptz
 ) RETURNS TABLE (granted boolean, tokens numeric, refill_per_second numeric)
-LANGUAGE sql VOLATILE AS $$
+LANGUAGE sql VOLATILE ROWS 1 AS $$
     INSERT INTO rate_buckets AS bucket
         (key, tokens, capacity, refill_per_second, last_take_granted, updated_at)
     VALUES (p_key, p_capacity - 1, p_capacity, p_refill_per_second, true,
@@ -37,7 +39,7 @@ $$;
 
 CREATE FUNCTION oms_count_request(p_bucket varchar, p_seconds integer)
 RETURNS TABLE (hits integer, seconds_left numeric)
-LANGUAGE sql VOLATILE AS $$
+LANGUAGE sql VOLATILE ROWS 1 AS $$
     INSERT INTO api_rate_limits AS counter (bucket, window_start, hits)
     VALUES (
         p_bucket,

@@ -155,3 +155,15 @@ def test_two_processes_share_one_bucket():
     bucket = RateBucket.objects.get(key=key)
     assert bucket.tokens == 0
     assert bucket.last_take_granted is False
+
+
+@pytest.mark.django_db
+def test_the_rate_counters_say_they_return_one_row():
+    """With the default estimate of 1,000 rows, PostgreSQL 15 JIT-compiled the statement that
+    writes an order (23 ms a placement): the functions declare ROWS 1."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT proname, prorows FROM pg_proc"
+            " WHERE proname IN ('oms_take_token', 'oms_count_request') ORDER BY proname"
+        )
+        assert cursor.fetchall() == [("oms_count_request", 1), ("oms_take_token", 1)]

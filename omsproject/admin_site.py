@@ -11,6 +11,10 @@ from __future__ import annotations
 from django.contrib import admin
 from django.utils import timezone
 
+from orders.enums import OrderStatus
+from risk.charts import pnl_chart, session_window
+from risk.selectors import desk_today, kill_switch_board
+
 
 class OmsAdminSite(admin.AdminSite):
     site_header = "OMS back office"
@@ -22,18 +26,12 @@ class OmsAdminSite(admin.AdminSite):
     def each_context(self, request):
         context = super().each_context(request)
         if self.has_permission(request):
-            from risk.selectors import kill_switch_board
-
             context["kill_switch_board"] = kill_switch_board()
         return context
 
     def index(self, request, extra_context=None):
         extra_context = dict(extra_context or {})
         if request.user.has_perm("orders.view_order"):
-            from orders.enums import OrderStatus
-            from risk.charts import pnl_chart, session_window
-            from risk.selectors import desk_today
-
             desk = desk_today()
             moments = [at for _, points in desk.pnl_series for at, _ in points]
             start, end = session_window(timezone.now(), moments)

@@ -131,7 +131,7 @@ class PositionAdmin(LargeTableAdmin):
             {
                 "fields": (
                     ("strategy", "symbol", "exchange", "product"),
-                    ("quantity", "average_price", "last_price"),
+                    ("quantity", "average_price", "last_price", "last_price_at"),
                 )
             },
         ),
@@ -199,9 +199,13 @@ class PositionAdmin(LargeTableAdmin):
     def average(self, position):
         return price(position.average_price)
 
-    @admin.display(description="last price")
+    @admin.display(description="last price (marked at)")
     def last(self, position):
-        return price(position.last_price)
+        if position.last_price_at is None:
+            return price(position.last_price)
+        return format_html(
+            "{} <small>{}</small>", price(position.last_price), local_time(position.last_price_at)
+        )
 
     @admin.display(description="unrealized")
     def unrealized(self, position):
@@ -240,7 +244,7 @@ class PositionAdmin(LargeTableAdmin):
             position.exchange,
             position.product,
             price(position.average_price),
-            price(position.last_price),
+            self.last(position),
             pnl(position.total_pnl),
         )
 

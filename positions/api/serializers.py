@@ -29,6 +29,7 @@ class PositionSerializer(FieldsOnceSerializer):
             "unrealized_pnl",
             "total_pnl",
             "last_price",
+            "last_price_at",
             "stop_loss",
             "take_profit",
             "opened_at",

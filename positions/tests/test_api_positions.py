@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from orders.tests.api.conftest import make_caller
 from positions.tests.factories import PositionFactory
@@ -14,6 +15,7 @@ from positions.tests.factories import PositionFactory
 pytestmark = pytest.mark.django_db
 
 POSITIONS = "/api/v1/positions/"
+MARKED = datetime(2026, 12, 1, 10, 15, 30, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -30,6 +32,7 @@ def book(caller):
         quantity=10,
         average_price=Decimal("2450.333333"),
         last_price=Decimal("2460.00"),
+        last_price_at=MARKED,
         unrealized_pnl=Decimal("96.67"),
     )
     short = PositionFactory(strategy=strategy, symbol="INFY", quantity=-5, product="CNC")
@@ -80,6 +83,7 @@ def test_the_position_fields_and_money_as_strings(caller, book):
     assert long["quantity"] == 10
     assert long["average_price"] == "2450.333333"
     assert long["last_price"] == "2460.00"
+    assert parse_datetime(long["last_price_at"]) == MARKED  # each mark comes with its time
     assert long["unrealized_pnl"] == "96.67"
     assert long["realized_pnl"] == "0.00"
     assert long["total_pnl"] == "96.67"

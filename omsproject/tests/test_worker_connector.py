@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+from concurrent.futures import ThreadPoolExecutor
 
 import procrastinate
 import psycopg
@@ -122,8 +123,15 @@ def connector(monkeypatch):
     return WorkerConnector(outage_seconds=1.0, kwargs={})
 
 
+def run_coroutine(coroutine):
+    """asyncio.run in a thread of its own: the browser tests' Playwright keeps an event loop
+    running in the main thread for the rest of the session."""
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, coroutine).result()
+
+
 def run(connector, script, name, **arguments):
-    return asyncio.run(connector._until_answered(script, sql.queries[name], arguments))
+    return run_coroutine(connector._until_answered(script, sql.queries[name], arguments))
 
 
 def test_a_heartbeat_is_sent_again_until_the_database_answers(connector):
@@ -201,7 +209,7 @@ def test_a_job_fetched_whose_answer_was_lost_is_put_back_and_fetched_again(monke
             await app.job_manager.unregister_worker(worker_id)
             return job_id, answers, row, doing
 
-    job_id, answers, row, doing = asyncio.run(scenario())
+    job_id, answers, row, doing = run_coroutine(scenario())
     assert answers[0]["id"] == job_id  # taken by the first fetch, whose answer was lost
     assert row["id"] == job_id  # put back, then handed to the worker by the second
     assert doing == [{"id": job_id}]

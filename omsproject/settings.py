@@ -34,7 +34,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "pgtrigger",
-    "axes",  # admin login throttling; its attempts and lockouts are admin lists
+    "omsproject.apps.LoginAttemptsConfig",  # django-axes: admin login throttling, lockouts
     "procrastinate.contrib.django",
     "orders",
     "positions",

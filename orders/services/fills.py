@@ -16,7 +16,7 @@ from omsproject.write_batch import WriteBatch
 from orders.charges import attribute_fill_charges
 from orders.enums import EventKind, EventSource, OrderSide, OrderStatus, TradeKind
 from orders.models import Order, OrderEvent, Strategy, Trade
-from orders.money import PAISA
+from orders.money import PAISA, to_paisa
 from orders.services.errors import FillRefused, OrderNotFound
 from orders.services.events import log_context, order_note, transition_staged
 from orders.state import AFTER_PARTIAL_FILL, FILLABLE
@@ -281,7 +281,7 @@ def adjustment_fill_record(
     """
     if quantity == 0:
         raise ValueError("adjustment quantity 0: must not be zero")
-    price = Decimal(price).quantize(PAISA, rounding=ROUND_HALF_UP)
+    price = to_paisa(Decimal(price))
     side = OrderSide.BUY if quantity > 0 else OrderSide.SELL
     writes = WriteBatch()
     outcome = position_apply_fill(

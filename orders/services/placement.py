@@ -81,8 +81,9 @@ def order_place(
                 actor=actor,
                 source=source,
                 metadata=metadata,
+                closes_position=closes_position,
+                exit_key=exit_key,
             )
-            order.closes_position, order.exit_key = closes_position, exit_key
             if verdict.violations:
                 _write_refused(order, received, violations=verdict.violations)
             else:
@@ -108,7 +109,17 @@ def order_place(
     )
 
 
-def _new_order(request: OrderRequest, *, strategy, fingerprint, actor, source, metadata):
+def _new_order(
+    request: OrderRequest,
+    *,
+    strategy,
+    fingerprint,
+    actor,
+    source,
+    metadata,
+    closes_position=None,
+    exit_key: str = "",
+):
     """The order a request asks for, unsaved, and its first event."""
     order = Order(
         strategy=strategy,
@@ -129,6 +140,8 @@ def _new_order(request: OrderRequest, *, strategy, fingerprint, actor, source, m
         tag=request.tag,
         request_fingerprint=fingerprint,
         metadata={**(metadata or {}), "actor": actor},
+        closes_position=closes_position,
+        exit_key=exit_key,
     )
     received = OrderEvent(
         order=order,

@@ -9,7 +9,7 @@ paper exchange: written in bulk as the submission would have left them (the orde
 its broker order id, the paper exchange's order OPEN under the same tag and id). It starts
 ``--workers`` real workers (``manage.py procrastinate worker``) on that database and lets
 them warm up on a halt of a second strategy. Then it sets the global kill switch to HALTED
-through ``risk.services.kill_switch_set`` — what the admin page and the ``kill_switch``
+through ``risk.kill_switch.kill_switch_set`` — what the admin page and the ``kill_switch``
 command call — and counts, from the moment of that call, until every order is CANCELLED in
 the database: marked at once, cancelled at the paper exchange by the workers' jobs, and the
 exchange's reports applied, each status change with its event. Target: at most 2 s.
@@ -156,8 +156,8 @@ def main() -> int:
     from orders.enums import StrategyMode
     from orders.models import Strategy
     from positions.models import MarketPrice
+    from risk.kill_switch import kill_switch_set
     from risk.models import KillSwitchState
-    from risk.services import kill_switch_set
 
     MarketPrice.objects.create(symbol="RELIANCE", exchange="NSE", last_price=MARKET)
     strategy = Strategy.objects.create(name="Bench halt", mode=StrategyMode.PAPER, config={})

@@ -32,7 +32,7 @@ from orders.models import Order, Strategy
 from orders.services import order_updates_apply
 from positions.models import IssueType, Position, ReconciliationIssue, Severity
 from positions.services import reconciliation_issue_record
-from risk.services import kill_switch_on_critical_issue
+from risk.kill_switch import kill_switch_on_critical_issue
 
 logger = logging.getLogger("oms.reconciliation")
 

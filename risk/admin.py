@@ -2,7 +2,7 @@
 PnL snapshots.
 
 The kill switch page (``/admin/risk/killswitch/``) shows the global switch and every
-strategy's, and changes one through ``risk.services.kill_switch_set`` after a confirmation
+strategy's, and changes one through ``risk.kill_switch.kill_switch_set`` after a confirmation
 page; flattening positions is a separate confirmed act (``positions_flatten``). Both need
 ``risk.change_kill_switch`` and leave an admin log entry beside the kill switch event. The
 event history is append-only: nobody changes or deletes it here (nor in the database).
@@ -33,6 +33,7 @@ from orders.models import Order, Strategy
 from orders.selectors import orders_cancellable
 from positions.exits import positions_flatten
 from positions.models import Position
+from risk.kill_switch import kill_switch_set
 from risk.limits import limits_report
 from risk.models import (
     Instrument,
@@ -43,7 +44,7 @@ from risk.models import (
     RiskLimit,
 )
 from risk.selectors import kill_switch_board, kill_switch_state
-from risk.services import KillSwitchError, kill_switch_set
+from risk.services import KillSwitchError
 
 EFFECTS = {
     KillSwitchState.HALTED: "No order passes, closing orders included; every working order of "

@@ -20,9 +20,10 @@ from positions.exits import ExitKind, position_close, positions_check_exits
 from positions.models import Position
 from positions.services import market_prices_update, positions_mark, strategy_prices_update
 from risk import calendar
+from risk.kill_switch import risk_auto_triggers
 from risk.models import KillSwitchState
 from risk.selectors import kill_switch_state
-from risk.services import pnl_snapshot_take, risk_auto_triggers
+from risk.services import pnl_snapshot_take
 
 logger = logging.getLogger("oms.risk")
 

@@ -50,7 +50,7 @@ def kill_switch_own_state(strategy_id) -> Func:
 
 def kill_switch_lock() -> None:
     """Inside a transaction, wait for a kill switch change being committed, and keep the next
-    one waiting until this transaction ends (see risk.services.kill_switch_set).
+    one waiting until this transaction ends (see risk.kill_switch.kill_switch_set).
 
     Read the state in a later statement: a statement sees the data of the moment it began.
     """
@@ -70,7 +70,7 @@ def kill_switch_state(*, strategy=None, lock: bool = False) -> KillSwitchState:
 
     Read from the database on every call, so every process agrees at once. With ``lock``
     (inside a transaction) the read waits for a kill switch change being committed, so an order
-    and a HALT cannot pass each other: see risk.services.kill_switch_set.
+    and a HALT cannot pass each other: see risk.kill_switch.kill_switch_set.
     """
     if lock:
         kill_switch_lock()

@@ -1,23 +1,16 @@
-"""Every write of the risk app: the kill switch, its automatic triggers, PnL snapshots."""
+"""Every write of the risk app: a kill switch change recorded, PnL snapshots, the roles.
+(Acting on a change — the HALT's cancels, the automatic rules — is risk.kill_switch's.)"""
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
-from decimal import Decimal
 
 from django.apps import apps as installed_apps
-from django.conf import settings
-from django.core.mail import send_mail
 from django.db import connection, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
-from orders.enums import EventKind, EventSource, OrderStatus
 from orders.models import OrderEvent, Strategy
-from orders.selectors import orders_cancellable
-from orders.services import orders_cancel
-from risk.limits import limits_for
 from risk.models import (
     ActorType,
     KillSwitchEvent,
@@ -35,7 +28,7 @@ class KillSwitchError(Exception):
     """A kill switch change that is not allowed; the message names the rule."""
 
 
-def kill_switch_set(
+def kill_switch_record(
     state: KillSwitchState,
     *,
     reason: str,
@@ -44,7 +37,8 @@ def kill_switch_set(
     actor_type: ActorType = ActorType.PERSON,
     details: dict | None = None,
 ) -> KillSwitchEvent:
-    """Change the kill switch for one strategy or globally, and act on it.
+    """Record a change of the kill switch for one strategy or globally (risk.kill_switch's
+    kill_switch_set records it with this, then acts on it: a reaction).
 
     Guarantees: the change is one kill_switch_events row, written under the kill switch's
     exclusive advisory lock, so its id is higher than that of every change committed before
@@ -52,15 +46,10 @@ def kill_switch_set(
     process's clock says. The lock waits for every placement and modification holding the
     shared one (risk.validator.checks_lock: taken before their checks, held until they
     commit), and none takes it until the change commits: no order is accepted after a change
-    that refuses it. HALTED then
-    asks the broker to cancel every open order of its scope (as jobs); the order that was
-    accepted last committed before the change, so none is missed. Going back to ACTIVE is a
-    person's act only, and a person's actor name may not pose as a rule's ("rule:..."); the
-    resume records in ``details["levels"]`` what the automatic rules measure from afterwards
-    (see risk_auto_triggers). A notification goes out after the commit.
-
-    Call it outside any transaction: inside one, the exclusive lock (and the cancels) would
-    last until the caller commits.
+    that refuses it. Going back to ACTIVE is a person's act only, and a person's actor name
+    may not pose as a rule's ("rule:..."); the resume records in ``details["levels"]`` what
+    the automatic rules measure from afterwards. Its own transaction: call it outside one, or
+    the exclusive lock lasts until the caller commits.
     """
     state = KillSwitchState(state)
     if not reason or not reason.strip():
@@ -77,7 +66,7 @@ def kill_switch_set(
         details = {**(details or {}), "previous_state": str(previous)}
         if state == KillSwitchState.ACTIVE:
             details["levels"] = _resume_levels(strategy)
-        event = KillSwitchEvent.objects.create(
+        return KillSwitchEvent.objects.create(
             state=state,
             scope=scope,
             strategy=strategy,
@@ -86,25 +75,6 @@ def kill_switch_set(
             actor_type=actor_type,
             details=details,
         )
-    # Cancelled after the commit, never under the exclusive lock: order_modify holds an
-    # order's row lock while it waits for the shared one, so locking orders here would
-    # deadlock with it (and PostgreSQL might abort the halt).
-    cancelled = 0
-    try:
-        if state == KillSwitchState.HALTED:
-            cancelled = _scope_orders_cancel(strategy, actor=actor, reason=reason)
-    finally:
-        # The change is committed: it is announced even if a cancel failed.
-        transaction.on_commit(lambda: _notify(event, cancelled))
-    logger.warning(
-        "kill switch %s (%s) by %s: %s; %s orders cancelling",
-        state,
-        strategy or "global",
-        actor,
-        reason,
-        cancelled,
-    )
-    return event
 
 
 def _resume_levels(strategy) -> dict:
@@ -123,30 +93,6 @@ def _resume_levels(strategy) -> dict:
         "pnl": str(snapshot[1]) if snapshot else None,
         "order_event_id": OrderEvent.objects.aggregate(last=Max("id"))["last"],
     }
-
-
-def _scope_orders_cancel(strategy, *, actor: str, reason: str) -> int:
-    """Cancel every open order of the scope (orders_cancel: a few statements for them all,
-    not a transaction each); returns how many."""
-    return orders_cancel(
-        orders_cancellable(strategy=strategy).values_list("pk", flat=True),
-        actor=f"kill switch ({actor})",
-        source=EventSource.SYSTEM,
-        reason=f"kill switch HALTED: {reason}",
-    )
-
-
-def _notify(event: KillSwitchEvent, cancelled: int) -> None:
-    where = event.strategy.name if event.strategy else "ALL strategies"
-    subject = f"[OMS] kill switch {event.state} for {where}"
-    body = (
-        f"State: {event.state}\nScope: {where}\nBy: {event.actor} ({event.actor_type})\n"
-        f"Reason: {event.reason}\nOpen orders being cancelled: {cancelled}\n"
-        f"Details: {event.details}\nAt: {timezone.localtime(event.created_at)}\n"
-    )
-    logger.warning("notification: %s", subject)
-    if settings.OMS_RISK_EMAILS:
-        send_mail(subject, body, None, settings.OMS_RISK_EMAILS, fail_silently=True)
 
 
 # --- PnL of the day and automatic triggers -----------------------------------------------------
@@ -168,165 +114,6 @@ def pnl_snapshot_take(*, now=None) -> list[PnlSnapshot]:
             )
         )
     return PnlSnapshot.objects.bulk_create(snapshots)
-
-
-def _already(state: KillSwitchState, strategy) -> bool:
-    return kill_switch_state(strategy=strategy).severity >= KillSwitchState(state).severity
-
-
-def _last_resume(strategy) -> KillSwitchEvent | None:
-    """The switch's latest change back to ACTIVE (always a person's), if any."""
-    scope = KillSwitchScope.STRATEGY if strategy is not None else KillSwitchScope.GLOBAL
-    return (
-        KillSwitchEvent.objects.filter(scope=scope, strategy=strategy, state=KillSwitchState.ACTIVE)
-        .order_by("-id")
-        .first()
-    )
-
-
-def risk_auto_triggers(*, now=None) -> list[KillSwitchEvent]:
-    """Fire the automatic kill switch rules, each recorded with its figures:
-
-    - loss from the day's peak PnL beyond ``drawdown_limit`` -> HALTED;
-    - the day's PnL at or below ``-daily_loss_limit`` -> REDUCING (where the validator starts
-      refusing orders that do not reduce);
-    - ``rejection_burst`` broker rejections within ``rejection_window_seconds`` -> HALTED.
-
-    A rule does not fire on a switch already at its state or stricter.
-
-    After a person resumes a switch (sets it back to ACTIVE), a rule fires again only on a new
-    breach, measured from the levels recorded in the resume event (``details["levels"]``):
-    - drawdown: the peak is measured from the resume: the PnL at the resume, or any higher
-      snapshot since; it fires when the PnL falls more than ``drawdown_limit`` below that;
-    - daily loss: the PnL must be beyond the limit *and* below the PnL at the resume;
-    - rejections: only those after the resume count (and within the window).
-    The same figures as at the resume never fire again. A resume on an earlier day leaves
-    today's PnL rules as they are (the day starts flat).
-    """
-    now = now or timezone.now()
-    start = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
-    fired = []
-    for strategy in [None, *Strategy.objects.filter(status="ACTIVE")]:
-        limits = limits_for(strategy)
-        resume = _last_resume(strategy)
-        levels = resume.details.get("levels", {}) if resume is not None else {}
-        snapshots = PnlSnapshot.objects.filter(strategy=strategy, taken_at__gte=start)
-        latest = snapshots.order_by("-taken_at", "-id").first()
-        # The snapshot the resume saw, if it is today's: the PnL rules measure from it.
-        at_resume = (
-            snapshots.filter(pk=levels["pnl_snapshot_id"]).first()
-            if levels.get("pnl_snapshot_id") is not None
-            else None
-        )
-        since = resume.pk if at_resume is not None else None
-        if latest is not None and limits.drawdown_limit is not None:
-            if at_resume is None:
-                # The day starts flat, so the peak is never below zero.
-                floor, measured, peak_of = Decimal(0), snapshots, "the day's peak"
-            else:
-                floor = at_resume.total_pnl
-                measured = snapshots.filter(pk__gt=at_resume.pk)
-                peak_of = "the peak since the resume"
-            highest = measured.aggregate(p=Max("total_pnl"))["p"]
-            peak = max(floor, highest if highest is not None else floor)
-            drop = peak - latest.total_pnl
-            if drop > limits.drawdown_limit and not _already(KillSwitchState.HALTED, strategy):
-                fired.append(
-                    kill_switch_set(
-                        KillSwitchState.HALTED,
-                        strategy=strategy,
-                        actor="rule:drawdown-from-peak",
-                        actor_type=ActorType.RULE,
-                        reason=f"PnL {latest.total_pnl} is {drop} below {peak_of} {peak} "
-                        f"(limit {limits.drawdown_limit})",
-                        details=_since(
-                            {
-                                "peak": str(peak),
-                                "pnl": str(latest.total_pnl),
-                                "limit": str(limits.drawdown_limit),
-                            },
-                            since,
-                        ),
-                    )
-                )
-        if (
-            latest is not None
-            and limits.daily_loss_limit is not None
-            and latest.total_pnl <= -limits.daily_loss_limit
-            and (at_resume is None or latest.total_pnl < at_resume.total_pnl)
-            and not _already(KillSwitchState.REDUCING, strategy)
-        ):
-            deeper = "" if at_resume is None else f", below {at_resume.total_pnl} at the resume"
-            fired.append(
-                kill_switch_set(
-                    KillSwitchState.REDUCING,
-                    strategy=strategy,
-                    actor="rule:daily-loss-limit",
-                    actor_type=ActorType.RULE,
-                    reason=f"day's PnL {latest.total_pnl} at or beyond the loss limit "
-                    f"{limits.daily_loss_limit}{deeper}",
-                    details=_since(
-                        {"pnl": str(latest.total_pnl), "limit": str(limits.daily_loss_limit)},
-                        since,
-                    ),
-                )
-            )
-        if limits.rejection_burst is not None and strategy is not None:
-            window_start = now - timedelta(seconds=limits.rejection_window_seconds)
-            rejections = OrderEvent.objects.filter(
-                order__strategy=strategy,
-                kind=EventKind.TRANSITION,
-                to_status=OrderStatus.REJECTED,
-                source=EventSource.BROKER,
-                created_at__gte=window_start,
-            )
-            after = levels.get("order_event_id")
-            if after is not None:
-                rejections = rejections.filter(pk__gt=after)
-            count = rejections.count()
-            if count >= limits.rejection_burst and not _already(KillSwitchState.HALTED, strategy):
-                fired.append(
-                    kill_switch_set(
-                        KillSwitchState.HALTED,
-                        strategy=strategy,
-                        actor="rule:rejection-burst",
-                        actor_type=ActorType.RULE,
-                        reason=f"{count} broker rejections in "
-                        f"{limits.rejection_window_seconds}s (limit {limits.rejection_burst})"
-                        + (" since the resume" if after is not None else ""),
-                        details=_since(
-                            {"rejections": count, "limit": limits.rejection_burst},
-                            resume.pk if after is not None else None,
-                        ),
-                    )
-                )
-    return fired
-
-
-def _since(figures: dict, resume_id: int | None) -> dict:
-    """A rule's figures, with the resume they were measured from (if any)."""
-    return figures if resume_id is None else {**figures, "since_resume_event_id": resume_id}
-
-
-def kill_switch_on_critical_issue(issue) -> KillSwitchEvent | None:
-    """Reconciliation found a CRITICAL issue: halt its strategy (or everything), if configured."""
-    strategy = issue.strategy
-    if not limits_for(strategy).halt_on_critical_issue:
-        return None
-    if _already(KillSwitchState.HALTED, strategy):
-        return None
-    return kill_switch_set(
-        KillSwitchState.HALTED,
-        strategy=strategy,
-        actor="rule:critical-reconciliation",
-        actor_type=ActorType.RULE,
-        reason=f"CRITICAL reconciliation issue #{issue.pk}: {issue.issue_type} {issue.symbol}",
-        details={
-            "issue_id": issue.pk,
-            "internal_quantity": issue.internal_quantity,
-            "broker_quantity": issue.broker_quantity,
-        },
-    )
 
 
 # --- roles -------------------------------------------------------------------------------------

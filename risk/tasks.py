@@ -4,8 +4,8 @@ from procrastinate.contrib.django import app
 
 from positions.models import ReconciliationIssue
 from risk import jobs
+from risk.kill_switch import kill_switch_on_critical_issue
 from risk.monitors import risk_monitor as run_risk_monitor
-from risk.services import kill_switch_on_critical_issue
 
 
 @app.periodic(cron="* * * * *")

@@ -25,8 +25,8 @@ from orders.models import Order, OrderEvent, PaperOrder
 from orders.services import order_place, order_updates_apply, orders_cancel
 from orders.tests.factories import OrderFactory, StrategyFactory
 from positions.services import market_prices_update
+from risk.kill_switch import kill_switch_set
 from risk.models import KillSwitchState
-from risk.services import kill_switch_set
 
 SYMBOL = "SBIN"  # tick 0.05 in the sample instrument master
 LAST = Decimal("812.35")

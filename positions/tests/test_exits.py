@@ -28,9 +28,9 @@ from positions.exits import ExitKind, exit_slices, position_close, positions_che
 from positions.exits import positions_flatten as flatten
 from positions.services import market_prices_update, positions_mark
 from positions.tests.factories import PositionFactory
+from risk.kill_switch import kill_switch_set
 from risk.models import Instrument, KillSwitchState
 from risk.monitors import square_off_mis
-from risk.services import kill_switch_set
 
 
 def stop_loss_monitor():

@@ -20,8 +20,8 @@ from orders.services import order_place
 from orders.tests.factories import StrategyFactory
 from positions.services import market_prices_update
 from positions.tests.factories import PositionFactory
+from risk.kill_switch import kill_switch_set
 from risk.models import KillSwitchState
-from risk.services import kill_switch_set
 from risk.tests.factories import limits_set, order_request
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]

@@ -22,6 +22,7 @@ from positions.exits import positions_flatten
 from positions.models import Severity
 from positions.services import positions_mark
 from positions.tests.factories import PositionFactory, ReconciliationIssueFactory
+from risk.kill_switch import kill_switch_on_critical_issue, kill_switch_set, risk_auto_triggers
 from risk.models import ActorType, KillSwitchEvent, KillSwitchScope, KillSwitchState
 from risk.selectors import (
     KILL_SWITCH_LOCK,
@@ -29,13 +30,7 @@ from risk.selectors import (
     kill_switch_own_state,
     kill_switch_state,
 )
-from risk.services import (
-    KillSwitchError,
-    kill_switch_on_critical_issue,
-    kill_switch_set,
-    pnl_snapshot_take,
-    risk_auto_triggers,
-)
+from risk.services import KillSwitchError, pnl_snapshot_take
 from risk.tests.factories import PnlSnapshotFactory, kill_switch_row, limits_set, order_request
 
 HALTED, REDUCING, ACTIVE = KillSwitchState.HALTED, KillSwitchState.REDUCING, KillSwitchState.ACTIVE

@@ -11,9 +11,9 @@ from orders.enums import OrderStatus
 from orders.models import Order
 from orders.tests.factories import OrderFactory, StrategyFactory
 from positions.tests.factories import PositionFactory
+from risk.kill_switch import kill_switch_set
 from risk.models import ActorType, KillSwitchEvent, KillSwitchState
 from risk.selectors import kill_switch_board, kill_switch_state
-from risk.services import kill_switch_set
 
 pytestmark = pytest.mark.django_db
 

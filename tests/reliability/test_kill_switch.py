@@ -15,8 +15,8 @@ from django.db import connection
 
 from orders.enums import OrderStatus
 from orders.tests.api.conftest import make_caller, order_body
+from risk.kill_switch import kill_switch_set
 from risk.models import KillSwitchEvent, KillSwitchState
-from risk.services import kill_switch_set
 from tests.reliability.conftest import client_session
 
 pytestmark = [pytest.mark.reliability, pytest.mark.django_db(transaction=True)]

@@ -1,9 +1,10 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from orders.models import Strategy
+from risk.kill_switch import kill_switch_set
 from risk.models import KillSwitchEvent, KillSwitchState
 from risk.selectors import kill_switch_state
-from risk.services import KillSwitchError, kill_switch_set
+from risk.services import KillSwitchError
 
 ACTIONS = {
     "halt": KillSwitchState.HALTED,

@@ -163,21 +163,18 @@ def risk_auto_triggers(*, now=None) -> list[KillSwitchEvent]:
             drop = peak - latest.total_pnl
             if drop > limits.drawdown_limit and not _already(KillSwitchState.HALTED, strategy):
                 fired.append(
-                    kill_switch_set(
+                    _rule_fires(
                         KillSwitchState.HALTED,
-                        strategy=strategy,
-                        actor="rule:drawdown-from-peak",
-                        actor_type=ActorType.RULE,
+                        strategy,
+                        rule="drawdown-from-peak",
                         reason=f"PnL {latest.total_pnl} is {drop} below {peak_of} {peak} "
                         f"(limit {limits.drawdown_limit})",
-                        details=_since(
-                            {
-                                "peak": str(peak),
-                                "pnl": str(latest.total_pnl),
-                                "limit": str(limits.drawdown_limit),
-                            },
-                            since,
-                        ),
+                        figures={
+                            "peak": str(peak),
+                            "pnl": str(latest.total_pnl),
+                            "limit": str(limits.drawdown_limit),
+                        },
+                        since=since,
                     )
                 )
         if (
@@ -189,17 +186,14 @@ def risk_auto_triggers(*, now=None) -> list[KillSwitchEvent]:
         ):
             deeper = "" if at_resume is None else f", below {at_resume.total_pnl} at the resume"
             fired.append(
-                kill_switch_set(
+                _rule_fires(
                     KillSwitchState.REDUCING,
-                    strategy=strategy,
-                    actor="rule:daily-loss-limit",
-                    actor_type=ActorType.RULE,
+                    strategy,
+                    rule="daily-loss-limit",
                     reason=f"day's PnL {latest.total_pnl} at or beyond the loss limit "
                     f"{limits.daily_loss_limit}{deeper}",
-                    details=_since(
-                        {"pnl": str(latest.total_pnl), "limit": str(limits.daily_loss_limit)},
-                        since,
-                    ),
+                    figures={"pnl": str(latest.total_pnl), "limit": str(limits.daily_loss_limit)},
+                    since=since,
                 )
             )
         if limits.rejection_burst is not None and strategy is not None:
@@ -217,26 +211,33 @@ def risk_auto_triggers(*, now=None) -> list[KillSwitchEvent]:
             count = rejections.count()
             if count >= limits.rejection_burst and not _already(KillSwitchState.HALTED, strategy):
                 fired.append(
-                    kill_switch_set(
+                    _rule_fires(
                         KillSwitchState.HALTED,
-                        strategy=strategy,
-                        actor="rule:rejection-burst",
-                        actor_type=ActorType.RULE,
+                        strategy,
+                        rule="rejection-burst",
                         reason=f"{count} broker rejections in "
                         f"{limits.rejection_window_seconds}s (limit {limits.rejection_burst})"
                         + (" since the resume" if after is not None else ""),
-                        details=_since(
-                            {"rejections": count, "limit": limits.rejection_burst},
-                            resume.pk if after is not None else None,
-                        ),
+                        figures={"rejections": count, "limit": limits.rejection_burst},
+                        since=resume.pk if after is not None else None,
                     )
                 )
     return fired
 
 
-def _since(figures: dict, resume_id: int | None) -> dict:
-    """A rule's figures, with the resume they were measured from (if any)."""
-    return figures if resume_id is None else {**figures, "since_resume_event_id": resume_id}
+def _rule_fires(state, strategy, *, rule: str, reason: str, figures: dict, since=None):
+    """A rule pulling the switch: the change recorded as the rule's act (actor "rule:<rule>"),
+    with its figures and, after a resume, the resume they were measured from."""
+    if since is not None:
+        figures = {**figures, "since_resume_event_id": since}
+    return kill_switch_set(
+        state,
+        strategy=strategy,
+        actor=f"rule:{rule}",
+        actor_type=ActorType.RULE,
+        reason=reason,
+        details=figures,
+    )
 
 
 def kill_switch_on_critical_issue(issue) -> KillSwitchEvent | None:
@@ -246,13 +247,12 @@ def kill_switch_on_critical_issue(issue) -> KillSwitchEvent | None:
         return None
     if _already(KillSwitchState.HALTED, strategy):
         return None
-    return kill_switch_set(
+    return _rule_fires(
         KillSwitchState.HALTED,
-        strategy=strategy,
-        actor="rule:critical-reconciliation",
-        actor_type=ActorType.RULE,
+        strategy,
+        rule="critical-reconciliation",
         reason=f"CRITICAL reconciliation issue #{issue.pk}: {issue.issue_type} {issue.symbol}",
-        details={
+        figures={
             "issue_id": issue.pk,
             "internal_quantity": issue.internal_quantity,
             "broker_quantity": issue.broker_quantity,

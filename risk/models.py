@@ -1,5 +1,6 @@
 """Risk controls: the kill switch log, limits, the instrument master, holidays, PnL snapshots."""
 
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
@@ -113,6 +114,33 @@ class RateBucket(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}: {self.tokens} of {self.capacity}"
+
+
+class RateWindow(models.Model):
+    """A sliding window of requests in the database: the send times of a key's latest requests,
+    oldest first, as many as its largest limit. A request is let through only when, for each
+    (limit, seconds) of the caller, fewer than ``limit`` of them fall within the last
+    ``seconds``: so no window of that length, wherever it starts, ever holds more (a token
+    bucket lets a full bucket and its refill through within one second). Taken only by
+    ``risk.ratelimit.take_slot``, in one statement, under the row's lock.
+    """
+
+    key = models.CharField(max_length=100, unique=True)
+    sent_at = ArrayField(models.DateTimeField())
+    last_take_granted = models.BooleanField(default=True)
+    wait_seconds = models.DecimalField(max_digits=14, decimal_places=6, default=0)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "rate_windows"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(wait_seconds__gte=0), name="rate_window_wait_not_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key}: {len(self.sent_at)} recent requests"
 
 
 class InstrumentType(models.TextChoices):

@@ -33,6 +33,17 @@ class BrokerUnavailable(BrokerError):
         self.retry_in = retry_in
 
 
+class BrokerSessionExpired(BrokerUnavailable):
+    """No session with the broker (its token expired, or none is configured): nothing was sent.
+    Asked again every ``retry_in`` seconds for as long as it lasts: a person logs in again."""
+
+
+class BrokerRateLimited(BrokerUnavailable):
+    """Over the broker's request rate (ours, counted before sending, or its HTTP 429): nothing
+    was sent. A slot is due in ``retry_in`` seconds, so the request is asked again then, however
+    often that takes."""
+
+
 @dataclass(frozen=True)
 class BrokerFill:
     trade_id: str

@@ -29,14 +29,16 @@ from orders.brokers.base import (
     BrokerFill,
     BrokerOrderUpdate,
     BrokerPosition,
+    BrokerRateLimited,
     BrokerRejected,
+    BrokerSessionExpired,
     BrokerTimeout,
     BrokerUnavailable,
     PlaceAck,
 )
 from orders.enums import OrderStatus, OrderType
 from orders.money import PAISA
-from risk.ratelimit import take_token
+from risk.ratelimit import take_slot
 
 if TYPE_CHECKING:
     from orders.models import Order
@@ -48,6 +50,10 @@ VARIETY = "regular"
 REQUEST_TIMEOUT_SECONDS = 7
 ORDER_RATE_KEY = "kite:orders"
 ORDERS_PER_SECOND = 10  # Kite's limit per user; beyond it Kite answers HTTP 429
+ORDERS_PER_MINUTE = 400  # and its limit a minute
+# (requests, seconds): in no window of that many seconds are more requests sent. Placements,
+# modifications and cancellations all count.
+ORDER_RATE_LIMITS = ((ORDERS_PER_SECOND, 1), (ORDERS_PER_MINUTE, 60))
 AUTOMATIC_MARKET_PROTECTION = -1  # mandatory for MARKET and SL-M orders since 1 Apr 2026
 PROTECTED_TYPES = (OrderType.MARKET, OrderType.SL_M)
 AVERAGE_PLACES = Decimal("0.000001")  # as the orders.average_price column holds
@@ -234,9 +240,11 @@ def broker_error(error: Exception, *, placing: bool, secrets: Iterable[str] = ()
     code = getattr(error, "code", None)
     kind = getattr(error, "error_type", None) or type(error).__name__
     if code == 429:
-        return BrokerUnavailable(f"Kite rate limit (HTTP 429): {message}")
+        return BrokerRateLimited(f"Kite rate limit (HTTP 429): {message}", retry_in=1.0)
     if kind == "TokenException":
-        return BrokerUnavailable(f"Kite session expired: log in again ({message})", retry_in=60.0)
+        return BrokerSessionExpired(
+            f"Kite session expired: log in again ({message})", retry_in=60.0
+        )
     if kind in REFUSALS:
         return BrokerRejected(message)
     if kind not in UNCERTAIN and code == 403:
@@ -256,6 +264,8 @@ class KiteBroker:
     """Orders of LIVE strategies, at Zerodha through Kite Connect v3."""
 
     name = "kite"
+    # The order slots' key: one Kite user's (per account: "kite:orders:<user_id>").
+    order_rate_key = ORDER_RATE_KEY
 
     def __init__(
         self,
@@ -281,7 +291,7 @@ class KiteBroker:
             name for name in ("KITE_API_KEY", "KITE_ACCESS_TOKEN") if not getattr(settings, name)
         ]
         if missing:
-            raise BrokerUnavailable(
+            raise BrokerSessionExpired(
                 f"Kite Connect is not configured: {' and '.join(missing)} not set "
                 "(LIVE strategies need them; log in to Kite for a fresh access token)",
                 retry_in=60.0,
@@ -303,13 +313,14 @@ class KiteBroker:
             raise translated from (error if clean else None)
 
     def _take_order_token(self) -> None:
-        """Spend one of the user's order tokens, or raise without sending anything."""
-        wait = take_token(
-            ORDER_RATE_KEY, capacity=ORDERS_PER_SECOND, refill_per_second=ORDERS_PER_SECOND
-        )
+        """Take one of the Kite user's order slots (a sliding window in PostgreSQL shared by
+        every process: at most 10 in any second, 400 in any minute), or raise
+        BrokerRateLimited, with the wait until one is free, without sending anything."""
+        wait = take_slot(self.order_rate_key, limits=ORDER_RATE_LIMITS)
         if wait:
-            raise BrokerUnavailable(
-                f"Kite order rate ({ORDERS_PER_SECOND}/s) reached: next in {wait:.3f}s",
+            raise BrokerRateLimited(
+                f"Kite order rate ({ORDERS_PER_SECOND}/s, {ORDERS_PER_MINUTE}/min) reached: "
+                f"next in {wait:.3f}s",
                 retry_in=wait,
             )
 

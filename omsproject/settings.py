@@ -274,6 +274,16 @@ OMS_RECONCILE_INTERVAL_MINUTES = env.int("OMS_RECONCILE_INTERVAL_MINUTES", defau
 # An average price differing by more than this percentage is a PRICE_MISMATCH.
 OMS_RECONCILE_PRICE_TOLERANCE = env.float("OMS_RECONCILE_PRICE_TOLERANCE", default=0.5)
 OMS_RECONCILE_AUTO_FIX = env.bool("OMS_RECONCILE_AUTO_FIX", default=True)
+# A cancel the broker has not confirmed this long after it was requested is an issue
+# (CANCEL_UNCONFIRMED: CRITICAL for LIVE orders).
+OMS_CANCEL_UNCONFIRMED_SECONDS = env.int("OMS_CANCEL_UNCONFIRMED_SECONDS", default=120)
+
+# --- Orders in flight (orders_sweep, every minute) ----------------------------------------------
+# An order being sent, in doubt, being cancelled or modified that no job has worked on for
+# OMS_ORDER_RESUME_SECONDS gets its job again (a submission resumes by tag, never resends
+# blindly); in flight for OMS_ORDER_STUCK_SECONDS, it needs a person (an ORDER_STUCK issue).
+OMS_ORDER_RESUME_SECONDS = env.int("OMS_ORDER_RESUME_SECONDS", default=60)
+OMS_ORDER_STUCK_SECONDS = env.int("OMS_ORDER_STUCK_SECONDS", default=600)
 
 # --- Production ---------------------------------------------------------------------------------
 # OMS_PRODUCTION=true behind TLS: secure cookies, HSTS, HTTPS redirects. `manage.py check

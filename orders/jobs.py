@@ -9,6 +9,7 @@ jobs never race on one order.
 from __future__ import annotations
 
 from django.db import transaction
+from django.db.models.expressions import RawSQL
 from procrastinate.contrib.django import app
 from procrastinate.exceptions import AlreadyEnqueued
 
@@ -21,6 +22,7 @@ APPLY_PRICES = "orders.prices"
 CONFIRM = "orders.confirm"
 
 CANCEL_JOB_ORDERS = 50  # orders in one job of defer_cancels
+WAITING = ("todo", "doing")  # procrastinate's statuses of a job still to run or running
 
 
 def _task(name: str, **options):
@@ -37,6 +39,24 @@ def submit_job_fields() -> tuple[str, str, int]:
     order and defers its submission through procrastinate's own SQL function."""
     job = _task(SUBMIT, lock="").job
     return job.queue, job.task_name, job.priority
+
+
+def job_waiting() -> RawSQL:
+    """An expression for a query of orders: whether one of the order's jobs is queued or
+    running (a per-order job holds its lock; a batch cancel job lists it in its arguments).
+    The sweep resumes only orders for which this is false."""
+    return RawSQL(
+        "EXISTS (SELECT 1 FROM procrastinate_jobs job WHERE job.status = ANY(%s) AND ("
+        "job.lock = 'order-' || orders.id"
+        " OR (job.task_name = %s AND job.args -> 'order_ids' @> to_jsonb(orders.id))))",
+        [list(WAITING), CANCEL_MANY],
+    )
+
+
+def defer_submit(order) -> None:
+    """The submission job again, for an order SUBMITTED without a broker id: order_submit looks
+    its tag up at the broker first and adopts what it finds (never a blind resend)."""
+    _task(SUBMIT, lock=order_lock(order.pk)).defer(order_id=order.pk)
 
 
 def defer_cancel(order) -> None:

@@ -253,6 +253,49 @@ def compare_orders(orders, broker_orders: dict, *, live: bool, broker: str) -> l
     return findings
 
 
+def unconfirmed_cancels(strategies, broker_orders: dict, *, live: bool, broker: str) -> list:
+    """Orders CANCEL_PENDING for longer than OMS_CANCEL_UNCONFIRMED_SECONDS: the broker has not
+    confirmed their cancel (its job may have run out of retries), so the order may still be
+    working at the broker while we show it being cancelled. CRITICAL for LIVE orders. A HALT
+    sends their cancels again; the sweep re-defers their jobs."""
+    since = timezone.now() - timedelta(seconds=settings.OMS_CANCEL_UNCONFIRMED_SECONDS)
+    pending = Order.objects.filter(
+        strategy__in=strategies, status=OrderStatus.CANCEL_PENDING
+    ).filter(
+        Q(cancel_requested_at__lte=since)
+        | Q(cancel_requested_at__isnull=True, updated_at__lte=since)
+    )
+    findings = []
+    for order in pending.order_by("pk"):
+        update = broker_orders.get(order.broker_order_id) if order.broker_order_id else None
+        at_broker = (update.raw_status or str(update.status)) if update else "not in its book"
+        asked = order.cancel_requested_at or order.updated_at
+        findings.append(
+            Finding(
+                IssueType.CANCEL_UNCONFIRMED,
+                Severity.CRITICAL if live else Severity.WARNING,
+                f"CANCEL:{broker}:order:{order.pk}",
+                f"order {order.pk}: cancel requested at {timezone.localtime(asked):%H:%M:%S}, "
+                f"not confirmed by the broker (broker: {at_broker})",
+                strategy_id=order.strategy_id,
+                symbol=order.symbol,
+                exchange=order.exchange,
+                product=order.product,
+                order_id=order.pk,
+                internal_quantity=order.filled_quantity,
+                broker_quantity=update.filled_quantity if update else None,
+                details={
+                    "ours": order.status,
+                    "broker": at_broker,
+                    "client_order_id": order.client_order_id,
+                    "broker_order_id": order.broker_order_id or "",
+                    "cancel_requested_at": asked.isoformat(),
+                },
+            )
+        )
+    return findings
+
+
 # Orders cancelled or expired longer ago than this are settled: a fill racing a cancel comes
 # within the session, and Kite's order book holds only the day's orders.
 SETTLED_AFTER = timedelta(days=1)
@@ -337,12 +380,18 @@ def reconcile_positions(
             )
         except Exception as error:  # a broker that cannot be reached is a finding, not a crash
             logger.error("reconciliation: %s broker unavailable: %s", broker_name, error)
+            # A cancel left unconfirmed while the broker cannot be read is all the more so.
+            report.findings += unconfirmed_cancels(strategies, {}, live=live, broker=broker_name)
             continue
         working = [order for order in candidates if order.broker_order_id in broker_orders]
         report.orders_compared += len(working)
         order_findings = compare_orders(working, broker_orders, live=live, broker=broker_name)
         if fixing:
             order_findings = [_fix(finding) for finding in order_findings]
+        # After the fixes: a cancel the broker's book confirms is no longer pending.
+        order_findings += unconfirmed_cancels(
+            strategies, broker_orders, live=live, broker=broker_name
+        )
         ours = _our_net_positions(mode, strategy)
         if strategy is not None:
             broker_positions = {k: v for k, v in broker_positions.items() if k in ours}

@@ -15,7 +15,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from orders.enums import EventKind, EventSource, OrderStatus
-from orders.models import OrderEvent, Strategy
+from orders.models import Order, OrderEvent, Strategy
 from orders.selectors import orders_cancellable
 from orders.services import orders_cancel
 from risk.limits import limits_for
@@ -75,13 +75,22 @@ def kill_switch_set(
 
 
 def _scope_orders_cancel(strategy, *, actor: str, reason: str) -> int:
-    """Cancel every open order of the scope (orders_cancel: a few statements for them all,
-    not a transaction each); returns how many."""
+    """Cancel every open order of the scope, and send again every cancel the broker has not
+    confirmed (orders CANCEL_PENDING: their job may have run out of retries while the session
+    was expired). orders_cancel: a few statements for them all, not a transaction each;
+    returns how many."""
+    unconfirmed = Order.objects.filter(status=OrderStatus.CANCEL_PENDING)
+    if strategy is not None:
+        unconfirmed = unconfirmed.filter(strategy=strategy)
     return orders_cancel(
-        orders_cancellable(strategy=strategy).values_list("pk", flat=True),
+        [
+            *orders_cancellable(strategy=strategy).values_list("pk", flat=True),
+            *unconfirmed.values_list("pk", flat=True),
+        ],
         actor=f"kill switch ({actor})",
         source=EventSource.SYSTEM,
         reason=f"kill switch HALTED: {reason}",
+        resend=True,
     )
 
 

@@ -1,5 +1,6 @@
-"""Cancelling orders: one (order_cancel), many at once (orders_cancel: a HALT's cancels), and
-the cancel jobs that ask the broker (order_cancel_at_broker, orders_cancel_at_broker)."""
+"""Cancelling orders: one (order_cancel), many at once (orders_cancel: a HALT's cancels, which
+also sends again the cancels the broker has not confirmed), and the cancel jobs that ask the
+broker (order_cancel_at_broker, orders_cancel_at_broker)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from django.utils import timezone
 from orders import jobs
 from orders.brokers import BrokerRejected, broker_for
 from orders.enums import EventKind, EventSource, OrderStatus
-from orders.models import Order
+from orders.models import Order, OrderEvent
 from orders.services.broker_reports import order_updates_apply
 from orders.services.errors import IllegalOrderState
 from orders.services.events import (
@@ -57,7 +58,12 @@ CANCEL_BATCH = 1000  # orders a transaction of orders_cancel locks at most
 
 
 def orders_cancel(
-    order_ids, *, actor: str, source: EventSource = EventSource.API, reason: str = ""
+    order_ids,
+    *,
+    actor: str,
+    source: EventSource = EventSource.API,
+    reason: str = "",
+    resend: bool = False,
 ) -> int:
     """Request the cancel of many orders, each as order_cancel would, in a few statements.
 
@@ -66,19 +72,30 @@ def orders_cancel(
     the actor, source and reason. Orders no longer cancellable are skipped. Orders are locked
     in id order, CANCEL_BATCH to a transaction. Returns how many were cancelled or are being
     cancelled. (The kill switch's HALT: one order_cancel per order took 30 ms an order.)
+
+    ``resend`` (a HALT): orders already CANCEL_PENDING — whose cancel the broker has not
+    confirmed, perhaps because its job ran out of retries — get a new cancel job too, with a
+    NOTE event; one without a broker id yet gets its cancel from its submission or tag look-up
+    (or the sweep), as before.
     """
     ids = sorted(set(order_ids))
+    statuses = sorted(CANCELLABLE | {OrderStatus.CANCEL_PENDING} if resend else CANCELLABLE)
     requested = 0
     for start in range(0, len(ids), CANCEL_BATCH):
         with transaction.atomic():
             orders = list(
                 Order.objects.select_for_update()
-                .filter(pk__in=ids[start : start + CANCEL_BATCH], status__in=CANCELLABLE)
+                .filter(pk__in=ids[start : start + CANCEL_BATCH], status__in=statuses)
                 .order_by("pk")
             )
             now = timezone.now()
             changes, events, to_broker = [], [], []
             for order in orders:
+                if order.status == OrderStatus.CANCEL_PENDING:
+                    events.append(_cancel_resent(order, source=source, actor=actor, reason=reason))
+                    if order.broker_order_id:
+                        to_broker.append(order)
+                    continue
                 never_sent = order.status == OrderStatus.PENDING
                 fields, event = transition_staged(
                     order,
@@ -96,6 +113,24 @@ def orders_cancel(
             jobs.defer_cancels(to_broker)
         requested += len(orders)
     return requested
+
+
+def _cancel_resent(order: Order, *, source, actor: str, reason: str) -> OrderEvent:
+    """The NOTE event of a cancel sent again (the order stays CANCEL_PENDING)."""
+    return OrderEvent(
+        order=order,
+        kind=EventKind.NOTE,
+        from_status=order.status,
+        to_status=order.status,
+        source=source,
+        actor=actor,
+        reason=f"cancel sent again, not yet confirmed by the broker: {reason}".rstrip(": "),
+        details={"resent": True, "cancel_requested_at": _iso(order.cancel_requested_at)},
+    )
+
+
+def _iso(moment) -> str | None:
+    return moment.isoformat() if moment else None
 
 
 def order_cancel_at_broker(order_id: int) -> None:

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from orders.brokers import (
     BrokerPosition,
+    BrokerRateLimited,
     BrokerRejected,
     BrokerTimeout,
     BrokerUnavailable,
@@ -37,7 +38,7 @@ from orders.models import Order, Trade
 from orders.services import order_resolve_unknown, order_submit
 from orders.tests.factories import OrderFactory, StrategyFactory
 from orders.tests.fake_kite import BROKER_ORDER_ID, TAG, FakeKiteSession
-from risk.models import RateBucket
+from risk.models import RateBucket, RateWindow
 from risk.ratelimit import take_token
 
 IST = ZoneInfo("Asia/Kolkata")
@@ -63,13 +64,11 @@ def live_order(db):
 
 
 def drain_order_bucket() -> None:
-    """Empty the Kite order bucket as of a moment still to come, so nothing refills it yet."""
-    RateBucket.objects.create(
-        key=ORDER_RATE_KEY,
-        tokens=0,
-        capacity=10,
-        refill_per_second=10,
-        updated_at=timezone.now() + timedelta(minutes=5),
+    """Fill the Kite user's order window with 10 requests sent a tenth of a second from now:
+    the next slot is free 1.1 s from now."""
+    soon = timezone.now() + timedelta(milliseconds=100)
+    RateWindow.objects.create(
+        key=ORDER_RATE_KEY, sent_at=[soon] * 10, last_take_granted=True, updated_at=soon
     )
 
 
@@ -201,21 +200,21 @@ def test_place_answered_429_is_unavailable_whatever_the_error_type(kite, session
 def test_place_without_a_rate_token_sends_nothing(kite, session, live_order):
     drain_order_bucket()
 
-    with pytest.raises(BrokerUnavailable, match="order rate") as raised:
+    with pytest.raises(BrokerRateLimited, match="order rate") as raised:
         kite.place(live_order)
 
-    assert raised.value.retry_in == pytest.approx(0.1)
+    assert 1.0 < raised.value.retry_in <= 1.1
     assert session.sent == []
 
 
-def test_place_spends_a_token_of_the_shared_order_bucket(kite, session, live_order):
+def test_place_takes_a_slot_of_the_users_order_window(kite, session, live_order):
     session.reply(*PLACE, "place_order")
 
     kite.place(live_order)
 
-    bucket = RateBucket.objects.get(key=ORDER_RATE_KEY)
-    assert (bucket.capacity, bucket.refill_per_second) == (10, Decimal("10"))
-    assert bucket.tokens < 10
+    window = RateWindow.objects.get(key=ORDER_RATE_KEY)
+    assert len(window.sent_at) == 1
+    assert window.last_take_granted
 
 
 # --- modify and cancel -----------------------------------------------------------------------

@@ -9,6 +9,7 @@ jobs never race on one order.
 from __future__ import annotations
 
 from django.db import transaction
+from django.db.models import BooleanField
 from django.db.models.expressions import RawSQL
 from procrastinate.contrib.django import app
 from procrastinate.exceptions import AlreadyEnqueued
@@ -50,6 +51,7 @@ def job_waiting() -> RawSQL:
         "job.lock = 'order-' || orders.id"
         " OR (job.task_name = %s AND job.args -> 'order_ids' @> to_jsonb(orders.id))))",
         [list(WAITING), CANCEL_MANY],
+        output_field=BooleanField(),
     )
 
 

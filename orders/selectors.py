@@ -7,17 +7,19 @@ it, so a query can never reach another strategy's rows.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet
+from django.conf import settings
+from django.db.models import Count, Prefetch, Q, QuerySet
 from django.utils import timezone
 
+from orders import jobs
 from orders.enums import OrderStatus
 from orders.models import Order, OrderEvent, Strategy, Trade
 from orders.money import to_paisa
-from orders.state import CANCELLABLE
+from orders.state import CANCELLABLE, MODIFIABLE
 from positions.selectors import day_money, positions_of, strategy_metrics
 from risk.limits import limits_report
 from risk.selectors import gross_exposure, kill_switch_state
@@ -36,6 +38,44 @@ def orders_cancellable(*, strategy: Strategy | None) -> QuerySet[Order]:
     already being cancelled are not), of one strategy or all."""
     orders = Order.objects.filter(status__in=sorted(CANCELLABLE))
     return orders.filter(strategy=strategy) if strategy is not None else orders
+
+
+# Orders in flight: the broker's word on them is awaited, and a job settles each (orders_sweep
+# gives one that has none its job again): being sent (SUBMITTED, no broker id yet), in doubt
+# (UNKNOWN), being cancelled (CANCEL_PENDING) or with a modification pending.
+IN_FLIGHT = (
+    Q(status=OrderStatus.SUBMITTED, broker_order_id__isnull=True)
+    | Q(status=OrderStatus.SUBMITTED, broker_order_id="")
+    | Q(status__in=[OrderStatus.UNKNOWN, OrderStatus.CANCEL_PENDING])
+    | Q(metadata__has_key="pending_modification", status__in=sorted(MODIFIABLE))
+)
+
+
+def orders_in_flight() -> QuerySet[Order]:
+    """Orders waiting for the broker's word, each annotated ``job_waiting``: whether one of
+    its jobs is queued or running."""
+    return Order.objects.filter(IN_FLIGHT).annotate(job_waiting=jobs.job_waiting())
+
+
+@dataclass(frozen=True)
+class InFlightHealth:
+    in_flight: int  # orders waiting for the broker's word
+    unattended: int  # unchanged for OMS_ORDER_RESUME_SECONDS with no job: the sweep is behind
+    stuck: int  # unchanged for OMS_ORDER_STUCK_SECONDS: each needs a person
+
+
+def orders_in_flight_health(*, now=None) -> InFlightHealth:
+    """What the health check shows of orders in flight, in one query: any ``unattended`` or
+    ``stuck`` means broker trouble the sweep has not (yet) settled."""
+    now = now or timezone.now()
+    resume = now - timedelta(seconds=settings.OMS_ORDER_RESUME_SECONDS)
+    stuck = now - timedelta(seconds=settings.OMS_ORDER_STUCK_SECONDS)
+    counts = orders_in_flight().aggregate(
+        in_flight=Count("pk"),
+        unattended=Count("pk", filter=Q(updated_at__lte=resume, job_waiting=False)),
+        stuck=Count("pk", filter=Q(updated_at__lte=stuck)),
+    )
+    return InFlightHealth(**counts)
 
 
 def order_with_history(*, strategy: Strategy | None) -> QuerySet[Order]:

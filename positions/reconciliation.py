@@ -356,6 +356,8 @@ def reconcile_positions(
     fixed only when the order then agrees with the broker. A new CRITICAL issue left open
     calls the kill switch rule. ``dry_run``: compares only; nothing is fixed or written.
     A broker that cannot be read is logged and skipped; its open issues are left alone.
+    Orders CANCEL_PENDING for longer than OMS_CANCEL_UNCONFIRMED_SECONDS are CANCEL_UNCONFIRMED
+    issues (unconfirmed_cancels), whether or not the broker could be read.
     """
     auto_fix = settings.OMS_RECONCILE_AUTO_FIX if auto_fix is None else auto_fix
     fixing = auto_fix and not dry_run

@@ -4,8 +4,9 @@ The only module that imports ``kiteconnect``. It translates in both directions: 
 Kite's order parameters, and Kite's replies (order entries, trades, positions, errors) into the
 plain values of ``orders.brokers.base``. Kite takes no idempotency key, so every order carries
 our unique ``broker_tag`` as its Kite tag: after a timeout the OMS looks the tag up instead of
-sending again. Order calls spend a token from a bucket in PostgreSQL first, so Kite's limit of
-10 orders a second per user holds across every process; without a token nothing is sent.
+sending again. Order calls take a slot of a sliding window in PostgreSQL first, so Kite's limits
+(10 order requests in any second, 400 in any minute, per user) hold across every process;
+without a slot nothing is sent.
 """
 
 from __future__ import annotations

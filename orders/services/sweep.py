@@ -18,29 +18,20 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from orders import jobs
 from orders.brokers import BrokerError
 from orders.enums import EventSource, OrderStatus
 from orders.models import Order
+from orders.selectors import IN_FLIGHT, orders_in_flight
 from orders.services.events import log_context, order_locked, order_note
-from orders.state import MODIFIABLE
 from positions.models import IssueType, ReconciliationIssue, Severity
 from positions.services import reconciliation_issue_record, reconciliation_issue_resolve
 
 logger = logging.getLogger("oms.orders")
 
 SWEEP = "sweep"  # the actor of what the sweep does
-
-# Orders in flight: each waits for a job to settle it.
-IN_FLIGHT = (
-    Q(status=OrderStatus.SUBMITTED, broker_order_id__isnull=True)
-    | Q(status=OrderStatus.SUBMITTED, broker_order_id="")
-    | Q(status__in=[OrderStatus.UNKNOWN, OrderStatus.CANCEL_PENDING])
-    | Q(metadata__has_key="pending_modification", status__in=sorted(MODIFIABLE))
-)
 
 
 def order_job_failed(
@@ -101,8 +92,8 @@ def orders_sweep(*, now=None) -> SweepReport:
     stuck_before = now - timedelta(seconds=settings.OMS_ORDER_STUCK_SECONDS)
     report = SweepReport()
     stale = (
-        Order.objects.filter(IN_FLIGHT, updated_at__lte=resume_before)
-        .annotate(job_waiting=jobs.job_waiting())
+        orders_in_flight()
+        .filter(updated_at__lte=resume_before)
         .select_related("strategy")
         .order_by("pk")
     )

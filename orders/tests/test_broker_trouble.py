@@ -29,6 +29,7 @@ from orders.brokers import (
 )
 from orders.enums import EventKind, OrderStatus, StrategyMode
 from orders.models import Order, OrderEvent
+from orders.selectors import InFlightHealth, orders_in_flight_health
 from orders.services import order_cancel
 from orders.services.sweep import orders_sweep
 from orders.tests.factories import OrderFactory, StrategyFactory
@@ -409,3 +410,18 @@ def test_the_adapter_takes_the_slot_of_the_key_it_is_given(kite_server, monkeypa
     second.cancel(order)
 
     assert kite_server.count(*CANCEL) == 11
+
+
+@jobs_run
+def test_health_counts_orders_in_flight_unattended_and_stuck(settings):
+    waiting = live_order(status=OrderStatus.SUBMITTED)
+    jobs.defer_submit(waiting)
+    live_order(status=OrderStatus.UNKNOWN, broker_tag="T2")  # its job is gone
+    live_order(status=OrderStatus.OPEN, broker_order_id="2604019", broker_tag="T3")
+    now = timezone.now()
+
+    assert orders_in_flight_health(now=now) == InFlightHealth(in_flight=2, unattended=0, stuck=0)
+    later = now + timedelta(seconds=settings.OMS_ORDER_RESUME_SECONDS + 1)
+    assert orders_in_flight_health(now=later) == InFlightHealth(2, unattended=1, stuck=0)
+    much_later = now + timedelta(seconds=settings.OMS_ORDER_STUCK_SECONDS + 1)
+    assert orders_in_flight_health(now=much_later) == InFlightHealth(2, unattended=1, stuck=2)

@@ -65,17 +65,20 @@ def defer_cancel(order) -> None:
     _task(CANCEL, lock=order_lock(order.pk)).defer(order_id=order.pk)
 
 
-def defer_cancels(orders) -> None:
+def defer_cancels(orders, *, schedule_in: float | None = None) -> None:
     """The cancel jobs of many orders, deferred in one statement: one job for each
-    CANCEL_JOB_ORDERS orders (the workers share them), a lone order's the per-order job."""
+    CANCEL_JOB_ORDERS orders (the workers share them), a lone order's the per-order job.
+    ``schedule_in``: seconds before they may run (the rest of a batch the rate stopped)."""
+    later = {} if schedule_in is None else {"schedule_in": {"seconds": schedule_in}}
     jobs = []
     for start in range(0, len(orders), CANCEL_JOB_ORDERS):
         group = orders[start : start + CANCEL_JOB_ORDERS]
         if len(group) == 1:
-            deferrer = _task(CANCEL, lock=order_lock(group[0].pk))
+            deferrer = _task(CANCEL, lock=order_lock(group[0].pk), **later)
             jobs.append(deferrer.make_new_job(order_id=group[0].pk))
         else:
-            jobs.append(_task(CANCEL_MANY).make_new_job(order_ids=[o.pk for o in group]))
+            deferrer = _task(CANCEL_MANY, **later)
+            jobs.append(deferrer.make_new_job(order_ids=[o.pk for o in group]))
     if jobs:
         app.job_manager.batch_defer_jobs(jobs)
 

@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from orders import jobs
-from orders.brokers import BrokerRejected, broker_for
+from orders.brokers import BrokerRateLimited, BrokerRejected, broker_for
 from orders.enums import EventKind, EventSource, OrderStatus
 from orders.models import Order, OrderEvent
 from orders.services.broker_reports import order_updates_apply
@@ -162,7 +162,8 @@ def order_cancel_at_broker(order_id: int) -> None:
 def orders_cancel_at_broker(order_ids: list[int]) -> None:
     """The cancel job of several orders (orders_cancel defers it): each order as
     order_cancel_at_broker would do it, with the broker asked for all of them at once where it
-    can (the paper exchange), and its reports applied together (order_updates_apply)."""
+    can (the paper exchange), and its reports applied together (order_updates_apply). Over the
+    broker's rate, the orders not yet sent go to a new job that runs when a slot is free."""
     orders = (
         Order.objects.filter(pk__in=order_ids, status=OrderStatus.CANCEL_PENDING)
         .exclude(broker_order_id__isnull=True)
@@ -179,5 +180,12 @@ def orders_cancel_at_broker(order_ids: list[int]) -> None:
         reports.extend(cancelled)
         one_by_one.extend(refused)
     order_updates_apply(reports, source=EventSource.BROKER)
-    for order in one_by_one:
-        order_cancel_at_broker(order.pk)  # says why the broker refused, and what it has
+    for index, order in enumerate(one_by_one):
+        try:
+            order_cancel_at_broker(order.pk)  # says why the broker refused, and what it has
+        except BrokerRateLimited as error:
+            # The rest waits for the rate in a job of its own: retrying the whole batch would
+            # send again the cancels already sent (Kite confirms them later, by postback),
+            # spending the slots the rest needs.
+            jobs.defer_cancels(one_by_one[index:], schedule_in=error.retry_in)
+            return

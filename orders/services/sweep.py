@@ -45,7 +45,8 @@ def order_job_failed(
     if retry_in is None:
         reason = f"broker call failed: {error}; no retry left (the sweep resumes it)"
     else:
-        reason = f"broker call failed: {error}, retry in {retry_in:.1f}s"
+        wait = f"{retry_in:.1f}" if retry_in >= 1 else f"{retry_in:.3f}"
+        reason = f"broker call failed: {error}, retry in {wait}s"
     written = 0
     for order in Order.objects.filter(IN_FLIGHT, pk__in=list(order_ids)).order_by("pk"):
         latest = order.events.order_by("-created_at", "-id").values_list("reason", flat=True)

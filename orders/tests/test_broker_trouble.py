@@ -425,3 +425,38 @@ def test_health_counts_orders_in_flight_unattended_and_stuck(settings):
     assert orders_in_flight_health(now=later) == InFlightHealth(2, unattended=1, stuck=0)
     much_later = now + timedelta(seconds=settings.OMS_ORDER_STUCK_SECONDS + 1)
     assert orders_in_flight_health(now=much_later) == InFlightHealth(2, unattended=1, stuck=2)
+
+
+@jobs_run
+def test_a_halt_of_fifteen_orders_sends_ten_cancels_a_second_and_none_twice(
+    kite_server, run_jobs, monkeypatch
+):
+    clock = [T0]
+    monkeypatch.setattr(ratelimit, "bucket_clock", lambda: clock[-1])
+    strategy = StrategyFactory(mode=StrategyMode.LIVE)
+    orders = [
+        OrderFactory(strategy=strategy, status=OrderStatus.OPEN, broker_order_id=f"26040100{n}")
+        for n in range(15)
+    ]
+    for order in orders:
+        kite_server.reply("DELETE", f"/orders/regular/{order.broker_order_id}", "cancel_order")
+
+    kill_switch_set(KillSwitchState.HALTED, strategy=strategy, reason="drill", actor="rita")
+    run_jobs()
+
+    sent = [
+        order
+        for order in orders
+        if kite_server.count("DELETE", f"/orders/regular/{order.broker_order_id}")
+    ]
+    assert sent == orders[:10]
+    rest = ProcrastinateJob.objects.get(status="todo", task_name=jobs.CANCEL_MANY)
+    assert rest.args == {"order_ids": [order.pk for order in orders[10:]]}
+    assert 0 < (rest.scheduled_at - timezone.now()).total_seconds() <= 1
+
+    clock.append(T0 + timedelta(seconds=1))
+    time_passes()
+    run_jobs()
+
+    for order in orders:
+        assert kite_server.count("DELETE", f"/orders/regular/{order.broker_order_id}") == 1

@@ -318,3 +318,67 @@ def test_no_email_before_the_alert_time_or_for_a_connected_account(db, settings)
     assert broker_sessions_alert(early) == []
     assert broker_sessions_alert(early + timedelta(hours=2)) == []  # it has a session
     assert mail.outbox == []
+
+
+# --- health, the banner, the command -----------------------------------------------------------
+
+
+def test_health_and_every_admin_page_say_which_account_needs_a_login(db, risk_officer):
+    from rest_framework.test import APIClient
+
+    account = kite_account_create(access_token="")
+    StrategyFactory(name="Momentum", mode=StrategyMode.LIVE, broker_account=account)
+
+    body = APIClient().get("/api/v1/health/").json()
+    page = logged_in(risk_officer).get("/admin/").content.decode()
+
+    assert (body["status"], body["broker"]) == ("degraded", "not_configured")
+    (check,) = [c for c in body["checks"] if c["name"] == "kite AB1234"]
+    assert check["state"] == "critical"
+    assert check["summary"] == (
+        "Kite account AB1234 has no session: log in to Kite (Connect Kite); "
+        "1 LIVE strategy(ies) refused"
+    )
+    assert 'id="broker-session-banner"' in page
+    assert 'data-check="kite AB1234"' in page
+    account.access_token = "today"
+    account.token_expires_at = timezone.now() + timedelta(hours=3)
+    account.save()
+    body = APIClient().get("/api/v1/health/").json()
+    assert body["broker"] == "configured"
+    assert (
+        'id="broker-session-banner"' not in logged_in(risk_officer).get("/admin/").content.decode()
+    )
+
+
+def test_the_command_adds_lists_and_rotates_without_a_secret_on_the_command_line(
+    db, settings, monkeypatch
+):
+    from io import StringIO
+
+    from cryptography.fernet import Fernet
+    from django.core.management import call_command
+
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    settings.OMS_SECRETS_KEYS = [old]
+    monkeypatch.setenv("KITE_API_SECRET", "secret-from-env")
+    out = StringIO()
+    call_command(
+        "broker_account",
+        "add",
+        "--name",
+        "Desk 9",
+        "--user-id",
+        "ef9012",
+        "--api-key",
+        "k9",
+        stdout=out,
+    )
+    call_command("broker_account", "list", stdout=out)
+    assert "EF9012" in out.getvalue() and "never" in out.getvalue()
+
+    settings.OMS_SECRETS_KEYS = [new, old]
+    call_command("broker_account", "rotate", stdout=out)
+    settings.OMS_SECRETS_KEYS = [new]  # the old key is gone: everything still reads
+    account = BrokerAccount.objects.get(user_id="EF9012")
+    assert (account.api_key, account.api_secret) == ("k9", "secret-from-env")

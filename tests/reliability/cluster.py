@@ -9,7 +9,8 @@ its own log file, whose tail is shown when a test fails.
 The cluster's Kite is a fake one (orders.tests.fake_kite.FakeKiteServer) served by the test
 process on 127.0.0.1: a test that trades LIVE writes a broker account with a session (its
 secrets encrypted with the key every process derives alike), and KITE_API_ROOT points the
-processes at the fake Kite, so nothing ever leaves 127.0.0.1. A test says what Kite answers (``cluster.kite.reply(...)``).
+processes at the fake Kite, so nothing ever leaves 127.0.0.1. A test says what Kite answers
+(``cluster.kite.reply(...)``).
 """
 
 from __future__ import annotations

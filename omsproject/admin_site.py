@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from orders.enums import OrderStatus
 from risk.charts import pnl_chart, session_window
+from risk.health import CRITICAL, broker_account_checks, system_health
 from risk.selectors import desk_today, kill_switch_board
 
 
@@ -27,6 +28,10 @@ class OmsAdminSite(admin.AdminSite):
         context = super().each_context(request)
         if self.has_permission(request):
             context["kill_switch_board"] = kill_switch_board()
+            # LIVE strategies whose Kite account has no session today: refused until a login.
+            context["broker_alerts"] = [
+                check for check in broker_account_checks() if check.state == CRITICAL
+            ]
         return context
 
     def index(self, request, extra_context=None):
@@ -36,6 +41,7 @@ class OmsAdminSite(admin.AdminSite):
             moments = [at for _, points in desk.pnl_series for at, _ in points]
             start, end = session_window(timezone.now(), moments)
             extra_context["desk"] = desk
+            extra_context["health"] = system_health()
             extra_context["active_statuses"] = ",".join(sorted(OrderStatus.active()))
             extra_context["pnl_chart"] = pnl_chart(
                 [

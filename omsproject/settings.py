@@ -221,11 +221,16 @@ DEFAULT_FROM_EMAIL = env.str("DJANGO_DEFAULT_FROM_EMAIL", default="oms@localhost
 OMS_RISK_EMAILS = env.list("OMS_RISK_EMAILS", default=[])
 
 # --- Broker -------------------------------------------------------------------------------------
-KITE_API_KEY = env.str("KITE_API_KEY", default="")
-KITE_API_SECRET = env.str("KITE_API_SECRET", default="")
-KITE_ACCESS_TOKEN = env.str("KITE_ACCESS_TOKEN", default="")
-# Kite Connect's API root; tests point it at a fake Kite HTTP server.
+# Kite accounts (API key, secret, the day's access token) are rows, encrypted at rest with
+# OMS_SECRETS_KEYS (Fernet keys, newest first; rotate by prepending a new one and running
+# `manage.py broker_account rotate`). Unset: derived from DJANGO_SECRET_KEY (development only).
+OMS_SECRETS_KEYS = env.list("OMS_SECRETS_KEYS", default=[])
+# Kite Connect's API root and login page; tests and the demo point them at a fake Kite.
 KITE_API_ROOT = env.str("KITE_API_ROOT", default="https://api.kite.trade")
+KITE_LOGIN_URL = env.str("KITE_LOGIN_URL", default="https://kite.zerodha.com/connect/login")
+# From this IST time on a trading day, staff are e-mailed (once a day per account) about a Kite
+# account that ACTIVE LIVE strategies trade through and that has no session yet.
+OMS_SESSION_ALERT_FROM = env.str("OMS_SESSION_ALERT_FROM", default="08:30")
 OMS_PAPER_SEED = env.int("OMS_PAPER_SEED", default=0)
 # A price a paper strategy posts for itself strays at most this far (%) from the shared market
 # price, when one is known: beyond it, POST /api/v1/prices/ refuses it (400).
@@ -294,6 +299,11 @@ if OMS_PRODUCTION:
 
     if "DJANGO_SECRET_KEY" not in env:
         raise ImproperlyConfigured("DJANGO_SECRET_KEY: required when OMS_PRODUCTION is true")
+    if not OMS_SECRETS_KEYS:
+        raise ImproperlyConfigured(
+            "OMS_SECRETS_KEYS: required when OMS_PRODUCTION is true (it encrypts the Kite "
+            "accounts' secrets at rest)"
+        )
     SECURE_SSL_REDIRECT = env.bool("OMS_SSL_REDIRECT", default=True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_REDIRECT_EXEMPT = [r"^api/v1/health/$"]  # the load balancer probes over plain HTTP

@@ -8,6 +8,7 @@ import pgtrigger
 from django.db import models
 from django.db.models import F, Q
 
+from omsproject.crypto import EncryptedTextField
 from omsproject.pg import append_only_triggers, choices_check, on_paisa_check, updated_at_trigger
 from orders.enums import (
     EventKind,
@@ -31,6 +32,51 @@ MONEY = {"max_digits": 18, "decimal_places": 2}
 ZERO = Decimal("0")
 
 
+class BrokerAccount(models.Model):
+    """One Kite Connect login a desk trades through: a Kite user id with its app's API key.
+
+    The API key, the API secret and the day's access token are encrypted at rest
+    (omsproject.crypto) and never shown back. The access token comes from the morning login
+    (the admin's "Connect Kite", orders.services.broker_accounts) and is valid until 06:00 IST
+    the next day (``token_expires_at``). Rate limits, margins and reconciliation are per
+    account: Kite counts them per user id.
+    """
+
+    name = models.CharField(max_length=64, unique=True)
+    user_id = models.CharField(max_length=32, unique=True, help_text="Kite user id, e.g. AB1234")
+    api_key = EncryptedTextField()
+    api_secret = EncryptedTextField()
+    access_token = EncryptedTextField(blank=True, default="")
+    token_expires_at = models.DateTimeField(null=True, blank=True)
+    connected_at = models.DateTimeField(null=True, blank=True)
+    connected_by = models.CharField(max_length=150, blank=True)
+    is_active = models.BooleanField(default=True)
+    # The IST day staff were last told this account has no session (banner + e-mail once a day).
+    session_alerted_on = models.DateField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "broker_accounts"
+        ordering = ["name"]
+        permissions = [("connect_brokeraccount", "Can log in to Kite for the account")]
+        constraints = [
+            models.CheckConstraint(condition=~Q(name=""), name="broker_account_name_not_blank"),
+            models.CheckConstraint(
+                condition=Q(user_id__regex=r"^[A-Z0-9]{2,32}$"),
+                name="broker_account_user_id_format",
+            ),
+            models.CheckConstraint(
+                condition=Q(access_token="") | Q(token_expires_at__isnull=False),
+                name="broker_account_token_has_expiry",
+            ),
+        ]
+        triggers = [updated_at_trigger()]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.user_id})"
+
+
 class Strategy(models.Model):
     """A program (or a person, for "Manual Trading") that sends orders; owns its positions."""
 
@@ -40,6 +86,14 @@ class Strategy(models.Model):
         max_length=10, choices=StrategyStatus.choices, default=StrategyStatus.ACTIVE
     )
     mode = models.CharField(max_length=5, choices=StrategyMode.choices, default=StrategyMode.PAPER)
+    # The Kite account a LIVE strategy's orders go through (PAPER strategies need none).
+    broker_account = models.ForeignKey(
+        BrokerAccount,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="strategies",
+    )
     config = models.JSONField(default=dict, blank=True)
     total_trades = models.PositiveIntegerField(default=0)
     winning_trades = models.PositiveIntegerField(default=0)
@@ -63,7 +117,24 @@ class Strategy(models.Model):
             ),
             models.CheckConstraint(condition=~Q(name=""), name="strategy_name_not_blank"),
         ]
-        triggers = [updated_at_trigger()]
+        triggers = [
+            updated_at_trigger(),
+            # A desk with one Kite account need not pick it: a LIVE strategy without an account
+            # trades through the only active one. With none or several, it stays without, and
+            # its orders are refused (broker_account_missing) until staff choose one.
+            pgtrigger.Trigger(
+                name="live_takes_only_account",
+                when=pgtrigger.Before,
+                operation=pgtrigger.Insert | pgtrigger.Update,
+                func="""
+                IF NEW.mode = 'LIVE' AND NEW.broker_account_id IS NULL THEN
+                    SELECT CASE WHEN count(*) = 1 THEN min(id) END INTO NEW.broker_account_id
+                      FROM broker_accounts WHERE is_active;
+                END IF;
+                RETURN NEW;
+                """,
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -23,7 +23,15 @@ VIEWED = (
     "risk.pnlsnapshot",
 )
 
-VIEWER = frozenset(f"{app}.view_{model}" for app, model in (m.split(".") for m in VIEWED))
+# The broker accounts (risk migration 0012; the migrations before it sync the roles without).
+BROKER_ACCOUNTS_SEEN = frozenset({"orders.view_brokeraccount"})
+BROKER_ACCOUNTS_CONNECTED = frozenset({"orders.connect_brokeraccount"})
+BROKER_ACCOUNTS = BROKER_ACCOUNTS_SEEN | BROKER_ACCOUNTS_CONNECTED
+
+VIEWER = (
+    frozenset(f"{app}.view_{model}" for app, model in (m.split(".") for m in VIEWED))
+    | BROKER_ACCOUNTS_SEEN
+)
 
 # Operators watch, and settle the reconciliation issues that are not CRITICAL.
 OPERATOR = VIEWER | {"positions.change_reconciliationissue"}
@@ -33,11 +41,13 @@ LOGIN_ATTEMPTS = frozenset(
     {"axes.view_accessattempt", "axes.view_accessfailurelog", "axes.view_accesslog"}
 )
 
-# Risk officers act: the kill switch, CRITICAL issues, cancels, strategies, levels and limits;
+# Risk officers act: the kill switch, CRITICAL issues, cancels, strategies, levels and limits,
+# the morning Kite login of each broker account;
 # and they see the admin's login attempts and lockouts.
 RISK_OFFICER = (
     OPERATOR
     | LOGIN_ATTEMPTS
+    | BROKER_ACCOUNTS_CONNECTED
     | {
         "positions.resolve_critical_issue",
         "risk.change_kill_switch",

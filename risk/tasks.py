@@ -2,6 +2,7 @@
 
 from procrastinate.contrib.django import app
 
+from orders.services.broker_accounts import broker_sessions_alert
 from positions.models import ReconciliationIssue
 from risk import jobs
 from risk.kill_switch import kill_switch_on_critical_issue
@@ -23,3 +24,11 @@ def critical_issue(issue_id: int) -> None:
     issue = ReconciliationIssue.objects.select_related("strategy").get(pk=issue_id)
     if not issue.resolved:
         kill_switch_on_critical_issue(issue)
+
+
+@app.periodic(cron="* * * * *")
+@app.task(name="risk.broker_sessions", queue="risk", queueing_lock="broker_sessions")
+def broker_sessions(timestamp: int) -> None:
+    """Each minute from OMS_SESSION_ALERT_FROM on a trading day: e-mail staff (once a day per
+    account) about a Kite account LIVE strategies need that has no session yet."""
+    broker_sessions_alert()

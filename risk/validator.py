@@ -24,9 +24,10 @@ from django.db import connection
 from django.db.models import F, Sum
 
 from omsproject.rows import column_count, from_row, select_columns
+from orders.broker_sessions import session_problem
 from orders.domain import OrderRequest, Violation
 from orders.enums import OrderSide, OrderStatus, OrderType, StrategyStatus
-from orders.models import Order, Strategy
+from orders.models import BrokerAccount, Order, Strategy
 from orders.money import PAISA
 from orders.state import CANCELLABLE
 from risk import calendar
@@ -43,6 +44,7 @@ from risk.selectors import (
 )
 
 HUNDRED = Decimal(100)
+SESSION_FIELDS = ("user_id", "is_active", "access_token", "token_expires_at")
 # Orders that may still fill, but for those being cancelled (the desk asked them to stop).
 WORKING = sorted(CANCELLABLE)
 
@@ -201,6 +203,28 @@ def _strategy_state(ctx: Context) -> list[Violation]:
                 f"strategy {strategy.name} is PAUSED: only orders that reduce a position pass",
             )
         ]
+    return []
+
+
+def _broker_session(ctx: Context) -> list[Violation]:
+    """A LIVE strategy's order needs its Kite account's session of the day: refused here,
+    before anything reaches a broker, rather than stranded in the submission job."""
+    strategy = ctx.strategy
+    if not strategy.is_live:
+        return []
+    if strategy.broker_account_id is None:
+        return [
+            Violation(
+                "broker_account_missing",
+                "strategy",
+                f"strategy {strategy.name} is LIVE without a broker account: staff choose one "
+                "(admin: Strategies)",
+            )
+        ]
+    account = BrokerAccount.objects.only(*SESSION_FIELDS).get(pk=strategy.broker_account_id)
+    problem = session_problem(account, now=ctx.now)
+    if problem:
+        return [Violation("broker_session_missing", "strategy", problem)]
     return []
 
 
@@ -507,6 +531,7 @@ def order_rate_take(strategy, *, limits: Limits | None = None) -> tuple[float, i
 CHECKS = (
     _strategy_state,
     _kill_switch,
+    _broker_session,
     _instrument,
     _trigger_side,
     _price_band,

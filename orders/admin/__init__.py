@@ -9,8 +9,9 @@ or a trade here, and every amount the broker or the fills decided is read-only.
 """
 
 from orders.admin.api_keys import StrategyApiKeyAdmin
+from orders.admin.broker_accounts import BrokerAccountAdmin
 from orders.admin.orders import OrderAdmin
 from orders.admin.strategies import StrategyAdmin
 from orders.admin.trades import TradeAdmin
 
-__all__ = ["OrderAdmin", "StrategyAdmin", "StrategyApiKeyAdmin", "TradeAdmin"]
+__all__ = ["BrokerAccountAdmin", "OrderAdmin", "StrategyAdmin", "StrategyApiKeyAdmin", "TradeAdmin"]

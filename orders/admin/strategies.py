@@ -11,9 +11,10 @@ from django.utils.html import format_html
 from omsproject.admin_tools import OmsModelAdmin, ReadOnlyInline, badge, pnl
 from omsproject.templatetags.oms_admin import KILL_SWITCH_TONES, STRATEGY_TONES
 from orders.enums import OrderStatus, StrategyMode, StrategyStatus
-from orders.models import Order, Strategy, StrategyApiKey
+from orders.models import BrokerAccount, Order, Strategy, StrategyApiKey
 from orders.services import (
     OrderError,
+    strategy_account_refusal,
     strategy_mode_refusal,
     strategy_mode_set,
     strategy_status_set,
@@ -26,7 +27,31 @@ from risk.selectors import kill_switch_own_state
 class StrategyForm(forms.ModelForm):
     class Meta:
         model = Strategy
-        fields = ("name", "description", "status", "mode", "config")
+        fields = ("name", "description", "status", "mode", "broker_account", "config")
+
+    def clean_broker_account(self):
+        account = self.cleaned_data["broker_account"]
+        if self.instance.pk:
+            refusal = strategy_account_refusal(
+                self.instance, account_id=account.pk if account else None
+            )
+            if refusal:
+                raise forms.ValidationError(refusal)
+        return account
+
+    def clean(self):
+        data = super().clean()
+        live = data.get("mode") == StrategyMode.LIVE
+        if live and "broker_account" not in self.errors and not data.get("broker_account"):
+            accounts = BrokerAccount.objects.filter(is_active=True).count()
+            if accounts != 1:  # with exactly one, the database picks it
+                self.add_error(
+                    "broker_account",
+                    "a LIVE strategy trades through a Kite account: choose one"
+                    if accounts
+                    else "a LIVE strategy needs a Kite account: add one first (Broker accounts)",
+                )
+        return data
 
     def clean_mode(self):
         mode = self.cleaned_data["mode"]
@@ -85,7 +110,7 @@ class StrategyAdmin(OmsModelAdmin):
         (
             "Trading",
             {
-                "fields": (("status", "mode"), "kill_switch"),
+                "fields": (("status", "mode"), "broker_account", "kill_switch"),
                 "description": "A mode change (PAPER ⇄ LIVE) is refused while the strategy has "
                 "working orders or open positions.",
             },

@@ -6,8 +6,6 @@ only (another strategy's order is a 404, indistinguishable from one that does no
 
 from __future__ import annotations
 
-from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -57,6 +55,7 @@ from orders.enums import EventSource, OrderStatus, StrategyMode
 from orders.models import Strategy
 from orders.selectors import order_with_history, orders_of, strategy_overview, trades_of
 from orders.services import order_cancel, order_modify, order_place
+from risk.health import live_trading, system_health
 
 PLACE_EXAMPLES = [
     OpenApiExample(
@@ -409,23 +408,33 @@ HealthSerializer = inline_serializer(
         "worker": serializers.ChoiceField(choices=["ok", "down", "unknown"]),
         "workers": serializers.IntegerField(allow_null=True),
         "broker": serializers.ChoiceField(choices=["paper", "configured", "not_configured"]),
+        "checks": inline_serializer(
+            "HealthCheck",
+            {
+                "name": serializers.CharField(),
+                "state": serializers.ChoiceField(choices=["ok", "warning", "critical"]),
+                "summary": serializers.CharField(),
+            },
+            many=True,
+        ),
         "time": serializers.DateTimeField(),
     },
 )
 
 
 class HealthView(APIView):
-    """Liveness for load balancers and people: database, worker heartbeat, broker session.
+    """Liveness for load balancers and people: the database, then every part of
+    ``risk.health.system_health`` (worker heartbeat, each Kite account's session, ...).
 
-    503 only when the database is down (nothing works then). A missing worker heartbeat (no
-    worker beat in the last minute) or an unconfigured Kite session with live strategies is
-    ``degraded``, still 200: orders are accepted and wait for the worker.
+    503 only when the database is down (nothing works then). Any other part that is not ok
+    makes the whole ``degraded``, still 200: orders are accepted and wait. ``broker`` sums the
+    Kite accounts up: ``paper`` (no LIVE strategy), ``configured`` (every LIVE strategy's
+    account has today's session) or ``not_configured``.
     """
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
     throttle_classes: list = []
-    WORKER_HEARTBEAT_WITHIN = 60  # seconds; procrastinate workers beat every 10
 
     @extend_schema(
         summary="Health (no authentication)",
@@ -433,24 +442,21 @@ class HealthView(APIView):
     )
     def get(self, request):
         body = {"status": "ok", "database": "ok", "worker": "unknown", "workers": None}
-        body["broker"] = "configured" if settings.KITE_ACCESS_TOKEN else "paper"
         try:
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT count(*) FROM procrastinate_workers "
-                    "WHERE last_heartbeat > now() - make_interval(secs => %s)",
-                    [self.WORKER_HEARTBEAT_WITHIN],
-                )
-                body["workers"] = cursor.fetchone()[0]
-                if body["broker"] == "paper":
-                    cursor.execute("SELECT EXISTS (SELECT 1 FROM strategies WHERE mode = 'LIVE')")
-                    if cursor.fetchone()[0]:
-                        body["broker"] = "not_configured"
+            health = system_health()
+            live = live_trading()
         except Exception:  # any failure to reach the database is "down"
-            body.update(status="down", database="down", time=timezone.now())
+            body.update(status="down", database="down", broker="paper", checks=[])
+            body["time"] = timezone.now()
             return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE)
-        body["worker"] = "ok" if body["workers"] else "down"
-        if body["worker"] == "down" or body["broker"] == "not_configured":
-            body["status"] = "degraded"
+        accounts = [check for check in health.named("kite") if check.state == "critical"]
+        body["workers"] = health.workers
+        body["worker"] = "ok" if health.workers else "down"
+        body["broker"] = "paper" if not live else ("not_configured" if accounts else "configured")
+        body["status"] = health.status
+        body["checks"] = [
+            {"name": check.name, "state": check.state, "summary": check.summary}
+            for check in health.checks
+        ]
         body["time"] = timezone.now()
         return Response(body)

@@ -18,10 +18,17 @@ from orders.brokers.paper import PaperBroker
 
 
 def broker_for(strategy) -> Broker:
-    """The paper simulator for PAPER strategies, Kite Connect for LIVE ones."""
+    """The paper simulator for PAPER strategies; for LIVE ones, Kite Connect through the
+    strategy's account. BrokerUnavailable (nothing sent) when that account cannot trade."""
     if strategy.is_live:
-        return KiteBroker.from_settings()
-
+        account = strategy.broker_account
+        if account is None:
+            raise BrokerUnavailable(
+                f"strategy {strategy.name} is LIVE without a broker account: choose one in the "
+                "admin (Strategies)",
+                retry_in=60.0,
+            )
+        return KiteBroker.for_account(account)
     return PaperBroker(strategy)
 
 

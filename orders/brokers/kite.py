@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import requests
@@ -25,6 +26,7 @@ from django.utils import timezone
 from kiteconnect import KiteConnect
 from kiteconnect.exceptions import InputException, KiteException
 
+from orders.broker_sessions import session_problem
 from orders.brokers.base import (
     BrokerError,
     BrokerFill,
@@ -42,14 +44,15 @@ from orders.money import PAISA
 from risk.ratelimit import take_slot
 
 if TYPE_CHECKING:
-    from orders.models import Order
+    from orders.models import BrokerAccount, Order
 
 logger = logging.getLogger("oms.brokers.kite")
 
 IST = ZoneInfo("Asia/Kolkata")  # Kite's timestamps are IST wall-clock times without an offset
 VARIETY = "regular"
 REQUEST_TIMEOUT_SECONDS = 7
-ORDER_RATE_KEY = "kite:orders"
+ORDER_RATE_KEY = "kite:orders"  # and the Kite user id: Kite counts each user's orders
+SESSION_RETRY_SECONDS = 60.0  # a job waiting for the morning login asks again after this
 ORDERS_PER_SECOND = 10  # Kite's limit per user; beyond it Kite answers HTTP 429
 ORDERS_PER_MINUTE = 400  # and its limit a minute
 # (requests, seconds): in no window of that many seconds are more requests sent. Placements,
@@ -258,6 +261,50 @@ def broker_error(error: Exception, *, placing: bool, secrets: Iterable[str] = ()
     return BrokerUnavailable(f"Kite error ({kind}): {message}")
 
 
+# --- accounts and the morning login -------------------------------------------------------------
+
+
+def order_rate_key(user_id: str) -> str:
+    """The order window of one Kite user's requests (placements, modifications, cancels)."""
+    return f"{ORDER_RATE_KEY}:{user_id}"
+
+
+def login_url(api_key: str, *, state: str) -> str:
+    """Kite's login page for ``api_key``; Kite hands ``state`` back to our redirect view as a
+    query parameter (``redirect_params``), with the request token."""
+    query = urlencode({"v": 3, "api_key": api_key, "redirect_params": urlencode({"state": state})})
+    return f"{settings.KITE_LOGIN_URL}?{query}"
+
+
+@dataclass(frozen=True)
+class KiteSession:
+    user_id: str
+    access_token: str
+    login_time: datetime | None
+
+
+def session_create(*, api_key: str, api_secret: str, request_token: str) -> KiteSession:
+    """Exchange the login's ``request_token`` for the day's access token (Kite's
+    ``generate_session``: the request carries SHA-256(api_key + request_token + api_secret)).
+    BrokerRejected when Kite refuses the token (used, expired, another app's)."""
+    kite = KiteConnect(
+        api_key=api_key, timeout=REQUEST_TIMEOUT_SECONDS, root=settings.KITE_API_ROOT, debug=False
+    )
+    try:
+        data = kite.generate_session(request_token, api_secret=api_secret)
+    except (KiteException, requests.RequestException) as error:
+        translated = broker_error(error, placing=False, secrets=(api_secret, request_token))
+        if getattr(error, "error_type", "") == "TokenException" or getattr(error, "code", 0) == 403:
+            translated = BrokerRejected(str(translated))
+        logger.warning("Kite login failed: %s", translated)
+        raise translated from None
+    return KiteSession(
+        user_id=str(data.get("user_id") or ""),
+        access_token=str(data["access_token"]),
+        login_time=kite_time(data.get("login_time")),
+    )
+
+
 # --- the adapter --------------------------------------------------------------------------------
 
 
@@ -265,14 +312,14 @@ class KiteBroker:
     """Orders of LIVE strategies, at Zerodha through Kite Connect v3."""
 
     name = "kite"
-    # The order slots' key: one Kite user's (per account: "kite:orders:<user_id>").
-    order_rate_key = ORDER_RATE_KEY
 
     def __init__(
         self,
         *,
         api_key: str,
         access_token: str,
+        api_secret: str = "",
+        user_id: str = "",
         session: Any = None,
         timeout: float = REQUEST_TIMEOUT_SECONDS,
         root: str | None = None,
@@ -281,25 +328,25 @@ class KiteBroker:
         self.kite = KiteConnect(
             api_key=api_key, access_token=access_token, timeout=timeout, root=root, debug=False
         )
-        self._secrets = (access_token, settings.KITE_API_SECRET)
+        self.user_id = user_id
+        self._secrets = (access_token, api_secret)
         if session is not None:
             # Anything with requests.Session's request(); tests serve recorded replies with it.
             self.kite.reqsession = session
 
     @classmethod
-    def from_settings(cls) -> KiteBroker:
-        missing = [
-            name for name in ("KITE_API_KEY", "KITE_ACCESS_TOKEN") if not getattr(settings, name)
-        ]
-        if missing:
-            raise BrokerSessionExpired(
-                f"Kite Connect is not configured: {' and '.join(missing)} not set "
-                "(LIVE strategies need them; log in to Kite for a fresh access token)",
-                retry_in=60.0,
-            )
+    def for_account(cls, account: BrokerAccount, *, now: datetime | None = None) -> KiteBroker:
+        """The adapter for one Kite account, or BrokerSessionExpired (nothing sent) when the
+        account has no session today: staff log in from the admin ("Connect Kite"); the jobs
+        waiting for it ask again every SESSION_RETRY_SECONDS, without limit."""
+        problem = session_problem(account, now=now)
+        if problem:
+            raise BrokerSessionExpired(problem, retry_in=SESSION_RETRY_SECONDS)
         return cls(
-            api_key=settings.KITE_API_KEY,
-            access_token=settings.KITE_ACCESS_TOKEN,
+            api_key=account.api_key,
+            access_token=account.access_token,
+            api_secret=account.api_secret,
+            user_id=account.user_id,
             root=settings.KITE_API_ROOT,
         )
 
@@ -317,7 +364,7 @@ class KiteBroker:
         """Take one of the Kite user's order slots (a sliding window in PostgreSQL shared by
         every process: at most 10 in any second, 400 in any minute), or raise
         BrokerRateLimited, with the wait until one is free, without sending anything."""
-        wait = take_slot(self.order_rate_key, limits=ORDER_RATE_LIMITS)
+        wait = take_slot(order_rate_key(self.user_id), limits=ORDER_RATE_LIMITS)
         if wait:
             raise BrokerRateLimited(
                 f"Kite order rate ({ORDERS_PER_SECOND}/s, {ORDERS_PER_MINUTE}/min) reached: "

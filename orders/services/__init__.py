@@ -58,6 +58,7 @@ from orders.services.modification import (
 )
 from orders.services.placement import order_place
 from orders.services.strategies import (
+    strategy_account_refusal,
     strategy_mode_refusal,
     strategy_mode_set,
     strategy_status_set,
@@ -97,6 +98,7 @@ __all__ = [
     "orders_expire",
     "orders_poll",
     "report_contradictions",
+    "strategy_account_refusal",
     "strategy_mode_refusal",
     "strategy_mode_set",
     "strategy_status_set",

@@ -34,16 +34,28 @@ def strategy_mode_refusal(strategy: Strategy, *, mode: str) -> str | None:
     mode = StrategyMode(mode)
     if mode == strategy.mode:
         return None
+    return _not_flat(strategy, f"mode {mode}")
+
+
+def strategy_account_refusal(strategy: Strategy, *, account_id: int | None) -> str | None:
+    """Why ``strategy`` cannot move to another broker account now (None when it can): as for
+    the mode, its orders and positions live at the account it trades through."""
+    if account_id == strategy.broker_account_id:
+        return None
+    return _not_flat(strategy, "broker account")
+
+
+def _not_flat(strategy: Strategy, change: str) -> str | None:
     working = Order.objects.filter(strategy=strategy, status__in=sorted(OrderStatus.active()))
     if working.exists():
         return (
-            f"mode {mode}: strategy {strategy.name} has {working.count()} working order(s) at "
+            f"{change}: strategy {strategy.name} has {working.count()} working order(s) at "
             f"its {strategy.mode} broker; cancel them first"
         )
     held = Position.objects.filter(strategy=strategy, closed_at__isnull=True)
     if held.exists():
         return (
-            f"mode {mode}: strategy {strategy.name} holds {held.count()} open position(s) at "
+            f"{change}: strategy {strategy.name} holds {held.count()} open position(s) at "
             f"its {strategy.mode} broker; close them first"
         )
     return None

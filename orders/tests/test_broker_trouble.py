@@ -28,10 +28,11 @@ from orders.brokers import (
     KiteBroker,
 )
 from orders.enums import EventKind, OrderStatus, StrategyMode
-from orders.models import Order, OrderEvent
+from orders.models import BrokerAccount, Order, OrderEvent
 from orders.selectors import InFlightHealth, orders_in_flight_health
 from orders.services import order_cancel
 from orders.services.sweep import orders_sweep
+from orders.tests.conftest import KITE_USER_ID, kite_account_create
 from orders.tests.factories import OrderFactory, StrategyFactory
 from orders.tests.fake_kite import BROKER_ORDER_ID, TAG
 from positions.models import IssueType, ReconciliationIssue, Severity
@@ -125,6 +126,36 @@ def test_a_submission_waits_out_an_expired_session_and_never_runs_out_of_retries
     assert order_job(order).status == "succeeded"
     sent = [(r.method, r.path) for r in kite_server.sent]
     assert sent[-2:] == [ORDER_BOOK, PLACE]  # looked up before it was sent
+
+
+@jobs_run
+def test_a_submission_waits_for_the_accounts_next_login_without_asking_kite(kite_server, run_jobs):
+    account = BrokerAccount.objects.get(user_id=KITE_USER_ID)
+    BrokerAccount.objects.filter(pk=account.pk).update(
+        token_expires_at=timezone.now() - timedelta(minutes=1)
+    )  # 06:00 IST went by: Kite's token is dead, nobody has logged in yet
+    order = live_order()
+    jobs.defer_submit(order)
+
+    run_jobs()
+
+    job = order_job(order)
+    assert (job.status, job.attempts) == ("todo", 1)
+    assert 50 < (job.scheduled_at - timezone.now()).total_seconds() <= 60
+    assert kite_server.sent == []
+    assert len(failures(order)) == 1
+
+    # The morning login: the job sends the order at its next run.
+    BrokerAccount.objects.filter(pk=account.pk).update(
+        token_expires_at=timezone.now() + timedelta(hours=8)
+    )
+    kite_server.reply(*ORDER_BOOK, EMPTY_BOOK)
+    kite_server.reply(*PLACE, "place_order")
+    time_passes()
+    run_jobs()
+
+    order.refresh_from_db()
+    assert (order.status, order.broker_order_id) == (OrderStatus.OPEN, BROKER_ORDER_ID)
 
 
 def job_with(attempts: int) -> Job:
@@ -386,7 +417,9 @@ def test_forty_cancels_at_once_send_ten_to_kite(kite_server, monkeypatch):
     kite_server.reply(*CANCEL, "cancel_order")
     order = live_order(status=OrderStatus.CANCEL_PENDING, broker_order_id=BROKER_ORDER_ID)
 
-    outcomes = run_together([lambda: KiteBroker.from_settings().cancel(order)] * 40)
+    account = BrokerAccount.objects.get(user_id=KITE_USER_ID)
+
+    outcomes = run_together([lambda: KiteBroker.for_account(account).cancel(order)] * 40)
 
     sent = [result for result, error in outcomes if error is None]
     limited = [error for _, error in outcomes if isinstance(error, BrokerRateLimited)]
@@ -396,12 +429,12 @@ def test_forty_cancels_at_once_send_ten_to_kite(kite_server, monkeypatch):
 
 
 @pytest.mark.django_db
-def test_the_adapter_takes_the_slot_of_the_key_it_is_given(kite_server, monkeypatch):
+def test_each_kite_user_has_its_own_order_window(kite_server, monkeypatch):
     monkeypatch.setattr(ratelimit, "bucket_clock", lambda: T0)
     kite_server.reply(*CANCEL, "cancel_order")
     order = live_order(status=OrderStatus.CANCEL_PENDING, broker_order_id=BROKER_ORDER_ID)
-    first, second = KiteBroker.from_settings(), KiteBroker.from_settings()
-    second.order_rate_key = "kite:orders:ZX1234"  # another Kite user's account
+    first = KiteBroker.for_account(BrokerAccount.objects.get(user_id=KITE_USER_ID))
+    second = KiteBroker.for_account(kite_account_create("ZX1234", access_token="token-2"))
 
     for _ in range(10):
         first.cancel(order)

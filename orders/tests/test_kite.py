@@ -13,9 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import requests
-from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.test import override_settings
 from django.utils import timezone
 
 from orders.brokers import (
@@ -28,14 +26,20 @@ from orders.brokers import (
 )
 from orders.brokers.kite import (
     KITE_STATUSES,
-    ORDER_RATE_KEY,
     KiteBroker,
     kite_decimal,
     oms_status,
+    order_rate_key,
 )
 from orders.enums import OrderStatus, OrderType, StrategyMode
 from orders.models import Order, Trade
 from orders.services import order_resolve_unknown, order_submit
+from orders.tests.conftest import (
+    KITE_ACCESS_TOKEN,
+    KITE_API_SECRET,
+    KITE_USER_ID,
+    kite_account_create,
+)
 from orders.tests.factories import OrderFactory, StrategyFactory
 from orders.tests.fake_kite import BROKER_ORDER_ID, TAG, FakeKiteSession
 from risk.models import RateBucket, RateWindow
@@ -55,7 +59,9 @@ def session() -> FakeKiteSession:
 
 @pytest.fixture
 def kite(session) -> KiteBroker:
-    return KiteBroker(api_key="kite-key", access_token="kite-token", session=session)
+    return KiteBroker(
+        api_key="kite-key", access_token="kite-token", user_id=KITE_USER_ID, session=session
+    )
 
 
 @pytest.fixture
@@ -68,7 +74,10 @@ def drain_order_bucket() -> None:
     the next slot is free 1.1 s from now."""
     soon = timezone.now() + timedelta(milliseconds=100)
     RateWindow.objects.create(
-        key=ORDER_RATE_KEY, sent_at=[soon] * 10, last_take_granted=True, updated_at=soon
+        key=order_rate_key(KITE_USER_ID),
+        sent_at=[soon] * 10,
+        last_take_granted=True,
+        updated_at=soon,
     )
 
 
@@ -212,7 +221,7 @@ def test_place_takes_a_slot_of_the_users_order_window(kite, session, live_order)
 
     kite.place(live_order)
 
-    window = RateWindow.objects.get(key=ORDER_RATE_KEY)
+    window = RateWindow.objects.get(key=order_rate_key(KITE_USER_ID))
     assert len(window.sent_at) == 1
     assert window.last_take_granted
 
@@ -392,29 +401,54 @@ def test_json_floats_become_the_decimals_kite_sent():
 # --- settings ----------------------------------------------------------------------------------
 
 
-@override_settings(KITE_API_KEY="", KITE_ACCESS_TOKEN="")
-def test_live_strategy_without_kite_settings_is_unavailable(db):
-    strategy = StrategyFactory(mode=StrategyMode.LIVE)
+def test_live_strategy_without_a_broker_account_is_unavailable(db):
+    strategy = StrategyFactory(mode=StrategyMode.LIVE)  # no account exists: none is chosen
 
-    with pytest.raises(BrokerUnavailable, match="KITE_API_KEY and KITE_ACCESS_TOKEN not set"):
+    with pytest.raises(BrokerUnavailable, match="LIVE without a broker account"):
         broker_for(strategy)
 
 
-@override_settings(KITE_API_KEY="key", KITE_ACCESS_TOKEN="token")
-def test_live_strategy_gets_kite_from_settings(db):
-    broker = broker_for(StrategyFactory(mode=StrategyMode.LIVE))
+def test_live_strategy_gets_kite_for_its_account(db):
+    kite_account_create("AB1234", api_key="key-1", access_token="token-1")
+    other = kite_account_create("CD5678", api_key="key-2", access_token="token-2")
+    strategy = StrategyFactory(mode=StrategyMode.LIVE, broker_account=other)
+
+    broker = broker_for(strategy)
 
     assert broker.name == "kite"
-    assert (broker.kite.api_key, broker.kite.access_token) == ("key", "token")
+    assert (broker.kite.api_key, broker.kite.access_token, broker.user_id) == (
+        "key-2",
+        "token-2",
+        "CD5678",
+    )
+
+
+@pytest.mark.parametrize(
+    ("token", "expires_in", "message"),
+    [
+        ("", None, "has no session"),
+        ("token", timedelta(seconds=-1), "session expired at"),
+    ],
+)
+def test_an_account_without_a_session_today_sends_nothing(db, token, expires_in, message):
+    account = kite_account_create(access_token=token)
+    if expires_in is not None:
+        account.token_expires_at = timezone.now() + expires_in
+        account.save()
+
+    with pytest.raises(BrokerUnavailable, match=message) as raised:
+        broker_for(StrategyFactory(mode=StrategyMode.LIVE, broker_account=account))
+    assert raised.value.retry_in == 60.0
 
 
 # --- through the order services ----------------------------------------------------------------
 
 
 @pytest.fixture
-def kite_for_live(monkeypatch, kite):
+def kite_for_live(monkeypatch, kite, db):
     """broker_for() hands LIVE strategies the adapter wired to the fake session."""
-    monkeypatch.setattr(KiteBroker, "from_settings", classmethod(lambda cls: kite))
+    kite_account_create()
+    monkeypatch.setattr(KiteBroker, "for_account", classmethod(lambda cls, account, now=None: kite))
     return kite
 
 
@@ -594,11 +628,11 @@ def test_bucket_is_shared_by_processes_on_their_own_connections():
 # --- over HTTP, against a fake Kite server ------------------------------------------------------
 
 
-def test_from_settings_talks_to_kite_at_kite_api_root(kite_server, live_order):
+def test_the_account_talks_to_kite_at_kite_api_root(kite_server, kite_account, live_order):
     kite_server.reply(*HISTORY, "order_history")
     live_order.broker_order_id = BROKER_ORDER_ID
 
-    update = KiteBroker.from_settings().order_status(live_order)
+    update = KiteBroker.for_account(kite_account).order_status(live_order)
 
     assert (update.status, update.filled_quantity) == (OrderStatus.FILLED, 10)
     assert (update.symbol, update.exchange, update.side) == ("RELIANCE", "NSE", "BUY")
@@ -606,23 +640,20 @@ def test_from_settings_talks_to_kite_at_kite_api_root(kite_server, live_order):
 
 
 def test_kites_errors_are_logged_and_raised_without_the_token_or_secret(
-    kite_server, live_order, caplog
+    kite_server, kite_account, live_order, caplog
 ):
     # Kite's messages may quote what was sent; a requests error names the URL.
-    echo = (
-        f"Invalid access_token {settings.KITE_ACCESS_TOKEN} "
-        f"(checksum of secret {settings.KITE_API_SECRET})"
-    )
+    echo = f"Invalid access_token {KITE_ACCESS_TOKEN} (checksum of secret {KITE_API_SECRET})"
     body = {"status": "error", "message": echo, "data": None, "error_type": "TokenException"}
     kite_server.reply(*HISTORY, body, http_status=403)
     live_order.broker_order_id = BROKER_ORDER_ID
 
     with pytest.raises(BrokerUnavailable) as raised:
-        KiteBroker.from_settings().order_status(live_order)
+        KiteBroker.for_account(kite_account).order_status(live_order)
 
     text = "\n".join(
         [str(raised.value), repr(raised.value.__cause__)] + [r.getMessage() for r in caplog.records]
     )
     assert "[redacted]" in str(raised.value)
-    assert settings.KITE_ACCESS_TOKEN not in text
-    assert settings.KITE_API_SECRET not in text
+    assert KITE_ACCESS_TOKEN not in text
+    assert KITE_API_SECRET not in text

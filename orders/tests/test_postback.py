@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.db import OperationalError
-from django.test import Client, override_settings
+from django.test import Client
 from django.urls import reverse
 from procrastinate.contrib.django.models import ProcrastinateJob
 
@@ -25,7 +25,7 @@ from orders import views
 from orders.enums import EventKind, OrderStatus, StrategyMode
 from orders.models import Order, OrderEvent, Trade
 from orders.services import orders_poll
-from orders.tests.conftest import KITE_ACCESS_TOKEN
+from orders.tests.conftest import KITE_ACCESS_TOKEN, kite_account_create
 from orders.tests.factories import OrderFactory, StrategyFactory
 from orders.tests.fake_kite import BROKER_ORDER_ID, TAG, recorded
 from positions.models import IssueType, Position, ReconciliationIssue, Severity
@@ -36,14 +36,8 @@ URL = "/broker/kite/postback/"
 HISTORY = ("GET", f"/orders/{BROKER_ORDER_ID}")
 ORDER_BOOK = ("GET", "/orders")
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("kite_secret")]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("kite_account")]
 confirmed = pytest.mark.django_db(transaction=True)  # the confirm job runs in a real worker
-
-
-@pytest.fixture
-def kite_secret():
-    with override_settings(KITE_API_SECRET=SECRET):
-        yield
 
 
 @pytest.fixture
@@ -366,13 +360,23 @@ def test_checksum_without_the_field_at_all_is_refused(client, order):
     assert confirm_jobs() == []
 
 
-@override_settings(KITE_API_SECRET="")
-def test_without_a_configured_secret_every_postback_is_refused(client, order):
-    # An empty secret would let anyone compute the checksum.
-    response = send(client, postback_body(secret="", status="COMPLETE", filled_quantity=10))
+def test_a_postback_of_a_user_without_an_account_is_refused(client, order):
+    # Each Kite user's postbacks are signed with its own app's secret: one we do not know
+    # cannot be verified (an empty secret would let anyone compute the checksum).
+    response = send(client, postback_body(secret="", user_id="ZZ9999", status="COMPLETE"))
 
     assert response.status_code == 403
+    assert "user_id" in response.json()["message"]
     assert confirm_jobs() == []
+
+
+def test_each_account_checks_its_own_secret(client, order):
+    kite_account_create("CD5678", api_secret="another-secret", access_token="")
+
+    signed_by_the_other = postback_body(secret="another-secret", status="COMPLETE")
+    assert send(client, signed_by_the_other).status_code == 403  # AB1234's postback
+    own = postback_body(secret="another-secret", user_id="CD5678", status="COMPLETE")
+    assert send(client, own).status_code == 200
 
 
 @confirmed

@@ -8,6 +8,7 @@ import pytest
 
 from orders.enums import OrderStatus, StrategyMode
 from orders.models import Order
+from orders.tests.conftest import kite_account_create
 from orders.tests.factories import OrderFactory, StrategyFactory
 from positions.services import positions_mark
 from positions.tests.factories import PositionFactory
@@ -171,6 +172,7 @@ def test_a_dry_run_changes_nothing(strategy, intraday_book):
 
 def test_the_square_off_of_a_live_strategy_passes_the_hours_it_closes(clock):
     """After 15:20 no MIS order may open a position, but the square-off's may close one."""
+    kite_account_create()
     live = StrategyFactory(mode=StrategyMode.LIVE)
     clock("2026-01-14 15:21")
     PositionFactory(strategy=live, symbol="RELIANCE", quantity=10)

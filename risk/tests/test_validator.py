@@ -2,14 +2,17 @@
 boundary. Every test calls ``validate_order`` as order_place does (inside the test's
 transaction); the instruments are the sample master loaded for every test."""
 
+from datetime import datetime
 from decimal import Decimal
 
 import pytest
 
 from orders.enums import OrderStatus, StrategyMode, StrategyStatus
+from orders.tests.conftest import kite_account_create
 from orders.tests.factories import OrderFactory, StrategyFactory, TradeFactory
 from positions.services import market_prices_update
 from positions.tests.factories import PositionFactory
+from risk.calendar import IST
 from risk.limits import limits_for
 from risk.models import Instrument, KillSwitchScope, KillSwitchState
 from risk.tests.checks import validate_order
@@ -546,10 +549,42 @@ def test_paper_strategies_may_ignore_the_hours_when_the_setting_says_so(strategy
 
 
 def test_live_strategies_never_skip_the_hours(clock):
+    kite_account_create()  # the desk's only account: its session runs to tomorrow
     live = StrategyFactory(mode=StrategyMode.LIVE, config={"paper_market_hours": "ignore"})
     clock("2026-01-17 23:00")
 
     assert codes(live) == ["market_closed"]
+
+
+def test_a_live_strategy_without_an_account_is_refused_before_any_broker_call(db, clock):
+    clock("2026-01-16 10:00")
+    kite_account_create("AB1234")
+    kite_account_create("CD5678")  # two accounts: staff must choose one
+    live = StrategyFactory(mode=StrategyMode.LIVE, config={"paper_market_hours": "ignore"})
+
+    (violation,) = validate_order(order_request(live), strategy=live)
+
+    assert (violation.code, violation.field) == ("broker_account_missing", "strategy")
+    assert "LIVE without a broker account" in violation.message
+
+
+def test_a_live_strategy_whose_account_has_no_session_today_is_refused(db, clock):
+    account = kite_account_create()
+    live = StrategyFactory(mode=StrategyMode.LIVE, broker_account=account)
+    clock("2026-01-16 10:00")
+    account.token_expires_at = datetime(2026, 1, 16, 6, 0, tzinfo=IST)  # this morning
+    account.save()
+
+    (violation,) = validate_order(order_request(live), strategy=live)
+
+    assert violation.code == "broker_session_missing"
+    assert violation.message == (
+        "Kite account AB1234: session expired at 16 Jan 06:00 IST; log in to Kite again "
+        "(Connect Kite)"
+    )
+    account.token_expires_at = datetime(2026, 1, 17, 6, 0, tzinfo=IST)  # logged in today
+    account.save()
+    assert codes(live) == []
 
 
 def test_a_paper_strategy_may_ask_for_the_hours_itself(clock):

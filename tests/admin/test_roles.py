@@ -48,7 +48,8 @@ def test_create_roles_re_syncs(roles):
 
     assert held(Group.objects.get(name="Viewer")) == set(VIEWER)
     assert held(Group.objects.get(name="Operator")) == set(OPERATOR)
-    assert "Risk officer: 29 permissions" in out.getvalue()  # the login attempts (3) since 0011
+    # The login attempts (3) since risk 0011; the broker accounts (view, connect) since 0012.
+    assert "Risk officer: 31 permissions" in out.getvalue()
 
 
 PAGES = [

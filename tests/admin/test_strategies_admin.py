@@ -10,6 +10,7 @@ from django.contrib.admin.models import LogEntry
 
 from orders.enums import OrderStatus
 from orders.models import Strategy
+from orders.tests.conftest import kite_account_create
 from orders.tests.factories import OrderFactory, StrategyFactory
 from risk.models import RiskLimit
 
@@ -63,10 +64,41 @@ def test_a_mode_change_is_refused_while_orders_work(as_risk_officer):
 
 def test_a_flat_strategy_goes_live(as_risk_officer):
     strategy = StrategyFactory()
+    kite_account_create()  # the desk's only Kite account: the database picks it
 
     as_risk_officer.post(url(strategy), form(strategy, mode="LIVE"))
 
-    assert Strategy.objects.get(pk=strategy.pk).mode == "LIVE"
+    live = Strategy.objects.get(pk=strategy.pk)
+    assert (live.mode, live.broker_account.user_id) == ("LIVE", "AB1234")
+
+
+def test_going_live_needs_an_account_and_changing_it_needs_a_flat_strategy(as_risk_officer):
+    strategy = StrategyFactory()
+    response = as_risk_officer.post(url(strategy), form(strategy, mode="LIVE"))
+    errors = response.context["adminform"].form.errors
+    assert errors["broker_account"] == [
+        "a LIVE strategy needs a Kite account: add one first (Broker accounts)"
+    ]
+    first, second = kite_account_create("AB1234"), kite_account_create("CD5678")
+    response = as_risk_officer.post(url(strategy), form(strategy, mode="LIVE"))
+    assert response.context["adminform"].form.errors["broker_account"] == [
+        "a LIVE strategy trades through a Kite account: choose one"
+    ]
+    as_risk_officer.post(url(strategy), form(strategy, mode="LIVE", broker_account=first.pk))
+    strategy.refresh_from_db()
+    assert strategy.broker_account == first
+    OrderFactory(strategy=strategy, status=OrderStatus.OPEN)
+
+    response = as_risk_officer.post(
+        url(strategy), form(strategy, mode="LIVE", broker_account=second.pk)
+    )
+
+    assert response.context["adminform"].form.errors["broker_account"] == [
+        f"broker account: strategy {strategy.name} has 1 working order(s) at its LIVE broker; "
+        "cancel them first"
+    ]
+    strategy.refresh_from_db()
+    assert strategy.broker_account == first
 
 
 def test_limits_are_edited_beside_the_strategy(as_risk_officer):

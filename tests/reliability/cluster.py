@@ -7,9 +7,10 @@ stop reaches its children, and is stopped with SIGTERM, then SIGKILL. Each proce
 its own log file, whose tail is shown when a test fails.
 
 The cluster's Kite is a fake one (orders.tests.fake_kite.FakeKiteServer) served by the test
-process on 127.0.0.1: the processes get a Kite session (KITE_API_KEY, KITE_ACCESS_TOKEN) with
-KITE_API_ROOT pointed at it, so LIVE strategies are configured and nothing ever leaves
-127.0.0.1. A test says what Kite answers (``cluster.kite.reply(...)``).
+process on 127.0.0.1: a test that trades LIVE writes a broker account with a session (its
+secrets encrypted with the key every process derives alike), and KITE_API_ROOT points the
+processes at the fake Kite, so nothing ever leaves 127.0.0.1. A test says what Kite answers
+(``cluster.kite.reply(...)``).
 """
 
 from __future__ import annotations
@@ -45,8 +46,8 @@ KITE_API_KEY = "reliability-kite-key"
 KITE_ACCESS_TOKEN = "reliability-kite-access-token"
 
 # What the processes run with: no limit that would refuse a test's orders (the checks still
-# run in full), paper strategies at any hour, a Kite session against the fake Kite (its
-# KITE_API_ROOT is set for each cluster: Cluster._env).
+# run in full), paper strategies at any hour, Kite at the fake Kite (KITE_API_ROOT is set for
+# each cluster: Cluster._env).
 CLUSTER_ENV = {
     "DJANGO_SETTINGS_MODULE": "omsproject.settings",
     "DJANGO_DEBUG": "false",
@@ -62,9 +63,6 @@ CLUSTER_ENV = {
     "OMS_WORKER_HEARTBEAT_SECONDS": str(HEARTBEAT_SECONDS),
     "OMS_WORKER_STALLED_SECONDS": str(STALLED_SECONDS),
     "OMS_RISK_EMAILS": "",
-    "KITE_API_KEY": KITE_API_KEY,
-    "KITE_ACCESS_TOKEN": KITE_ACCESS_TOKEN,
-    "KITE_API_SECRET": KITE_API_SECRET,
     "PYTHONWARNINGS": "ignore:No directory at:UserWarning",  # no collectstatic for tests
 }
 # Never handed down from the test run: the cluster's database is the test database.

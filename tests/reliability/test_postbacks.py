@@ -6,7 +6,7 @@ write them, orders/tests/test_postback.py). A postback is only a notification: t
 process checks its checksum and body and defers a confirm job; a worker asks Kite for the
 order's history and applies Kite's answer. Kite is the cluster's fake Kite (``cluster.kite``):
 before each round of reports the test sets each order's history to the broker's truth at
-that moment, sends the reports (signed with the cluster's KITE_API_SECRET, as Kite signs
+that moment, sends the reports (signed with the account's API secret, as Kite signs
 them), and waits for the workers to confirm them all.
 """
 
@@ -24,6 +24,7 @@ from django.db.models import Sum
 
 from orders.enums import EventKind, OrderStatus, StrategyMode
 from orders.models import Order, OrderEvent, Strategy, Trade
+from orders.tests.conftest import kite_account_create
 from orders.tests.factories import OrderFactory, StrategyFactory
 from orders.tests.fake_kite import recorded
 from positions.models import Position, ReconciliationIssue
@@ -86,6 +87,12 @@ def kite_says(kite, order: Order, status: str, filled: int, average: str = "0") 
 
 
 def test_duplicate_late_and_out_of_order_reports_count_each_fill_once(cluster, figures):
+    kite_account_create(
+        "AB1234",  # the user of the recorded postbacks
+        api_key=KITE_API_KEY,
+        api_secret=KITE_API_SECRET,
+        access_token=KITE_ACCESS_TOKEN,
+    )
     strategy = StrategyFactory(name="Live reports", mode=StrategyMode.LIVE)
     duplicated, reversed_, cancelled_late, cancelled_with_more, forged = (
         working_order(strategy, n) for n in range(1, 6)

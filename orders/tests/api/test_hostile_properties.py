@@ -17,7 +17,6 @@ from decimal import Decimal
 from urllib.parse import quote
 
 import pytest
-from django.test import override_settings
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -174,7 +173,7 @@ def signed(payload: dict) -> bytes:
 
 
 @pytest.fixture
-def live_order():
+def live_order(kite_account):
     """A LIVE order working at Kite, the one every generated postback is about."""
     return OrderFactory(
         strategy=StrategyFactory(mode=StrategyMode.LIVE),
@@ -212,10 +211,9 @@ def test_no_signed_postback_is_a_5xx_and_a_refused_one_applies_nothing(client, l
         "average_price": Decimal("2450.5"),
     }
 
-    with override_settings(KITE_API_SECRET=SECRET):
-        response = client.post(
-            "/broker/kite/postback/", signed(payload | figures), content_type="application/json"
-        )
+    response = client.post(
+        "/broker/kite/postback/", signed(payload | figures), content_type="application/json"
+    )
 
     event(f"HTTP {response.status_code}")
     assert response.status_code in (200, 400), response.content[:500]

@@ -23,6 +23,7 @@ from orders.enums import OrderStatus, StrategyMode
 from orders.models import Order, PaperOrder, Trade
 from orders.services import strategy_mode_set
 from orders.tests.api.conftest import make_caller, order_body
+from orders.tests.conftest import kite_account_create
 from orders.tests.factories import StrategyFactory
 from positions.models import MarketPrice, Position, StrategyPrice
 from positions.services import market_prices_update, strategy_prices_update
@@ -140,6 +141,7 @@ def test_another_strategys_checks_value_its_order_at_the_shared_price(mode):
 @pytest.mark.django_db
 @pytest.mark.parametrize("mode", [StrategyMode.PAPER, StrategyMode.LIVE])
 def test_posting_a_tiny_price_lets_no_large_order_through(mode):
+    kite_account_create()  # a LIVE strategy's account, logged in for the day
     market_prices_update([("INFY", "NSE", SHARED)])
     limits_set(max_order_value=Decimal("100000.00"))
     a, b = make_caller(name="Poster A"), make_caller(name="Checked B", mode=mode)

@@ -52,7 +52,7 @@ DROP = "DROP FUNCTION IF EXISTS oms_take_slot(varchar, integer[], numeric[], tim
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("risk", "0011_roles_see_login_attempts"),
+        ("risk", "0012_roles_broker_accounts"),
     ]
 
     operations = [

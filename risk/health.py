@@ -1,0 +1,127 @@
+"""The OMS's health, one definition read by ``/api/v1/health/`` (load balancers, monitors) and
+the admin (the dashboard's health cards, the banner on every page).
+
+Each part is a HealthCheck: ``ok``, ``warning`` (worth a look) or ``critical`` (trading is
+affected now: a LIVE strategy's orders are refused or wait). The whole is ``ok`` only when
+every part is; the database being down is the health view's own ``down``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db import connection
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from orders.broker_sessions import IST, session_problem, session_state
+from orders.enums import StrategyMode, StrategyStatus
+from orders.models import BrokerAccount, Strategy
+
+OK, WARNING, CRITICAL = "ok", "warning", "critical"
+WORKER_HEARTBEAT_WITHIN = 60  # seconds; procrastinate workers beat every OMS_WORKER_HEARTBEAT
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    name: str
+    state: str
+    summary: str
+    details: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.state == OK
+
+
+@dataclass(frozen=True)
+class SystemHealth:
+    checks: list[HealthCheck]
+    workers: int
+
+    @property
+    def status(self) -> str:
+        return "ok" if all(check.ok for check in self.checks) else "degraded"
+
+    @property
+    def problems(self) -> list[HealthCheck]:
+        return [check for check in self.checks if not check.ok]
+
+    def named(self, prefix: str) -> list[HealthCheck]:
+        return [check for check in self.checks if check.name.startswith(prefix)]
+
+
+def workers_alive() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM procrastinate_workers "
+            "WHERE last_heartbeat > now() - make_interval(secs => %s)",
+            [WORKER_HEARTBEAT_WITHIN],
+        )
+        return cursor.fetchone()[0]
+
+
+def worker_check(workers: int) -> HealthCheck:
+    if workers:
+        return HealthCheck("worker", OK, f"{workers} worker(s) beating", {"workers": workers})
+    return HealthCheck(
+        "worker",
+        CRITICAL,
+        f"no worker heartbeat in the last {WORKER_HEARTBEAT_WITHIN} s: orders wait, "
+        "nothing reaches the broker",
+        {"workers": 0},
+    )
+
+
+def broker_account_checks(now: datetime | None = None) -> list[HealthCheck]:
+    """One check per active account: critical when ACTIVE LIVE strategies trade through an
+    account that has no session now; and one for LIVE strategies with no account at all."""
+    now = now or timezone.now()
+    live_active = Q(strategies__mode=StrategyMode.LIVE, strategies__status=StrategyStatus.ACTIVE)
+    accounts = BrokerAccount.objects.filter(is_active=True).annotate(
+        live=Count("strategies", filter=live_active)
+    )
+    checks = []
+    for account in accounts:
+        state = session_state(account, now=now)
+        details = {
+            "user_id": account.user_id,
+            "name": account.name,
+            "session": state,
+            "expires_at": account.token_expires_at,
+            "live_strategies": account.live,
+        }
+        if state == "connected":
+            until = account.token_expires_at.astimezone(IST).strftime("%d %b %H:%M IST")
+            summary, level = f"session until {until}", OK
+        else:
+            summary = session_problem(account, now=now)
+            level = CRITICAL if account.live else WARNING
+            if account.live:
+                summary += f"; {account.live} LIVE strategy(ies) refused"
+        checks.append(HealthCheck(f"kite {account.user_id}", level, summary, details))
+    orphans = Strategy.objects.filter(
+        mode=StrategyMode.LIVE, status=StrategyStatus.ACTIVE, broker_account__isnull=True
+    ).values_list("name", flat=True)
+    if orphans:
+        checks.append(
+            HealthCheck(
+                "kite accounts",
+                CRITICAL,
+                f"LIVE without a broker account: {', '.join(orphans)}",
+                {"strategies": list(orphans)},
+            )
+        )
+    return checks
+
+
+def system_health(now: datetime | None = None) -> SystemHealth:
+    """Every part's state now. Raises the database's error when it cannot be read."""
+    workers = workers_alive()
+    checks = [worker_check(workers), *broker_account_checks(now)]
+    return SystemHealth(checks=checks, workers=workers)
+
+
+def live_trading() -> bool:
+    return Strategy.objects.filter(mode=StrategyMode.LIVE).exists()

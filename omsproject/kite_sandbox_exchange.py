@@ -22,6 +22,7 @@ from random import Random
 from typing import Any
 
 from omsproject.kite_sandbox_records import (
+    AUTOMATIC_PROTECTION,
     EXCHANGES,
     IST,
     LEVERAGE,
@@ -45,6 +46,7 @@ from omsproject.kite_sandbox_records import (
     default_price,
     field_choice,
     field_decimal,
+    field_integer,
     field_prices,
     field_quantity,
     field_required,
@@ -223,9 +225,9 @@ class SandboxExchange:
                 tag=tag,
                 order_timestamp=now,
                 guid=secrets.token_hex(8),
-                market_protection=int(form.get("market_protection") or 0),
-                disclosed_quantity=int(form.get("disclosed_quantity") or 0),
-                validity_ttl=int(form.get("validity_ttl") or 0),
+                market_protection=_market_protection(form, order_type),
+                disclosed_quantity=field_integer(form, "disclosed_quantity", low=0, default=0),
+                validity_ttl=field_integer(form, "validity_ttl", low=0, default=0),
             )
             self.orders[order.order_id] = order
             if variety == "amo":
@@ -569,3 +571,19 @@ class SandboxExchange:
             book.sell_quantity += quantity
             book.sell_value += price * quantity
         self._record(order, "COMPLETE", exchange=True, notify=True)
+
+
+def _market_protection(form: Mapping[str, Any], order_type: str) -> int:
+    """Mandatory through the API for MARKET and SL-M orders since 1 April 2026."""
+    if order_type not in ("MARKET", "SL-M"):
+        return field_integer(form, "market_protection", low=AUTOMATIC_PROTECTION, default=0)
+    protection = form.get("market_protection")
+    if protection in (None, ""):
+        raise input_error(
+            f"market_protection: mandatory for {order_type} orders "
+            "(-1 for automatic, or a percentage from 0 to 100)"
+        )
+    value = field_integer(form, "market_protection", low=AUTOMATIC_PROTECTION)
+    if value > 100:
+        raise input_error(f"market_protection {value}: must be -1 or from 0 to 100")
+    return value

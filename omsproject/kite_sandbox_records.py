@@ -31,6 +31,8 @@ WALK_STEP = Decimal("0.001")  # each second a price moves at most 0.1%
 DEFAULT_TICK = Decimal("0.05")
 DEFAULT_CASH = Decimal("1000000")
 MAX_TAG_LENGTH = 20
+MAX_FIGURE = 1_000_000_000  # no price or quantity of the sandbox is larger
+AUTOMATIC_PROTECTION = -1  # market_protection: -1 (automatic) or a percentage 0..100
 
 EXCHANGES = ("NSE", "BSE", "NFO", "BFO", "MCX", "CDS")
 PRODUCTS = ("CNC", "MIS", "NRML", "MTF")
@@ -380,19 +382,31 @@ def field_decimal(form: Mapping[str, Any], name: str) -> Decimal | None:
         value = Decimal(str(raw))
     except InvalidOperation:
         raise input_error(f"{name} {raw}: must be a number") from None
-    if not value.is_finite() or value < 0:
-        raise input_error(f"{name} {raw}: must be a number of at least 0")
+    if not value.is_finite() or not 0 <= value <= MAX_FIGURE:
+        raise input_error(f"{name} {raw}: must be a number from 0 to {MAX_FIGURE:,}")
+    return value
+
+
+def field_integer(
+    form: Mapping[str, Any], name: str, *, low: int, default: int | None = None
+) -> int:
+    """A whole number from ``low`` to MAX_FIGURE; ``default`` when absent (None: required)."""
+    raw = str(form.get(name) if form.get(name) is not None else "").strip()
+    if not raw:
+        if default is None:
+            raise input_error(f"Missing or empty field `{name}`.")
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise input_error(f"{name} {raw}: must be a whole number") from None
+    if not low <= value <= MAX_FIGURE:
+        raise input_error(f"{name} {value}: must be from {low} to {MAX_FIGURE:,}")
     return value
 
 
 def field_quantity(form: Mapping[str, Any], name: str, *, lot: int) -> int:
-    raw = field_required(form, name)
-    try:
-        quantity = int(str(raw))
-    except ValueError:
-        raise input_error(f"{name} {raw}: must be a whole number") from None
-    if quantity < 1:
-        raise input_error(f"{name} {quantity}: must be at least 1")
+    quantity = field_integer(form, name, low=1)
     if quantity % lot:
         raise input_error(f"{name} {quantity}: must be a multiple of the lot size {lot}")
     return quantity

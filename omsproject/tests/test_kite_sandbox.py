@@ -310,8 +310,25 @@ def test_modify_then_cancel_an_open_order(sandbox, kite):
         kite.order_history("999")
 
 
+def test_an_amo_waits_for_the_next_session_and_an_ioc_limit_never_rests(sandbox, kite):
+    amo = buy(kite, variety="amo", order_type="LIMIT", price=1700, market_protection=None)
+    assert statuses(kite, amo) == ["AMO REQ RECEIVED"]
+    sandbox.exchange.price_set("NSE:INFY", "1650.00")
+    assert statuses(kite, amo) == ["AMO REQ RECEIVED"]  # no session: it does not fill
+    assert kite.cancel_order("amo", amo) == amo
+    assert statuses(kite, amo)[-1] == "CANCELLED"
+
+    ioc = buy(kite, order_type="LIMIT", price=1600, validity="IOC", market_protection=None)
+    history = kite.order_history(ioc)
+    assert history[-1]["status"] == "CANCELLED"
+    assert history[-1]["cancelled_quantity"] == 5
+    assert kite.positions()["net"] == []
+    with pytest.raises(InputException, match="variety iceberg"):
+        buy(kite, variety="iceberg")
+
+
 def test_bad_fields_are_refused_naming_the_field(kite):
-    with pytest.raises(InputException, match="quantity 0: must be at least 1"):
+    with pytest.raises(InputException, match="quantity 0: must be from 1 to"):
         buy(kite, quantity=0)
     with pytest.raises(InputException, match="tick size"):
         buy(kite, order_type="LIMIT", price=1600.03, market_protection=None)
@@ -321,6 +338,14 @@ def test_bad_fields_are_refused_naming_the_field(kite):
         buy(kite, symbol="NOSUCH")
     with pytest.raises(InputException, match="tag"):
         buy(kite, tag="not a tag!")
+    with pytest.raises(InputException, match="market_protection: mandatory for MARKET"):
+        buy(kite, market_protection=None)
+    with pytest.raises(InputException, match="market_protection 150"):
+        buy(kite, market_protection=150)
+    with pytest.raises(InputException, match="quantity 1e12: must be a whole number"):
+        buy(kite, quantity="1e12")
+    with pytest.raises(InputException, match=r"price 1E\+400: must be a number from 0"):
+        buy(kite, order_type="LIMIT", price="1E+400", market_protection=None)
     with pytest.raises(InputException, match="lot size 65"):
         buy(kite, symbol="NIFTY26DECFUT", exchange="NFO", quantity=10)
     assert kite.orders() == []
@@ -502,7 +527,7 @@ class PostbackReceiver:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/brokers/kite/postback/"
+        return f"http://127.0.0.1:{self.server.server_address[1]}/broker/kite/postback/"
 
 
 def test_postbacks_carry_kites_checksum_for_complete_update_and_cancelled(clock):

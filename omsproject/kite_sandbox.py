@@ -32,6 +32,7 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -51,6 +52,7 @@ logger = logging.getLogger("oms.kite_sandbox")
 DEFAULT_ACCOUNT = "DEMO01:sandbox_key:sandbox_secret"
 DEFAULT_REDIRECT_URL = "http://127.0.0.1:8000/kite/login/"
 POSTBACK_TIMEOUT_SECONDS = 5
+HTML = "text/html; charset=utf-8"
 SANDBOX_APP_ID = 1  # postbacks carry the app's id
 INSTRUMENT_COLUMNS = (
     "instrument_token",
@@ -168,37 +170,44 @@ class PostbackSender:
         }
         self._queue.put(wire(payload))
 
-    def drain(self, timeout: float = 5.0) -> None:
+    def drain(self) -> None:
         """Wait until every queued postback was sent (tests)."""
-        done = threading.Event()
-        self._queue.put({"_drained": done})
-        done.wait(timeout)
+        self._queue.join()
 
     def _run(self) -> None:
         while (payload := self._queue.get()) is not None:
-            if "_drained" in payload:
-                payload["_drained"].set()
-                continue
-            request = urllib.request.Request(  # noqa: S310 - the URL is the operator's own
-                self.url,
-                data=json.dumps(payload).encode(),
-                headers={"Content-Type": "application/json"},
-                method="POST",
-            )
-            status = None
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as answer:  # noqa: S310
-                    status = answer.status
-            except urllib.error.HTTPError as error:
-                status = error.code
-            except OSError as error:
-                logger.warning("postback for %s not delivered: %s", payload["order_id"], error)
-            if status is not None and status >= 400:
-                logger.warning("postback for %s answered %s", payload["order_id"], status)
-            self.sent.append((status, payload))
+                self.sent.append((self._post(payload), payload))
+            finally:
+                self._queue.task_done()
+
+    def _post(self, payload: dict[str, Any]) -> int | None:
+        """POST one postback; its HTTP status (None: no answer). Not sent again: the OMS polls."""
+        request = urllib.request.Request(  # noqa: S310 - the URL is the operator's own
+            self.url,
+            data=json.dumps(payload).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as answer:  # noqa: S310
+                return answer.status
+        except urllib.error.HTTPError as error:
+            logger.warning("postback for %s answered %s", payload["order_id"], error.code)
+            return error.code
+        except (OSError, ValueError) as error:
+            logger.warning("postback for %s not delivered: %s", payload["order_id"], error)
+            return None
 
 
-Answer = tuple[int, str, bytes]  # HTTP status, content type, body
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    content_type: str
+    body: bytes
+    location: str | None = None  # a redirect's target
+
+
 Route = tuple[str, re.Pattern[str], str, bool]  # method, path, handler name, needs a session
 
 
@@ -234,13 +243,13 @@ ROUTES: tuple[Route, ...] = (
 
 def success(data: Any) -> Answer:
     body = json.dumps({"status": "success", "data": wire(data)}).encode()
-    return 200, "application/json", body
+    return Answer(200, "application/json", body)
 
 
 def failure(error: KiteError) -> Answer:
     body = {"status": "error", "message": error.message, "data": None}
     body["error_type"] = error.error_type
-    return error.http_status, "application/json", json.dumps(body).encode()
+    return Answer(error.http_status, "application/json", json.dumps(body).encode())
 
 
 class Request:
@@ -296,9 +305,9 @@ class SandboxApi:
             account = self.exchange.account(request.field("api_key"))
         except KiteError:
             page = "<!doctype html><title>Kite sandbox</title><p>Invalid <code>api_key</code>."
-            return 400, "text/html; charset=utf-8", page.encode()
+            return Answer(400, HTML, page.encode())
         page = login_page(account, redirect_params=request.field("redirect_params"))
-        return 200, "text/html; charset=utf-8", page.encode()
+        return Answer(200, HTML, page.encode())
 
     def login_submit(self, request: Request, account: None) -> Answer:
         token = self.exchange.request_token_issue(request.field("api_key"))
@@ -307,7 +316,7 @@ class SandboxApi:
             request_token=token,
             redirect_params=request.field("redirect_params"),
         )
-        return 302, f"location:{location}", b""
+        return Answer(302, HTML, b"", location=location)
 
     def session_create(self, request: Request, account: None) -> Answer:
         return success(
@@ -390,7 +399,7 @@ class SandboxApi:
             for i in self.exchange.instruments.values()
             if exchange is None or i.exchange == exchange
         ]
-        return 200, "text/csv", instruments_csv(listed).encode()
+        return Answer(200, "text/csv", instruments_csv(listed).encode())
 
 
 def _legs(request: Request) -> list[Mapping[str, Any]]:
@@ -477,22 +486,19 @@ def _handler(api: SandboxApi) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(length) if length else b""
             try:
                 request = Request(self.command, self.path, self.headers, body)
-                status, content_type, content = api.answer(request)
+                answer = api.answer(request)
             except KiteError as error:
-                status, content_type, content = failure(error)
+                answer = failure(error)
             except Exception as error:  # the sandbox answers as Kite would, and logs
                 logger.exception("kite sandbox: %s %s failed", self.command, self.path)
-                status, content_type, content = failure(
-                    KiteError(500, "GeneralException", f"sandbox error: {error}")
-                )
-            self.send_response(status)
-            if content_type.startswith("location:"):
-                self.send_header("Location", content_type.removeprefix("location:"))
-            else:
-                self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(content)))
+                answer = failure(KiteError(500, "GeneralException", f"sandbox error: {error}"))
+            self.send_response(answer.status)
+            self.send_header("Content-Type", answer.content_type)
+            if answer.location:
+                self.send_header("Location", answer.location)
+            self.send_header("Content-Length", str(len(answer.body)))
             self.end_headers()
-            self.wfile.write(content)
+            self.wfile.write(answer.body)
 
         do_GET = do_POST = do_PUT = do_DELETE = _answer
 

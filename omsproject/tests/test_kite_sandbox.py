@@ -565,6 +565,24 @@ def test_postbacks_carry_kites_checksum_for_complete_update_and_cancelled(clock)
     assert all(status == 200 for status, _ in server.postbacks.sent)
 
 
+def test_a_postback_nobody_receives_is_logged_and_the_sandbox_goes_on(clock):
+    receiver = PostbackReceiver()
+    url = receiver.url
+    receiver.server.shutdown()
+    receiver.server.server_close()  # the port now refuses connections
+    server = sandbox_start(clock, postback_url=url)
+    try:
+        kite, _ = log_in(server)
+        order_id = buy(kite)
+        server.postbacks.drain()
+        assert [(status, body["order_id"]) for status, body in server.postbacks.sent] == [
+            (None, order_id)
+        ]
+        assert statuses(kite, buy(kite))[-1] == "COMPLETE"
+    finally:
+        server.stop()
+
+
 # --- the OMS's Kite adapter against the sandbox ------------------------------------------------
 
 

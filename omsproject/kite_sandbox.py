@@ -408,6 +408,11 @@ def _legs(request: Request) -> list[Mapping[str, Any]]:
     return request.json
 
 
+class SandboxHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # a burst of orders arriving together is queued, not refused
+
+
 class KiteSandbox:
     """The sandbox's HTTP server on ``host:port`` (0: a free port), its price walk (one step
     every ``walk_seconds``; None: prices move only through ``exchange.price_set``) and its
@@ -440,8 +445,7 @@ class KiteSandbox:
         self.api = SandboxApi(self.exchange, redirect_url=redirect_url)
         self.walk_seconds = walk_seconds
         self._stopping = threading.Event()
-        self._server = ThreadingHTTPServer((host, port), _handler(self.api))
-        self._server.daemon_threads = True
+        self._server = SandboxHTTPServer((host, port), _handler(self.api))
         self._threads = [threading.Thread(target=self._server.serve_forever, daemon=True)]
         if walk_seconds:
             self._threads.append(threading.Thread(target=self._walk, daemon=True))

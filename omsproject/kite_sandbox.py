@@ -50,7 +50,7 @@ from omsproject.kite_sandbox_records import (
 logger = logging.getLogger("oms.kite_sandbox")
 
 DEFAULT_ACCOUNT = "DEMO01:sandbox_key:sandbox_secret"
-DEFAULT_REDIRECT_URL = "http://127.0.0.1:8000/kite/login/"
+DEFAULT_REDIRECT_URL = "http://127.0.0.1:8000/broker/kite/login/"  # orders.urls: kite-login
 POSTBACK_TIMEOUT_SECONDS = 5
 HTML = "text/html; charset=utf-8"
 SANDBOX_APP_ID = 1  # postbacks carry the app's id

@@ -92,7 +92,9 @@ def order_updates_apply(
                 order.save(update_fields=["broker_order_id", "updated_at"])
         if update.status_unknown:
             _unknown_status_record(order, update, source=source)
-        modification_confirm(order, update, source=source)
+        awaiting_confirmation = bool((order.metadata.get(PENDING) or {}).get("sent_at"))
+        if awaiting_confirmation:
+            modification_confirm(order, update, source=source)
         if update.fills and not update.fills_complete:
             _fills_apply(order, update.fills, source=source)
         else:
@@ -106,7 +108,8 @@ def order_updates_apply(
                 # What the trades do not cover yet (Kite's trades lag its order status).
                 _fills_apply(order, _fill_from_cumulative(order, update), source=source)
         _status_apply(order.pk, update, source=source)
-        modification_follow(order.pk, update, source=source)
+        if awaiting_confirmation:
+            modification_follow(order.pk, update, source=source)
 
 
 # --- what a report may say about its order ------------------------------------------------------

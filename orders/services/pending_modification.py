@@ -69,8 +69,14 @@ class Modification:
 
     @classmethod
     def of(cls, order: Order) -> Modification:
-        """The terms ``order`` has now."""
-        return cls(order.quantity, order.price, order.trigger_price, OrderType(order.order_type))
+        """The terms ``order`` has now (its prices to the paisa: 2450.50, not the column's
+        2450.5000)."""
+        return cls(
+            order.quantity,
+            _paise(order.price),
+            _paise(order.trigger_price),
+            OrderType(order.order_type),
+        )
 
 
 def reported_terms_match(update: BrokerOrderUpdate, terms: Modification) -> bool:

@@ -59,6 +59,8 @@ class BrokerOrderUpdate:
     ``market_protected``: the broker turned a MARKET (SL-M) order into a protected LIMIT (SL)
     one (Kite's ``mktp`` tag), so a reported LIMIT is our MARKET. ``modifying``: a modification
     is in flight at the broker; the terms reported are not settled yet.
+    ``modification_refused``: the broker says it did not make the last modification asked
+    (Kite's NOT MODIFIED, whose entry shows the terms refused, not the order's).
     ``status_unknown``: the broker's ``raw_status`` is none the adapter knows. ``status`` is
     then SUBMITTED (which moves nothing) and the OMS raises an alert instead of guessing.
     """
@@ -82,6 +84,7 @@ class BrokerOrderUpdate:
     order_type: str = ""
     market_protected: bool = False
     modifying: bool = False
+    modification_refused: bool = False
     status_unknown: bool = False
 
 

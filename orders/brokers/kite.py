@@ -82,6 +82,7 @@ KITE_STATUSES: dict[str, OrderStatus] = {
     "REJECTED": OrderStatus.REJECTED,
 }
 MODIFYING = frozenset({"MODIFY VALIDATION PENDING", "MODIFY PENDING"})  # terms not settled
+NOT_MODIFIED = "NOT MODIFIED"  # its entry shows the terms Kite refused to change to
 # Statuses that say nothing of where the order stands: the history's latest other one does.
 KEEPS_STATUS = frozenset(
     {"MODIFY VALIDATION PENDING", "MODIFY PENDING", "MODIFIED", "NOT MODIFIED", "UPDATE"}
@@ -211,6 +212,7 @@ def order_update(
         order_type=str(entry.get("order_type") or ""),
         market_protected=_market_protected(entry),
         modifying=raw_status.strip().upper() in MODIFYING,
+        modification_refused=raw_status.strip().upper() == NOT_MODIFIED,
         status_unknown=status is None,
     )
 

@@ -503,7 +503,10 @@ def order_update_notified(update: BrokerOrderUpdate, *, channel: str) -> Order |
     if order is None and update.tag:
         order = Order.objects.filter(broker_tag=update.tag).first()
     if order is None:
-        logger.warning(
+        # Kite posts back only our app's orders; the ticker tells of every order of the user
+        # (the desk's own, placed on Kite's web or mobile apps, too).
+        logger.log(
+            logging.WARNING if channel == "postback" else logging.INFO,
             "%s order update for an order we do not know",
             channel,
             extra={"broker_order_id": update.broker_order_id, "tag": update.tag},

@@ -8,7 +8,8 @@ report that tells (modification_follow, called for every report order_updates_ap
 
 - the report shows the pending terms (quantity, type, price, trigger): applied, with the
   terms the order had (``previous``) in its MODIFY event;
-- the order is final (filled, cancelled, rejected, expired): dropped;
+- the order is final (filled, cancelled, rejected, expired), or the broker says it refused
+  the modification (Kite's NOT MODIFIED): dropped;
 - the modification is no longer in flight at the broker and the report shows the order's old
   terms, with the broker's message (Kite: a modification refused by its risk checks or the
   exchange) or MODIFICATION_CONFIRM_GRACE after it was sent: dropped, saying why.
@@ -172,7 +173,7 @@ def modification_confirm(order: Order, update: BrokerOrderUpdate, *, source: Eve
     modification in flight). Called before the report's fills: a quantity raised by the
     modification is what they fill."""
     pending = order.metadata.get(PENDING)
-    if _sent_at(pending) is None or update.modifying:
+    if _sent_at(pending) is None or update.modifying or update.modification_refused:
         return
     change = Modification.from_dict(pending)
     if reported_terms_match(update, change):
@@ -210,6 +211,8 @@ def modification_follow(order_id: int, update: BrokerOrderUpdate, *, source: Eve
     }
     if order.status in OrderStatus.terminal():
         reason = f"modification dropped: the order is {order.status}"
+    elif update.modification_refused:
+        reason = f"modification refused by the broker: {update.message or update.raw_status}"
     elif update.modifying or not reported_terms_match(update, Modification.of(order)):
         return  # in flight, or terms that are neither: a later report tells
     elif update.message:

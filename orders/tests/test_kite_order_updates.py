@@ -146,7 +146,7 @@ def modify_events(order) -> list:
 
 def test_three_trades_reported_together_are_booked_at_their_exact_prices(big_order, kite_server):
     kite_history(kite_server, **filled(300, "1247.8333", status="COMPLETE"))
-    kite_trades(kite_server, T1, T2, T3)
+    kite_server.reply(*ORDER_TRADES, "reports_order_trades_three_fills")  # newest first
 
     order_confirm_at_broker(big_order.pk)
 
@@ -404,7 +404,7 @@ def test_the_report_with_the_new_terms_applies_the_modification(order, kite_serv
     kite_server.reply(*MODIFY, "modify_order")
     order_modify_at_broker(order.pk)
     kite_history(kite_server, **working(status="MODIFY PENDING", price=2440.0))  # in flight
-    kite_history(kite_server, **working(price=2440.0))
+    kite_server.reply(*HISTORY, "reports_order_history_modified")  # ... MODIFIED, OPEN 2440
 
     order_confirm_at_broker(order.pk)
     order.refresh_from_db()
@@ -438,6 +438,27 @@ def test_a_modification_kite_refused_is_dropped_saying_why(order, kite_server):
     assert dropped.reason == f"modification not applied by the broker: {message}"
     assert dropped.details["dropped"]["price"] == "2440.00"
     assert dropped.details["broker"]["price"] == "2450.50"
+
+
+def test_kites_not_modified_showing_the_refused_terms_drops_the_modification(order, kite_server):
+    pending(order)
+    kite_server.reply(*MODIFY, "modify_order")
+    order_modify_at_broker(order.pk)
+    # The history's latest entry: NOT MODIFIED, at the price asked (2440), with Kite's reason.
+    kite_server.reply(*HISTORY, "reports_order_history_not_modified")
+
+    order_confirm_at_broker(order.pk)
+
+    order.refresh_from_db()
+    assert (order.status, order.price, order.modification_count) == (
+        OrderStatus.OPEN,
+        Decimal("2450.50"),
+        0,
+    )
+    assert "pending_modification" not in order.metadata
+    assert modify_events(order)[-1].reason == (
+        "modification refused by the broker: 16346 : Order cannot be modified"
+    )
 
 
 def test_old_terms_without_a_reason_drop_the_modification_only_after_the_grace(order, kite_server):
@@ -542,13 +563,13 @@ def signed_postback(**fields) -> bytes:
 
 @override_settings(KITE_API_SECRET=KITE_API_SECRET)
 def test_the_same_update_by_postback_and_by_ticker_asks_kite_once(client, order):
-    update = {"status": "UPDATE", "filled_quantity": 4, "average_price": 2450.5}
+    # KiteTicker hands on_order_update the ``data`` of a ``{"type": "order"}`` message.
+    ticker_payload = recorded("reports_ticker_order_update")["data"]
+    update = {k: ticker_payload[k] for k in ("status", "filled_quantity", "average_price")}
     response = client.post(
         "/broker/kite/postback/", data=signed_postback(**update), content_type="application/json"
     )
     assert response.status_code == 200
-    ticker_payload = {**recorded("postback_open"), **update}
-    del ticker_payload["checksum"]
 
     found = order_update_notified(ticker_order_update(ticker_payload), channel="ticker")
 

@@ -89,7 +89,6 @@ KEEPS_STATUS = frozenset(
 )
 # Kite's own tags: a MARKET or SL-M order it protected ("mktp", "mktp:2.00"); never ours.
 MARKET_PROTECTION_TAG = "mktp"
-PROTECTED_AS = {"LIMIT": OrderType.MARKET, "SL": OrderType.SL_M}  # what Kite shows: ours
 
 # Kite error types that mean "refused, nothing was done". The client raises one exception class
 # per known type and falls back to GeneralException for the others, so the class name is the

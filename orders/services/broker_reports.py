@@ -6,7 +6,10 @@ orders.report_checks): one that contradicts its order — another instrument, mo
 ordered, a BUY filled above its limit, an absurd price — is not applied at all and becomes a
 reconciliation issue naming the order and the figures. A Kite postback is only a notification:
 its checksum signs the order id and timestamp, not the figures, so the postback view defers
-the confirm job (order_confirm_request), which asks the broker (order_confirm_at_broker).
+the confirm job (order_confirm_request), which asks the broker (order_confirm_at_broker). The
+ticker's order updates are notifications the same way (order_update_notified). The broker's
+answer carries Kite's own trades of the order once anything is filled, each fill at its exact
+price; the poll (orders_poll) asks about working orders nothing was heard of.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from django.test import override_settings
 from django.utils import timezone
 from procrastinate.contrib.django.models import ProcrastinateJob
 
+from omsproject.testing.threads import run_together
 from orders.brokers import BrokerOrderUpdate
 from orders.brokers.kite import ticker_order_update
 from orders.enums import EventKind, OrderStatus, OrderType, StrategyMode
@@ -247,6 +248,37 @@ def test_trades_lagging_the_order_status_leave_the_rest_to_the_cumulative_figure
         (kite_id(T2), 100, Decimal("1247.85")),
         (f"{BROKER_ORDER_ID}/300", 100, Decimal("1247.85")),
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_confirmations_and_an_order_book_fix_racing_book_each_execution_once(
+    big_order, kite_server
+):
+    """Two confirm jobs (Kite's trades) and reconciliation's auto-fix (the order book's
+    cumulative figures) apply the same 300 at once: whoever comes first, 300 are booked."""
+    kite_history(kite_server, **filled(300, "1247.8333", status="COMPLETE"))
+    kite_trades(kite_server, T1, T2, T3)
+    book = BrokerOrderUpdate(
+        broker_order_id=BROKER_ORDER_ID,
+        tag=TAG,
+        status=OrderStatus.FILLED,
+        filled_quantity=300,
+        average_price=Decimal("1247.833333"),
+    )
+
+    def confirm():
+        order_confirm_at_broker(big_order.pk)
+
+    def fix():
+        order_updates_apply([book], source="SYSTEM")
+
+    outcomes = run_together([confirm, confirm, fix])
+
+    assert [error for _, error in outcomes] == [None, None, None]
+    big_order.refresh_from_db()
+    assert (big_order.status, big_order.filled_quantity) == (OrderStatus.FILLED, 300)
+    assert sum(quantity for _, quantity, _ in trades_of(big_order)) == 300
+    assert not big_order.events.filter(kind=EventKind.REFUSED).exists()
 
 
 # --- statuses ---------------------------------------------------------------------------------

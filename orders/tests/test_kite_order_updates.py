@@ -15,7 +15,6 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.test import override_settings
 from django.utils import timezone
 from procrastinate.contrib.django.models import ProcrastinateJob
 
@@ -593,8 +592,7 @@ def signed_postback(**fields) -> bytes:
     return json.dumps(payload).encode()
 
 
-@override_settings(KITE_API_SECRET=KITE_API_SECRET)
-def test_the_same_update_by_postback_and_by_ticker_asks_kite_once(client, order):
+def test_the_same_update_by_postback_and_by_ticker_asks_kite_once(client, kite_account, order):
     # KiteTicker hands on_order_update the ``data`` of a ``{"type": "order"}`` message.
     ticker_payload = recorded("reports_ticker_order_update")["data"]
     update = {k: ticker_payload[k] for k in ("status", "filled_quantity", "average_price")}

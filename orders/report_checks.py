@@ -17,6 +17,9 @@ whole when it contradicts the order it names, even when it is the broker's own a
 
 The limit and quantity are the order's most permissive terms (``ReportBounds``): an order
 modified from LIMIT 700 to LIMIT 690 may hold fills at 700 made before the modification.
+The order's type and price as the broker shows them are no contradiction: Kite shows a MARKET
+order it protected as a LIMIT at its protection price (tagged ``mktp``), and a modification
+in flight shows terms the order does not have yet. A MARKET order has no limit price.
 """
 
 from __future__ import annotations

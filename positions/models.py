@@ -154,6 +154,7 @@ class IssueType(models.TextChoices):
     ORDER_STATUS_MISMATCH = "ORDER_STATUS_MISMATCH", "Order status mismatch"
     MISSING_FILL = "MISSING_FILL", "Fill missing"
     CONTRADICTORY_REPORT = "CONTRADICTORY_REPORT", "Broker report contradicts the order"
+    UNKNOWN_BROKER_STATUS = "UNKNOWN_BROKER_STATUS", "Broker reports an unknown order status"
     # An order in flight (being sent, in doubt, being cancelled or modified) that no job has
     # settled within OMS_ORDER_STUCK_SECONDS: a person takes it from there (orders_sweep).
     ORDER_STUCK = "ORDER_STUCK", "Order stuck in flight: needs a person"

@@ -58,8 +58,22 @@ class BrokerOrderUpdate:
 
     ``fills`` lists individual executions when the broker reports them (the paper broker does;
     a Kite postback does not, and the increment is derived from the cumulative figures).
+    ``fills_complete``: ``fills`` is every execution of the order so far (Kite's trades of the
+    order), not only new ones: those already booked, under their id or within the quantity
+    booked from cumulative figures, are skipped (orders.services.broker_reports).
     ``symbol``, ``exchange`` and ``side`` are the instrument and side the broker names, when it
     names them (Kite does): a report naming another is refused (orders.report_checks).
+
+    ``quantity``, ``price``, ``trigger_price`` and ``order_type`` are the order's terms as the
+    broker holds them (None / "" when the report does not say): a modification a broker
+    confirms by report (``Broker.confirms_modifications``) is applied when they show it.
+    ``market_protected``: the broker turned a MARKET (SL-M) order into a protected LIMIT (SL)
+    one (Kite's ``mktp`` tag), so a reported LIMIT is our MARKET. ``modifying``: a modification
+    is in flight at the broker; the terms reported are not settled yet.
+    ``modification_refused``: the broker says it did not make the last modification asked
+    (Kite's NOT MODIFIED, whose entry shows the terms refused, not the order's).
+    ``status_unknown``: the broker's ``raw_status`` is none the adapter knows. ``status`` is
+    then SUBMITTED (which moves nothing) and the OMS raises an alert instead of guessing.
     """
 
     broker_order_id: str
@@ -74,6 +88,15 @@ class BrokerOrderUpdate:
     symbol: str = ""
     exchange: str = ""
     side: str = ""
+    fills_complete: bool = False
+    quantity: int | None = None
+    price: Decimal | None = None
+    trigger_price: Decimal | None = None
+    order_type: str = ""
+    market_protected: bool = False
+    modifying: bool = False
+    modification_refused: bool = False
+    status_unknown: bool = False
 
 
 @dataclass(frozen=True)
@@ -96,6 +119,10 @@ class Broker(Protocol):
     """What the OMS needs from a broker. Calls are made with no database locks held."""
 
     name: str
+    # True: a modify call's success only says "request accepted" and returns no report; the
+    # OMS applies the modification when a report shows the new terms (Kite). False: modify
+    # returns the broker's report of the modified order (the paper broker).
+    confirms_modifications: bool
 
     def place(self, order: Order) -> PlaceAck: ...
 

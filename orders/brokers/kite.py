@@ -62,22 +62,43 @@ AUTOMATIC_MARKET_PROTECTION = -1  # mandatory for MARKET and SL-M orders since 1
 PROTECTED_TYPES = (OrderType.MARKET, OrderType.SL_M)
 AVERAGE_PLACES = Decimal("0.000001")  # as the orders.average_price column holds
 
+# Every order status Kite documents (Kite Connect v3 "Orders": order statuses; postbacks and
+# the ticker's order updates), and the two its order histories show for a refused
+# modification or cancellation. SUBMITTED in a report moves no status (the order is at the
+# broker, nothing new about its state): a status that only says "working as before, terms
+# or fills changed" maps to it. A status not listed here is never guessed at: order_update
+# flags it (status_unknown) and the OMS raises an alert (orders.services.broker_reports).
 KITE_STATUSES: dict[str, OrderStatus] = {
+    # Placed, not yet working at the exchange.
     "PUT ORDER REQ RECEIVED": OrderStatus.SUBMITTED,
+    "PUT ORDER REQUEST RECEIVED": OrderStatus.SUBMITTED,  # the docs' spelling of the same
     "AMO REQ RECEIVED": OrderStatus.SUBMITTED,
     "VALIDATION PENDING": OrderStatus.SUBMITTED,
     "OPEN PENDING": OrderStatus.SUBMITTED,
     "OPEN": OrderStatus.OPEN,  # its fills decide PARTIALLY_FILLED
     "TRIGGER PENDING": OrderStatus.TRIGGER_PENDING,
-    # A modification in flight: the order is still working at the exchange.
-    "MODIFY VALIDATION PENDING": OrderStatus.OPEN,
-    "MODIFY PENDING": OrderStatus.OPEN,
+    # A modification in flight, done, or refused: the order works as it did (OPEN or
+    # TRIGGER PENDING, the status before); the report's terms tell which modification holds.
+    "MODIFY VALIDATION PENDING": OrderStatus.SUBMITTED,
+    "MODIFY PENDING": OrderStatus.SUBMITTED,
+    "MODIFIED": OrderStatus.SUBMITTED,
+    "NOT MODIFIED": OrderStatus.SUBMITTED,
+    # Postbacks and the ticker: a partial fill or a modification (no postback on placement).
+    "UPDATE": OrderStatus.SUBMITTED,
     "CANCEL PENDING": OrderStatus.CANCEL_PENDING,
+    "NOT CANCELLED": OrderStatus.SUBMITTED,  # the cancel was refused: still working
     "COMPLETE": OrderStatus.FILLED,
     "CANCELLED": OrderStatus.CANCELLED,
     "REJECTED": OrderStatus.REJECTED,
 }
-MODIFYING = frozenset({"MODIFY VALIDATION PENDING", "MODIFY PENDING"})
+MODIFYING = frozenset({"MODIFY VALIDATION PENDING", "MODIFY PENDING"})  # terms not settled
+NOT_MODIFIED = "NOT MODIFIED"  # its entry shows the terms Kite refused to change to
+# Statuses that say nothing of where the order stands: the history's latest other one does.
+KEEPS_STATUS = frozenset(
+    {"MODIFY VALIDATION PENDING", "MODIFY PENDING", "MODIFIED", "NOT MODIFIED", "UPDATE"}
+)
+# Kite's own tags: a MARKET or SL-M order it protected ("mktp", "mktp:2.00"); never ours.
+MARKET_PROTECTION_TAG = "mktp"
 
 # Kite error types that mean "refused, nothing was done". The client raises one exception class
 # per known type and falls back to GeneralException for the others, so the class name is the
@@ -89,13 +110,9 @@ UNCERTAIN = frozenset({"NetworkException", "DataException"})  # Kite's backend d
 # --- Kite values to OMS values (pure) -----------------------------------------------------------
 
 
-def oms_status(kite_status: str) -> OrderStatus:
-    """The OMS status for a Kite status; an unknown one says nothing new (SUBMITTED is ignored)."""
-    status = KITE_STATUSES.get(kite_status.upper())
-    if status is None:
-        logger.warning("unknown Kite order status %r: treated as in flight", kite_status)
-        return OrderStatus.SUBMITTED
-    return status
+def oms_status(kite_status: str) -> OrderStatus | None:
+    """The OMS status for a Kite status; None for one Kite does not document (never guessed)."""
+    return KITE_STATUSES.get(kite_status.strip().upper())
 
 
 def kite_decimal(value: Any, places: Decimal) -> Decimal | None:
@@ -131,30 +148,58 @@ def kite_time(value: Any) -> datetime | None:
     return value.replace(tzinfo=IST) if timezone.is_naive(value) else value
 
 
+def _kite_tag(tag: str) -> bool:
+    return tag == MARKET_PROTECTION_TAG or tag.startswith(f"{MARKET_PROTECTION_TAG}:")
+
+
+def _tags(entry: Mapping[str, Any]) -> list[str]:
+    tags = [entry.get("tag"), *(entry.get("tags") or ())]
+    return [str(tag) for tag in tags if tag]
+
+
 def _tag(entry: Mapping[str, Any]) -> str:
-    if entry.get("tag"):
-        return str(entry["tag"])
-    tags = entry.get("tags") or ()
-    return str(tags[0]) if tags else ""
+    """Our tag of a Kite order: the first that is not one Kite adds itself (``mktp``)."""
+    return next((tag for tag in _tags(entry) if not _kite_tag(tag)), "")
 
 
 def _has_tag(entry: Mapping[str, Any], tag: str) -> bool:
-    return entry.get("tag") == tag or tag in (entry.get("tags") or ())
+    return tag in _tags(entry)
+
+
+def _market_protected(entry: Mapping[str, Any]) -> bool:
+    return any(_kite_tag(tag) for tag in _tags(entry))
+
+
+def _price_or_none(value: Any) -> Decimal | None:
+    price = kite_decimal(value, PAISA)
+    return price if price else None  # Kite sends 0 for a price the order has not
 
 
 def order_update(
-    entry: Mapping[str, Any], *, fills: Iterable[BrokerFill] = ()
+    entry: Mapping[str, Any], *, fills: Iterable[BrokerFill] = (), fills_complete: bool = False
 ) -> BrokerOrderUpdate:
-    """One Kite order entry (order book, order history or postback) as a BrokerOrderUpdate.
+    """One Kite order entry (order book, order history, postback or ticker order update) as a
+    BrokerOrderUpdate.
 
-    ``filled_quantity`` and ``average_price`` stay cumulative, as Kite reports them.
+    ``filled_quantity`` and ``average_price`` stay cumulative, as Kite reports them. The
+    order's terms (quantity, price, trigger, type) are Kite's; a MARKET (SL-M) order Kite
+    protected shows as LIMIT (SL) tagged ``mktp``: ``market_protected`` says so, and our own
+    tag is the other one. A status Kite does not document is flagged, not guessed at.
     """
     raw_status = str(entry.get("status") or "")
+    status = oms_status(raw_status)
+    if status is None:
+        logger.warning(
+            "unknown Kite order status %r of order %s: its status is not moved",
+            raw_status,
+            entry.get("order_id"),
+        )
     filled = int(entry.get("filled_quantity") or 0)
+    quantity = entry.get("quantity")
     return BrokerOrderUpdate(
         broker_order_id=str(entry["order_id"]),
         tag=_tag(entry),
-        status=oms_status(raw_status),
+        status=OrderStatus.SUBMITTED if status is None else status,
         filled_quantity=filled,
         # Kite sends 0 for an order with no fill.
         average_price=kite_decimal(entry.get("average_price"), AVERAGE_PLACES) if filled else None,
@@ -169,6 +214,46 @@ def order_update(
         symbol=str(entry.get("tradingsymbol") or ""),
         exchange=str(entry.get("exchange") or ""),
         side=str(entry.get("transaction_type") or ""),
+        fills_complete=fills_complete,
+        quantity=None if quantity is None else int(quantity),
+        price=_price_or_none(entry.get("price")),
+        trigger_price=_price_or_none(entry.get("trigger_price")),
+        order_type=str(entry.get("order_type") or ""),
+        market_protected=_market_protected(entry),
+        modifying=raw_status.strip().upper() in MODIFYING,
+        modification_refused=raw_status.strip().upper() == NOT_MODIFIED,
+        status_unknown=status is None,
+    )
+
+
+def ticker_order_update(payload: Mapping[str, Any]) -> BrokerOrderUpdate:
+    """A KiteTicker ``on_order_update`` message (the ``data`` of a ``type: order`` message:
+    the postback's fields, without a checksum) as a BrokerOrderUpdate. Pure: the caller hands
+    it to orders.services.order_update_notified, which treats it as a postback (a
+    notification that defers the confirm job). ValueError names what is missing."""
+    if not isinstance(payload, Mapping):
+        raise ValueError(f"order update: a JSON object is expected, not {type(payload).__name__}")
+    if not payload.get("order_id"):
+        raise ValueError("order_id: missing from the order update")
+    return order_update(payload)
+
+
+def trade_fill(entry: Mapping[str, Any]) -> BrokerFill:
+    """One of Kite's trades of an order as a fill: its exact price, its quantity, its time.
+
+    Kite's trade id is the exchange's trade number, unique within an exchange segment and a
+    day only, and our trades table's trade ids are unique for ever: the fill's id is Kite's
+    order id (which carries the date) and trade id together, ``<order_id>:<trade_id>``.
+    """
+    price = kite_decimal(entry.get("average_price"), PAISA)
+    executed_at = kite_time(entry.get("fill_timestamp") or entry.get("exchange_timestamp"))
+    if price is None or executed_at is None:
+        raise ValueError(f"Kite trade {entry.get('trade_id')}: no price or time: {dict(entry)}")
+    return BrokerFill(
+        trade_id=f"{entry['order_id']}:{entry['trade_id']}",
+        quantity=int(entry["quantity"]),
+        price=price,
+        executed_at=executed_at,
     )
 
 
@@ -312,6 +397,7 @@ class KiteBroker:
     """Orders of LIVE strategies, at Zerodha through Kite Connect v3."""
 
     name = "kite"
+    confirms_modifications = True  # a modify's 200 says "accepted"; the order's report tells
 
     def __init__(
         self,
@@ -403,9 +489,13 @@ class KiteBroker:
         one-by-one path, which applies the rate limit and reads a refusal's reason)."""
         return (), list(orders)
 
-    # Kite's reports carry no individual fills: the OMS derives each fill from the cumulative
-    # filled quantity and average price, for postbacks and polls alike, under one trade id per
-    # cumulative quantity. Mixing Kite's own trade ids in would count the same execution twice.
+    # Fills of confirmations and polls (order_status) are Kite's own trades of the order, with
+    # their exact prices and trade ids: several executions reported together in one
+    # cumulative update would otherwise be booked as one, at a rounded average. The order
+    # book (orders(), find_by_tag) and postbacks carry cumulative figures only; an order
+    # booked from those first is not counted twice (the trades already covered are skipped,
+    # orders.services.broker_reports). When the trades cannot be read, the cumulative
+    # figures stand in, as before.
 
     def find_by_tag(self, tag: str) -> BrokerOrderUpdate | None:
         """Today's latest Kite order carrying ``tag``; None if Kite has none."""
@@ -415,20 +505,46 @@ class KiteBroker:
         return order_update(max(entries, key=_entry_time))
 
     def order_status(self, order: Order) -> BrokerOrderUpdate | None:
+        """The order as Kite holds it now: its history's latest entry, with the status it
+        works under (a modification in flight leaves it as it was) and, once anything is
+        filled, every trade of the order (order_trades)."""
         if not order.broker_order_id:
-            return self.find_by_tag(order.broker_tag)
+            update = self.find_by_tag(order.broker_tag)
+        else:
+            update = self._history_update(order.broker_order_id)
+        if update is None or not update.filled_quantity:
+            return update
         try:
-            history = self._call(self.kite.order_history, order.broker_order_id)
+            fills = self.order_trades(update.broker_order_id)
+        except (BrokerError, KeyError, TypeError, ValueError) as error:
+            logger.warning(
+                "Kite trades of order %s unreadable, its cumulative figures stand in: %s",
+                update.broker_order_id,
+                error,
+            )
+            return update
+        return replace(update, fills=tuple(fills), fills_complete=True)
+
+    def _history_update(self, broker_order_id: str) -> BrokerOrderUpdate | None:
+        try:
+            history = self._call(self.kite.order_history, broker_order_id)
         except BrokerRejected as error:
             if not isinstance(error.__cause__, InputException):
                 raise
-            logger.warning("Kite has no order %s: %s", order.broker_order_id, error)
+            logger.warning("Kite has no order %s: %s", broker_order_id, error)
             return None
         if not history:
             return None
         latest = order_update(history[-1])
-        # During a modification Kite says MODIFY PENDING; the order works as it did before.
-        return replace(latest, status=oms_status(_settled_status(history)))
+        settled = oms_status(_settled_status(history))
+        if settled is None:  # the latest entry's own status is unknown: flagged already
+            return latest
+        return replace(latest, status=settled)
+
+    def order_trades(self, broker_order_id: str) -> list[BrokerFill]:
+        """Every execution of the order (GET /orders/{order_id}/trades), oldest first."""
+        fills = [trade_fill(entry) for entry in self._call(self.kite.order_trades, broker_order_id)]
+        return sorted(fills, key=lambda fill: (fill.executed_at, _trade_number(fill.trade_id)))
 
     def orders(self) -> list[BrokerOrderUpdate]:
         """Today's order book, one request."""
@@ -444,9 +560,15 @@ def _entry_time(entry: Mapping[str, Any]) -> datetime:
 
 
 def _settled_status(history: list[Mapping[str, Any]]) -> str:
-    """The latest Kite status that is not a modification in flight."""
+    """The latest Kite status that says where the order stands (not a modification's)."""
     for entry in reversed(history):
         status = str(entry.get("status") or "")
-        if status.upper() not in MODIFYING:
+        if status.strip().upper() not in KEEPS_STATUS:
             return status
     return str(history[-1].get("status") or "")
+
+
+def _trade_number(trade_id: str) -> tuple[int, str]:
+    """Orders trades of one second by their number: the exchange numbers them in sequence."""
+    number = trade_id.rpartition(":")[2]
+    return (int(number), "") if number.isdigit() else (0, number)

@@ -121,6 +121,7 @@ def split_quantity(quantity: int, parts: int, rng: random.Random) -> list[int]:
 
 class PaperBroker:
     name = "paper"
+    confirms_modifications = False  # modify returns the modified order's report
 
     def __init__(self, strategy):
         self.strategy = strategy

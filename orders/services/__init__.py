@@ -5,9 +5,11 @@ none writes an order row itself. One module per family of verbs:
 
 - ``placement``: order_place — the whole placement sequence, top to bottom;
 - ``submission``: order_submit, order_resolve_unknown — the broker call, exactly once;
-- ``broker_reports``: order_updates_apply, orders_poll, order_confirm_request and
+- ``broker_reports``: order_updates_apply, orders_poll, order_update_notified (postbacks and
+  the ticker's order updates; order_confirm_request for postbacks) and
   order_confirm_at_broker — what brokers report, refused when it contradicts the order
   (report_contradictions);
+- ``pending_modification``: a modification sent to a broker that confirms it by report;
 - ``fills``: fill_apply — one execution into the order, position and counters;
   adjustment_fill_record — a position changed by reconciliation, as a fill without an order;
 - ``cancellation``: order_cancel, orders_cancel and their broker jobs;
@@ -23,8 +25,10 @@ transaction.
 """
 
 from orders.services.broker_reports import (
+    PollOutcome,
     order_confirm_at_broker,
     order_confirm_request,
+    order_update_notified,
     order_updates_apply,
     orders_poll,
     report_contradictions,
@@ -76,6 +80,7 @@ __all__ = [
     "OrderNotFound",
     "OrderRefused",
     "OrderThrottled",
+    "PollOutcome",
     "StrategyNotFound",
     "SubmissionInFlight",
     "adjustment_fill_record",
@@ -92,6 +97,7 @@ __all__ = [
     "order_resolve_unknown",
     "order_submit",
     "order_transition",
+    "order_update_notified",
     "order_updates_apply",
     "orders_cancel",
     "orders_cancel_at_broker",

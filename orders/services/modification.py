@@ -1,14 +1,13 @@
 """Modifying a working order: the request (checked like a new order, under the same locks) and
-the job that sends it to the broker, applying the new values only when the broker accepts."""
+the job that sends it to the broker. The new values are applied when the broker accepts: at
+once when its modify call returns the modified order (the paper broker), else when a report
+of the order shows them (Kite; orders.services.pending_modification)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F
 
 from orders import jobs
 from orders.brokers import BrokerRejected, broker_for
@@ -18,26 +17,18 @@ from orders.models import Order
 from orders.services.broker_reports import order_updates_apply
 from orders.services.errors import IllegalOrderState, OrderRefused, OrderThrottled
 from orders.services.events import order_locked, order_note
+from orders.services.pending_modification import (
+    PENDING,
+    Modification,
+    modification_mark_sent,
+    modification_settle,
+)
 from orders.state import MODIFIABLE
 from risk.validator import checks_lock, order_rate_take, order_verdict
 
 MAX_MODIFICATIONS = 25  # Kite refuses the 26th modification of an order.
 
-
-@dataclass(frozen=True)
-class Modification:
-    quantity: int
-    price: Decimal | None
-    trigger_price: Decimal | None
-    order_type: OrderType
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "quantity": self.quantity,
-            "price": None if self.price is None else str(self.price),
-            "trigger_price": None if self.trigger_price is None else str(self.trigger_price),
-            "order_type": str(self.order_type),
-        }
+__all__ = ["MAX_MODIFICATIONS", "Modification", "order_modify", "order_modify_at_broker"]
 
 
 def order_modify(
@@ -68,6 +59,11 @@ def order_modify(
             raise IllegalOrderState(
                 f"order {order.pk} is {order.status}: only open orders can be modified",
                 fields={"status": order.status},
+            )
+        if (order.metadata.get(PENDING) or {}).get("sent_at"):
+            raise IllegalOrderState(
+                f"order {order.pk}: a modification is waiting for the broker's confirmation",
+                fields={"pending_modification": "confirmed or dropped first"},
             )
         if order.modification_count >= MAX_MODIFICATIONS:
             raise IllegalOrderState(
@@ -124,28 +120,27 @@ def order_modify(
 
 
 def order_modify_at_broker(order_id: int) -> None:
-    """The modify job: send the pending modification; apply it to the order when accepted."""
+    """The modify job: send the pending modification. A broker whose modify returns the
+    modified order (paper): applied now. One that only accepts the request (Kite): kept
+    pending, marked sent, and applied or dropped on the report that tells
+    (orders.services.pending_modification). Refused by the broker: dropped, saying why."""
     order = Order.objects.select_related("strategy").get(pk=order_id)
-    pending = order.metadata.get("pending_modification")
-    if not pending:
-        return
+    pending = order.metadata.get(PENDING)
+    if not pending or pending.get("sent_at"):
+        return  # settled, or sent already: a report settles it
     if order.status not in MODIFIABLE:
         # Filled, cancelled... before the job ran: the request is dropped, not left pending.
-        _modification_settled(
+        modification_settle(
             order_id,
             source=EventSource.SYSTEM,
             reason=None,  # not sent: the order's status says why
             details={"dropped": pending},
         )
         return
-    change = Modification(
-        quantity=int(pending["quantity"]),
-        price=Decimal(pending["price"]) if pending["price"] else None,
-        trigger_price=Decimal(pending["trigger_price"]) if pending["trigger_price"] else None,
-        order_type=OrderType(pending["order_type"]),
-    )
+    change = Modification.from_dict(pending)
+    broker = broker_for(order.strategy)
     try:
-        updates = broker_for(order.strategy).modify(
+        updates = broker.modify(
             order,
             quantity=change.quantity,
             price=change.price,
@@ -153,53 +148,21 @@ def order_modify_at_broker(order_id: int) -> None:
             order_type=change.order_type,
         )
     except BrokerRejected as error:
-        _modification_settled(
+        modification_settle(
             order_id,
             source=EventSource.BROKER,
             reason=f"modification refused by broker: {error}",
             details={"refused": change.as_dict()},
         )
         return
-    _modification_settled(
-        order_id,
-        source=EventSource.BROKER,
-        reason="modification accepted by broker",
-        details={"applied": change.as_dict()},
-        applied=change,
-    )
-    order_updates_apply(updates, source=EventSource.BROKER)
-
-
-def _modification_settled(
-    order_id: int, *, source, reason: str | None, details: dict, applied: Modification | None = None
-) -> None:
-    """Settle an order's pending modification once, under its row lock: apply ``applied`` (the
-    broker accepted it) or drop it, and record why in a MODIFY event (``reason`` None: it was
-    not sent, the order's status being what it is). One already settled is left alone."""
-    with transaction.atomic():
-        order = order_locked(order_id)
-        if order.metadata.pop("pending_modification", None) is None:
-            return
-        fields = ["metadata", "updated_at"]
-        if applied is not None:
-            # The terms it had: fills made before the change may hold to them (report_checks).
-            details = {
-                **details,
-                "previous": Modification(
-                    order.quantity, order.price, order.trigger_price, OrderType(order.order_type)
-                ).as_dict(),
-            }
-            order.quantity = applied.quantity
-            order.price = applied.price
-            order.trigger_price = applied.trigger_price
-            order.order_type = applied.order_type
-            order.modification_count = F("modification_count") + 1
-            fields += ["quantity", "price", "trigger_price", "order_type", "modification_count"]
-        order.save(update_fields=fields)
-        order_note(
-            order,
-            kind=EventKind.MODIFY,
-            source=source,
-            reason=reason or f"modification not sent: the order is {order.status}",
-            details=details,
+    if broker.confirms_modifications:
+        modification_mark_sent(order_id, change)
+    else:
+        modification_settle(
+            order_id,
+            source=EventSource.BROKER,
+            reason="modification accepted by broker",
+            details={"applied": change.as_dict()},
+            applied=change,
         )
+    order_updates_apply(updates, source=EventSource.BROKER)

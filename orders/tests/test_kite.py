@@ -30,6 +30,8 @@ from orders.brokers.kite import (
     kite_decimal,
     oms_status,
     order_rate_key,
+    order_update,
+    ticker_order_update,
 )
 from orders.enums import OrderStatus, OrderType, StrategyMode
 from orders.models import Order, Trade
@@ -41,7 +43,7 @@ from orders.tests.conftest import (
     kite_account_create,
 )
 from orders.tests.factories import OrderFactory, StrategyFactory
-from orders.tests.fake_kite import BROKER_ORDER_ID, TAG, FakeKiteSession
+from orders.tests.fake_kite import BROKER_ORDER_ID, TAG, FakeKiteSession, FakeResponse, recorded
 from risk.models import RateBucket, RateWindow
 from risk.ratelimit import take_token
 
@@ -318,17 +320,55 @@ def test_find_by_tag_unknown_to_kite_is_none(kite, session, db):
     assert session.count(*ORDER_TRADES) == 0
 
 
-def test_order_status_reads_the_history(kite, session, live_order):
+def test_order_status_reads_the_history_and_the_orders_trades(kite, session, live_order):
     live_order.broker_order_id = BROKER_ORDER_ID
-    session.reply(*HISTORY, "order_history")
+    session.reply(*HISTORY, "order_history").reply(*ORDER_TRADES, "order_trades")
 
     update = kite.order_status(live_order)
 
     assert update.status == OrderStatus.FILLED
     assert update.filled_quantity == 10
     assert update.average_price == Decimal("2450.47")
-    assert update.fills == ()
+    # Every execution of the order, oldest first, exact prices, Kite's trade ids (with the
+    # order id: an exchange trade number is unique only within its segment and day).
+    assert update.fills_complete
+    assert [(f.trade_id, f.quantity, f.price, f.executed_at) for f in update.fills] == [
+        (
+            f"{BROKER_ORDER_ID}:70000001",
+            4,
+            Decimal("2450.50"),
+            datetime(2026, 4, 1, 9, 15, 2, tzinfo=IST),
+        ),
+        (
+            f"{BROKER_ORDER_ID}:70000002",
+            6,
+            Decimal("2450.45"),
+            datetime(2026, 4, 1, 9, 15, 3, tzinfo=IST),
+        ),
+    ]
+    assert (update.quantity, update.order_type, update.price) == (10, "LIMIT", Decimal("2450.50"))
+    assert update.trigger_price is None  # Kite's 0
+    assert session.count(*ORDER_TRADES) == 1
+
+
+def test_order_status_with_nothing_filled_asks_for_no_trades(kite, session, live_order):
+    live_order.broker_order_id = BROKER_ORDER_ID
+    session.reply(*HISTORY, "order_history_modifying")
+
+    assert kite.order_status(live_order).fills == ()
     assert session.count(*ORDER_TRADES) == 0
+
+
+def test_order_status_whose_trades_cannot_be_read_keeps_the_cumulative_figures(
+    kite, session, live_order
+):
+    live_order.broker_order_id = BROKER_ORDER_ID
+    session.reply(*HISTORY, "order_history").reply(*ORDER_TRADES, "error_network", status_code=503)
+
+    update = kite.order_status(live_order)
+
+    assert (update.filled_quantity, update.average_price) == (10, Decimal("2450.47"))
+    assert (update.fills, update.fills_complete) == ((), False)
 
 
 def test_order_status_during_a_modification_reports_the_working_status(kite, session, live_order):
@@ -339,6 +379,7 @@ def test_order_status_during_a_modification_reports_the_working_status(kite, ses
 
     assert update.raw_status == "MODIFY PENDING"
     assert update.status == OrderStatus.TRIGGER_PENDING
+    assert update.modifying  # its terms are not settled yet
 
 
 def test_order_status_of_an_order_kite_does_not_know_is_none(kite, session, live_order):
@@ -384,8 +425,93 @@ def test_every_kite_status_has_an_oms_status(kite_status, expected):
     assert oms_status(kite_status) == expected
 
 
-def test_an_unknown_kite_status_says_nothing_new():
-    assert oms_status("SOMETHING NEW") == OrderStatus.SUBMITTED
+@pytest.mark.parametrize(
+    "kite_status",
+    [
+        "PUT ORDER REQ RECEIVED",
+        "AMO REQ RECEIVED",
+        "VALIDATION PENDING",
+        "OPEN PENDING",
+        "OPEN",
+        "TRIGGER PENDING",
+        "MODIFY VALIDATION PENDING",
+        "MODIFY PENDING",
+        "MODIFIED",
+        "CANCEL PENDING",
+        "COMPLETE",
+        "CANCELLED",
+        "REJECTED",
+        "UPDATE",
+    ],
+)
+def test_every_status_kite_documents_is_mapped(kite_status):
+    update = order_update({"order_id": BROKER_ORDER_ID, "status": kite_status})
+
+    assert oms_status(kite_status) is not None
+    assert not update.status_unknown
+
+
+@pytest.mark.parametrize("kite_status", ["MODIFIED", "UPDATE", "MODIFY PENDING", "NOT MODIFIED"])
+def test_a_modification_or_update_status_moves_no_status(kite_status):
+    # "working as before": SUBMITTED in a report moves nothing (broker_reports._status_target)
+    assert oms_status(kite_status) == OrderStatus.SUBMITTED
+
+
+def test_an_unknown_kite_status_is_flagged_never_guessed(caplog):
+    update = order_update({"order_id": BROKER_ORDER_ID, "status": "SOMETHING NEW"})
+
+    assert oms_status("SOMETHING NEW") is None
+    assert update.status_unknown
+    assert update.status == OrderStatus.SUBMITTED  # moves nothing
+    assert update.raw_status == "SOMETHING NEW"
+    assert "unknown Kite order status 'SOMETHING NEW'" in caplog.text
+
+
+def test_a_protected_market_order_keeps_our_tag_beside_kites_mktp():
+    entry = {
+        **recorded("orders")["data"][2],
+        "order_type": "LIMIT",
+        "price": 2475.0,
+        "tag": "mktp",
+        "tags": ["mktp", "mktp:2.00", TAG],
+    }
+
+    update = order_update(entry)
+
+    assert update.tag == TAG
+    assert update.market_protected
+    assert (update.order_type, update.price) == ("LIMIT", Decimal("2475.00"))
+
+
+def test_find_by_tag_finds_a_protected_market_order_by_our_tag(kite, session, db):
+    book = recorded("orders")
+    book["data"][2].update(order_type="LIMIT", tag="mktp", tags=["mktp", "mktp:2.00", TAG])
+    session.routes[ORDER_BOOK] = [FakeResponse(book)]
+
+    update = kite.find_by_tag(TAG)
+
+    assert (update.broker_order_id, update.tag) == (BROKER_ORDER_ID, TAG)
+
+
+def test_a_ticker_order_update_reads_like_a_postback():
+    payload = {**recorded("postback_open"), "status": "UPDATE", "filled_quantity": 4}
+    del payload["checksum"]  # the ticker's order updates carry none
+    payload["average_price"] = 2450.5  # the ticker's JSON numbers are floats
+
+    update = ticker_order_update(payload)
+
+    assert (update.broker_order_id, update.tag) == (BROKER_ORDER_ID, TAG)
+    assert (update.raw_status, update.status_unknown) == ("UPDATE", False)
+    assert (update.filled_quantity, update.average_price) == (4, Decimal("2450.500000"))
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [({"status": "OPEN"}, "order_id: missing"), (["OPEN"], "a JSON object is expected")],
+)
+def test_a_ticker_order_update_without_an_order_is_refused(payload, message):
+    with pytest.raises(ValueError, match=message):
+        ticker_order_update(payload)
 
 
 def test_json_floats_become_the_decimals_kite_sent():
@@ -629,7 +755,7 @@ def test_bucket_is_shared_by_processes_on_their_own_connections():
 
 
 def test_the_account_talks_to_kite_at_kite_api_root(kite_server, kite_account, live_order):
-    kite_server.reply(*HISTORY, "order_history")
+    kite_server.reply(*HISTORY, "order_history").reply(*ORDER_TRADES, "order_trades")
     live_order.broker_order_id = BROKER_ORDER_ID
 
     update = KiteBroker.for_account(kite_account).order_status(live_order)

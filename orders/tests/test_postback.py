@@ -34,6 +34,9 @@ IST = ZoneInfo("Asia/Kolkata")
 SECRET = "kite-api-secret"
 URL = "/broker/kite/postback/"
 HISTORY = ("GET", f"/orders/{BROKER_ORDER_ID}")
+ORDER_TRADES = ("GET", f"/orders/{BROKER_ORDER_ID}/trades")
+T1 = ("70000001", 4, "2450.50", "2026-04-01 09:15:02")  # Kite's trades of the order
+T2 = ("70000002", 6, "2450.45", "2026-04-01 09:15:03")
 ORDER_BOOK = ("GET", "/orders")
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("kite_account")]
@@ -99,11 +102,35 @@ def complete(average: str = "2450.47") -> bytes:
     return postback_body(**COMPLETE, average_price=Decimal(average))
 
 
-def kite_says(kite_server, **fields) -> None:
+def kite_says(kite_server, *, trades=(), **fields) -> None:
     """Queue Kite's answer to the next order history request: the recorded history, its last
-    entry (the order's state now) with these fields."""
+    entry (the order's state now) with these fields; and, with ``trades`` ((trade id,
+    quantity, price, time) each), its answer to the next request for the order's trades."""
     numbers = {k: float(v) if isinstance(v, Decimal) else v for k, v in fields.items()}
     kite_server.reply(*HISTORY, "order_history", **numbers)
+    if trades:
+        kite_trades(kite_server, *trades)
+
+
+def kite_trades(kite_server, *trades) -> None:
+    """Queue Kite's list of the order's trades (GET /orders/{order_id}/trades)."""
+    template = recorded("order_trades")["data"][0]
+    data = [
+        {
+            **template,
+            "trade_id": trade_id,
+            "quantity": quantity,
+            "average_price": float(price),
+            "fill_timestamp": at,
+            "exchange_timestamp": at,
+        }
+        for trade_id, quantity, price, at in trades
+    ]
+    kite_server.reply(*ORDER_TRADES, {"status": "success", "data": data})
+
+
+def kite_id(trade: tuple) -> str:
+    return f"{BROKER_ORDER_ID}:{trade[0]}"
 
 
 def trades_of(order) -> list[tuple[str, int, Decimal]]:
@@ -152,7 +179,7 @@ def test_a_repeated_postback_defers_no_second_confirmation(client, order):
 
 @confirmed
 def test_signed_partial_fill_is_confirmed_by_kite_and_applied(client, order, kite_server, confirm):
-    kite_says(kite_server, **partial_fields(4, "2450.50"))
+    kite_says(kite_server, **partial_fields(4, "2450.50"), trades=[T1])
 
     response = send(client, partial(4, "2450.50"))
     confirm()
@@ -165,8 +192,8 @@ def test_signed_partial_fill_is_confirmed_by_kite_and_applied(client, order, kit
     assert order.status == OrderStatus.PARTIALLY_FILLED
     assert order.filled_quantity == 4
     assert order.average_price == Decimal("2450.500000")
-    assert trades_of(order) == [(f"{BROKER_ORDER_ID}/4", 4, Decimal("2450.5000"))]
-    # Kite's exchange_update_timestamp, an IST wall-clock time.
+    assert trades_of(order) == [(kite_id(T1), 4, Decimal("2450.5000"))]
+    # Kite's fill_timestamp, an IST wall-clock time.
     assert Trade.objects.get(order=order).executed_at == datetime(2026, 4, 1, 9, 15, 2, tzinfo=IST)
     position = Position.objects.get(strategy=order.strategy, symbol="RELIANCE")
     assert (position.quantity, position.average_price) == (4, Decimal("2450.500000"))
@@ -174,7 +201,7 @@ def test_signed_partial_fill_is_confirmed_by_kite_and_applied(client, order, kit
 
 @confirmed
 def test_a_genuine_partial_fill_sent_twice_is_applied_once(client, order, kite_server, confirm):
-    kite_says(kite_server, **partial_fields(4, "2450.50"))
+    kite_says(kite_server, **partial_fields(4, "2450.50"), trades=[T1])
     body = partial(4, "2450.50")
 
     assert send(client, body).status_code == 200
@@ -186,7 +213,7 @@ def test_a_genuine_partial_fill_sent_twice_is_applied_once(client, order, kite_s
     confirm()
 
     assert kite_server.count(*HISTORY) == 2
-    assert trades_of(order) == [(f"{BROKER_ORDER_ID}/4", 4, Decimal("2450.5000"))]
+    assert trades_of(order) == [(kite_id(T1), 4, Decimal("2450.5000"))]
     assert OrderEvent.objects.count() == events
     order.refresh_from_db()
     assert (order.status, order.filled_quantity) == (OrderStatus.PARTIALLY_FILLED, 4)
@@ -236,6 +263,7 @@ def test_kites_own_answer_contradicting_the_order_is_a_critical_issue_and_applie
         price=Decimal("700.00"),
     )
     kite_says(kite_server, **COMPLETE, price=700, average_price=5000)
+    kite_trades(kite_server, ("70000001", 10, "5000", "2026-04-01 09:15:03"))
 
     send(client, postback_body(**COMPLETE, price=Decimal(700), average_price=Decimal(5000)))
     confirm()
@@ -251,7 +279,8 @@ def test_kites_own_answer_contradicting_the_order_is_a_critical_issue_and_applie
     assert (issue.broker_quantity, issue.broker_price) == (10, Decimal("5000.000000"))
     assert issue.description == (
         f"order {order.pk} (BUY 10 NSE:RELIANCE LIMIT 700.00): kite report refused, nothing "
-        "applied: average price 5000.000000: above the BUY order's limit price 700.00"
+        "applied: fill price 5000.00: above the BUY order's limit price 700.00; "
+        "average price 5000.000000: above the BUY order's limit price 700.00"
     )
     assert issue.details["report"]["status"] == "COMPLETE"
     refused = order.events.get(kind=EventKind.REFUSED)
@@ -266,8 +295,9 @@ def test_kites_own_answer_contradicting_the_order_is_a_critical_issue_and_applie
 def test_the_poll_refuses_a_contradicting_answer_too(order, kite_server):
     """The rules sit under every path that applies reports, not only the postback's."""
     kite_says(kite_server, **COMPLETE, average_price=2460)  # above the limit 2450.50
+    kite_trades(kite_server, ("70000001", 10, "2460", "2026-04-01 09:15:03"))
 
-    assert orders_poll(stale_after=timedelta(0)) == 1  # every working order
+    assert orders_poll(stale_after=timedelta(0)).asked == 1  # every working order
 
     order.refresh_from_db()
     assert (order.status, order.filled_quantity) == (OrderStatus.OPEN, 0)
@@ -279,7 +309,7 @@ def test_the_poll_refuses_a_contradicting_answer_too(order, kite_server):
 
 @confirmed
 def test_logs_hold_no_checksum_token_or_secret(client, order, kite_server, confirm, caplog):
-    kite_says(kite_server, **partial_fields(4, "2450.50"))
+    kite_says(kite_server, **partial_fields(4, "2450.50"), trades=[T1])
     body = partial(4, "2450.50")
     checksum = json.loads(body)["checksum"]
     caplog.set_level(logging.DEBUG)
@@ -288,7 +318,7 @@ def test_logs_hold_no_checksum_token_or_secret(client, order, kite_server, confi
     send(client, postback_body(secret="forged", **partial_fields(4, "2450.50")))
     confirm()
 
-    assert trades_of(order) == [(f"{BROKER_ORDER_ID}/4", 4, Decimal("2450.5000"))]
+    assert trades_of(order) == [(kite_id(T1), 4, Decimal("2450.5000"))]
     logged = "\n".join(
         [r.getMessage() for r in caplog.records]
         + [json.dumps(r.__dict__, default=str) for r in caplog.records]
@@ -301,8 +331,8 @@ def test_logs_hold_no_checksum_token_or_secret(client, order, kite_server, confi
 
 @confirmed
 def test_complete_after_a_partial_adds_only_the_rest(client, order, kite_server, confirm):
-    kite_says(kite_server, **partial_fields(4, "2450.50"))
-    kite_says(kite_server, **COMPLETE, average_price=Decimal("2450.47"))
+    kite_says(kite_server, **partial_fields(4, "2450.50"), trades=[T1])
+    kite_says(kite_server, **COMPLETE, average_price=Decimal("2450.47"), trades=[T1, T2])
     send(client, partial(4, "2450.50"))
     confirm()
 
@@ -313,10 +343,10 @@ def test_complete_after_a_partial_adds_only_the_rest(client, order, kite_server,
     assert order.status == OrderStatus.FILLED
     assert order.filled_quantity == 10
     assert order.average_price == Decimal("2450.470000")
-    # 10 @ 2450.47 = 24504.70 in all, of which 4 @ 2450.50 = 9802.00 came first.
+    # Kite's two trades: 4 @ 2450.50 first, then 6 @ 2450.45 (10 @ 2450.47 in all).
     assert trades_of(order) == [
-        (f"{BROKER_ORDER_ID}/4", 4, Decimal("2450.5000")),
-        (f"{BROKER_ORDER_ID}/10", 6, Decimal("2450.4500")),
+        (kite_id(T1), 4, Decimal("2450.5000")),
+        (kite_id(T2), 6, Decimal("2450.4500")),
     ]
     assert Position.objects.get(strategy=order.strategy, symbol="RELIANCE").quantity == 10
 
@@ -382,8 +412,8 @@ def test_each_account_checks_its_own_secret(client, order):
 @confirmed
 def test_late_answers_end_with_the_right_totals(client, order, kite_server, confirm):
     # Kite's answers can be older than what we have (a replica behind): nothing goes back.
-    kite_says(kite_server, **COMPLETE, average_price=Decimal("2450.47"))
-    kite_says(kite_server, **partial_fields(4, "2450.50"))
+    kite_says(kite_server, **COMPLETE, average_price=Decimal("2450.47"), trades=[T1, T2])
+    kite_says(kite_server, **partial_fields(4, "2450.50"), trades=[T1])
     assert send(client, complete()).status_code == 200
     confirm()
     assert send(client, partial(4, "2450.50")).status_code == 200
@@ -393,13 +423,17 @@ def test_late_answers_end_with_the_right_totals(client, order, kite_server, conf
     assert order.status == OrderStatus.FILLED
     assert order.filled_quantity == 10
     assert order.average_price == Decimal("2450.470000")
-    assert trades_of(order) == [(f"{BROKER_ORDER_ID}/10", 10, Decimal("2450.4700"))]
+    assert trades_of(order) == [
+        (kite_id(T1), 4, Decimal("2450.5000")),
+        (kite_id(T2), 6, Decimal("2450.4500")),
+    ]
     assert not order.events.filter(kind="REFUSED").exists()
 
 
 @confirmed
 def test_cancel_after_a_partial_fill_keeps_the_fill(client, order, kite_server, confirm):
-    kite_says(kite_server, **partial_fields(3, "2450.50"))
+    t1 = ("70000001", 3, "2450.50", "2026-04-01 09:15:02")
+    kite_says(kite_server, **partial_fields(3, "2450.50"), trades=[t1])
     cancelled = {
         "status": "CANCELLED",
         "status_message": "Cancelled by user",
@@ -409,7 +443,9 @@ def test_cancel_after_a_partial_fill_keeps_the_fill(client, order, kite_server, 
         "cancelled_quantity": 7,
         "average_price": Decimal("2450.50"),
     }
-    kite_says(kite_server, **{k: v for k, v in cancelled.items() if k != "unfilled_quantity"})
+    kite_says(
+        kite_server, **{k: v for k, v in cancelled.items() if k != "unfilled_quantity"}, trades=[t1]
+    )
     send(client, partial(3, "2450.50"))
     confirm()
 
@@ -419,7 +455,7 @@ def test_cancel_after_a_partial_fill_keeps_the_fill(client, order, kite_server, 
     order.refresh_from_db()
     assert order.status == OrderStatus.CANCELLED
     assert order.filled_quantity == 3
-    assert trades_of(order) == [(f"{BROKER_ORDER_ID}/3", 3, Decimal("2450.5000"))]
+    assert trades_of(order) == [(kite_id(t1), 3, Decimal("2450.5000"))]
 
 
 @confirmed
@@ -447,6 +483,7 @@ def test_postback_for_an_order_waiting_on_a_timeout_adopts_it_by_tag(client, kit
     )
     # Kite is asked by our tag (the order book): its latest order with the tag is COMPLETE.
     kite_server.reply(*ORDER_BOOK, "orders")
+    kite_trades(kite_server, T1, T2)
 
     assert send(client, partial(4, "2450.50")).status_code == 200
     confirm()

@@ -19,7 +19,7 @@ from procrastinate.contrib.django import app
 from omsproject.demo_history import BULK_CHUNK, bulk_history_load
 from orders.domain import OrderRequest
 from orders.enums import EventSource, StrategyMode, StrategyStatus
-from orders.models import Strategy
+from orders.models import BrokerAccount, Strategy
 from orders.services import order_place
 from positions.services import market_prices_update
 from risk.instruments import instruments_load
@@ -37,7 +37,23 @@ STRATEGIES = [
         {"paper": {"fill_parts": 3}},
     ),
     ("Kite Live (disabled)", "A live strategy, switched off.", StrategyMode.LIVE, {}),
+    (
+        "Live Sandbox Desk",
+        "LIVE through the demo Kite account (the Kite sandbox, not Zerodha): log in first.",
+        StrategyMode.LIVE,
+        {},
+    ),
 ]
+ACTIVE_LIVE = {"Live Sandbox Desk"}
+
+# The demo's Kite account: the Kite sandbox's default user (manage.py kite_sandbox), which
+# `make run` serves on :8001. Its session comes from the admin's "Connect Kite".
+DEMO_ACCOUNT = {
+    "user_id": "DEMO01",
+    "name": "Demo desk (Kite sandbox)",
+    "api_key": "sandbox_key",
+    "api_secret": "sandbox_secret",
+}
 
 PRICES = [
     ("RELIANCE", "NSE", "2450.00"),
@@ -142,9 +158,19 @@ class Command(BaseCommand):
             self.stdout.write(line)
 
     def _strategies(self) -> dict[str, Strategy]:
+        account, created = BrokerAccount.objects.get_or_create(
+            user_id=DEMO_ACCOUNT["user_id"],
+            defaults={k: v for k, v in DEMO_ACCOUNT.items() if k != "user_id"},
+        )
+        self._say(f"broker account {account}: {'created' if created else 'exists'}")
         strategies = {}
         for name, description, mode, config in STRATEGIES:
-            status = StrategyStatus.INACTIVE if mode == StrategyMode.LIVE else StrategyStatus.ACTIVE
+            live = mode == StrategyMode.LIVE
+            status = (
+                StrategyStatus.ACTIVE
+                if not live or name in ACTIVE_LIVE
+                else StrategyStatus.INACTIVE
+            )
             strategies[name], created = Strategy.objects.get_or_create(
                 name=name,
                 defaults={
@@ -152,6 +178,7 @@ class Command(BaseCommand):
                     "mode": mode,
                     "status": status,
                     "config": config,
+                    "broker_account": account if live else None,
                 },
             )
             self._say(f"strategy {name}: {'created' if created else 'exists'}")

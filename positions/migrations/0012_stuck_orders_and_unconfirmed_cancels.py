@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("positions", "0010_day_money"),
+        ("positions", "0011_unknown_broker_status"),
     ]
 
     operations = [
@@ -27,6 +27,7 @@ class Migration(migrations.Migration):
                     ("ORDER_STATUS_MISMATCH", "Order status mismatch"),
                     ("MISSING_FILL", "Fill missing"),
                     ("CONTRADICTORY_REPORT", "Broker report contradicts the order"),
+                    ("UNKNOWN_BROKER_STATUS", "Broker reports an unknown order status"),
                     ("ORDER_STUCK", "Order stuck in flight: needs a person"),
                     ("CANCEL_UNCONFIRMED", "Cancel not confirmed by the broker"),
                 ],
@@ -47,6 +48,7 @@ class Migration(migrations.Migration):
                             "ORDER_STATUS_MISMATCH",
                             "MISSING_FILL",
                             "CONTRADICTORY_REPORT",
+                            "UNKNOWN_BROKER_STATUS",
                             "ORDER_STUCK",
                             "CANCEL_UNCONFIRMED",
                         ],

@@ -41,6 +41,7 @@ from risk import ratelimit
 from risk.calendar import IST
 from risk.kill_switch import kill_switch_set
 from risk.models import KillSwitchState
+from risk.selectors import kill_switch_state
 
 PLACE = ("POST", "/orders/regular")
 CANCEL = ("DELETE", f"/orders/regular/{BROKER_ORDER_ID}")
@@ -493,3 +494,17 @@ def test_a_halt_of_fifteen_orders_sends_ten_cancels_a_second_and_none_twice(
 
     for order in orders:
         assert kite_server.count("DELETE", f"/orders/regular/{order.broker_order_id}") == 1
+
+
+@jobs_run
+def test_the_periodic_sweep_pulls_the_kill_switch_on_a_live_order_stuck(kite_server, settings):
+    settings.OMS_ORDER_STUCK_SECONDS = 0  # every order in flight past the resume bound is stuck
+    settings.OMS_ORDER_RESUME_SECONDS = 0
+    order = live_order(status=OrderStatus.UNKNOWN)
+    jobs.defer_resolve_unknown(order)
+
+    tasks.sweep_orders_in_flight(timestamp=0)
+
+    assert kill_switch_state(strategy=order.strategy) == KillSwitchState.HALTED
+    issue = ReconciliationIssue.objects.get(issue_type=IssueType.ORDER_STUCK)
+    assert issue.order_id == order.pk

@@ -306,3 +306,19 @@ if OMS_PRODUCTION:
     X_FRAME_OPTIONS = "DENY"
 # A stop-loss / take-profit exit that died (rejected, cancelled) is tried again after this.
 OMS_EXIT_RETRY_SECONDS = env.int("OMS_EXIT_RETRY_SECONDS", default=60)
+
+# --- Money before and after the broker (margins, contract notes) ---
+# Pre-trade margin check of LIVE orders (Kite's order margins against the account's funds).
+OMS_MARGIN_CHECK_ENABLED = env.bool("OMS_MARGIN_CHECK_ENABLED", default=True)
+# The account's available funds are fetched at most once per this many seconds per account.
+OMS_MARGIN_CACHE_SECONDS = env.float("OMS_MARGIN_CACHE_SECONDS", default=2.0)
+# When the margin API fails: "refuse" the order, or "allow" it (sent, with an event saying so).
+OMS_MARGIN_API_ERROR_POLICY = env.str("OMS_MARGIN_API_ERROR_POLICY", default="refuse")
+if OMS_MARGIN_API_ERROR_POLICY not in ("refuse", "allow"):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        f"OMS_MARGIN_API_ERROR_POLICY {OMS_MARGIN_API_ERROR_POLICY!r}: must be refuse or allow"
+    )
+# Largest difference, per charge component, between Kite's contract note and our charges.
+OMS_CHARGES_TOLERANCE = Decimal(env.str("OMS_CHARGES_TOLERANCE", default="0.01"))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -35,6 +35,13 @@ from orders.brokers.base import (
     BrokerTimeout,
     BrokerUnavailable,
     PlaceAck,
+)
+from orders.brokers.funds import (
+    AvailableFunds,
+    BasketMargin,
+    ContractNoteCharges,
+    ContractNoteLeg,
+    OrderMargin,
 )
 from orders.enums import OrderStatus, OrderType
 from orders.money import PAISA
@@ -545,6 +552,54 @@ class KiteBroker:
         """The account's net positions (Kite nets every strategy's orders together)."""
         return [broker_position(entry) for entry in self._call(self.kite.positions)["net"]]
 
+    # --- money before and after the trade: margins, funds, contract notes, instruments -------
+    # (the values are orders.brokers.funds'; Kite's JSON is read by the functions at the end)
+
+    def margin_account_key(self) -> str:
+        """The key of this session's account for the margin cache: one per Kite user."""
+        return f"kite:{self.user_id or self.kite.api_key}"
+
+    def order_margins(self, orders: list[Order]) -> list[OrderMargin]:
+        """What Kite would block for each order on its own, given the account's positions
+        (POST /margins/orders), in the orders' sequence."""
+        entries = self._call(self.kite.order_margins, [margin_params(o) for o in orders])
+        return [order_margin(entry) for entry in entries]
+
+    def basket_margins(self, orders: list[Order]) -> BasketMargin:
+        """The margin of several legs together, hedges offsetting (POST /margins/basket)."""
+        answer = self._call(
+            self.kite.basket_order_margins,
+            [margin_params(o) for o in orders],
+            consider_positions=True,
+        )
+        return BasketMargin(
+            initial=_money(answer["initial"].get("total")),
+            final=_money(answer["final"].get("total")),
+            orders=tuple(order_margin(entry) for entry in answer.get("orders") or ()),
+        )
+
+    def available_funds(self, segment: str) -> AvailableFunds:
+        """The account's funds in ``segment`` (equity or commodity), from GET /user/margins."""
+        answer = self._call(self.kite.margins)
+        if segment not in answer:
+            raise BrokerUnavailable(f"Kite's margins name no segment {segment!r}")
+        return available_funds(segment, answer[segment])
+
+    def contract_note_charges(self, legs: list[ContractNoteLeg]) -> list[ContractNoteCharges]:
+        """Kite's charges for executed orders, unrounded (POST /charges/orders, the virtual
+        contract note), in the legs' sequence."""
+        if not legs:
+            return []
+        entries = self._call(
+            self.kite.get_virtual_contract_note, [contract_note_params(leg) for leg in legs]
+        )
+        return [contract_note_entry(entry) for entry in entries]
+
+    def instrument_rows(self) -> list[dict[str, str]]:
+        """Today's instrument master (GET /instruments, Kite's CSV dump of every exchange), one
+        dict of strings per instrument with the dump's columns, as the CSV loader reads them."""
+        return [instrument_row(entry) for entry in self._call(self.kite.instruments)]
+
 
 def _entry_time(entry: Mapping[str, Any]) -> datetime:
     return kite_time(entry.get("order_timestamp")) or datetime.min.replace(tzinfo=IST)
@@ -563,3 +618,108 @@ def _trade_number(trade_id: str) -> tuple[int, str]:
     """Orders trades of one second by their number: the exchange numbers them in sequence."""
     number = trade_id.rpartition(":")[2]
     return (int(number), "") if number.isdigit() else (0, number)
+
+
+# --- money before and after the trade: Kite's JSON and CSV read (pure) --------------------------
+
+UNROUNDED = Decimal("0.0000000001")  # Kite's charges come unrounded; kept to 10 places
+
+
+def _money(value: Any) -> Decimal:
+    return kite_decimal(value, PAISA) or Decimal("0.00")
+
+
+def _exact(value: Any) -> Decimal:
+    return kite_decimal(value, UNROUNDED) or Decimal(0)
+
+
+def margin_params(order: Order) -> dict[str, Any]:
+    """One order as /margins/orders and /margins/basket want it (prices 0 when none). The
+    SDK sends JSON, whose numbers are floats: built from the Decimal's own digits."""
+    return {
+        "exchange": order.exchange,
+        "tradingsymbol": order.symbol,
+        "transaction_type": order.side,
+        "variety": VARIETY,
+        "product": order.product,
+        "order_type": order.order_type,
+        "quantity": order.quantity,
+        "price": float(order.price or 0),
+        "trigger_price": float(order.trigger_price or 0),
+    }
+
+
+def order_margin(entry: Mapping[str, Any]) -> OrderMargin:
+    charges = entry.get("charges") or {}
+    return OrderMargin(
+        segment=str(entry.get("type") or "equity"),
+        symbol=str(entry.get("tradingsymbol") or ""),
+        exchange=str(entry.get("exchange") or ""),
+        total=_money(entry.get("total")),
+        span=_money(entry.get("span")),
+        exposure=_money(entry.get("exposure")),
+        option_premium=_money(entry.get("option_premium")),
+        var=_money(entry.get("var")),
+        charges=_money(charges.get("total")),
+    )
+
+
+def available_funds(segment: str, entry: Mapping[str, Any]) -> AvailableFunds:
+    available = entry.get("available") or {}
+    utilised = entry.get("utilised") or {}
+    return AvailableFunds(
+        segment=segment,
+        net=_money(entry.get("net")),
+        cash=_money(available.get("cash")),
+        live_balance=_money(available.get("live_balance")),
+        utilised=_money(utilised.get("debits")),
+    )
+
+
+def contract_note_params(leg: ContractNoteLeg) -> dict[str, Any]:
+    return {
+        "order_id": leg.broker_order_id,
+        "exchange": leg.exchange,
+        "tradingsymbol": leg.symbol,
+        "transaction_type": leg.side,
+        "variety": VARIETY,
+        "product": leg.product,
+        "order_type": leg.order_type,
+        "quantity": leg.quantity,
+        # The SDK sends JSON: a float, from the Decimal's own digits.
+        "average_price": float(leg.average_price),
+    }
+
+
+def contract_note_entry(entry: Mapping[str, Any]) -> ContractNoteCharges:
+    charges = entry.get("charges") or {}
+    gst = charges.get("gst") or {}
+    return ContractNoteCharges(
+        symbol=str(entry.get("tradingsymbol") or ""),
+        exchange=str(entry.get("exchange") or ""),
+        side=str(entry.get("transaction_type") or ""),
+        quantity=int(entry.get("quantity") or 0),
+        brokerage=_exact(charges.get("brokerage")),
+        stt=_exact(charges.get("transaction_tax")),
+        stt_kind=str(charges.get("transaction_tax_type") or ""),
+        exchange_charges=_exact(charges.get("exchange_turnover_charge")),
+        sebi_charges=_exact(charges.get("sebi_turnover_charge")),
+        stamp_duty=_exact(charges.get("stamp_duty")),
+        gst=_exact(gst.get("total")),
+        total=_exact(charges.get("total")),
+    )
+
+
+def _csv_text(value: Any) -> str:
+    """A value the SDK parsed out of the instruments CSV, written back as the CSV had it."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return format(Decimal(str(value)), "f")
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def instrument_row(entry: Mapping[str, Any]) -> dict[str, str]:
+    return {column: _csv_text(value) for column, value in entry.items()}

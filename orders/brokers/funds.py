@@ -99,3 +99,10 @@ class MarginBroker(Protocol):
     def order_margins(self, orders: list[Order]) -> list[OrderMargin]: ...
 
     def available_funds(self, segment: str) -> AvailableFunds: ...
+
+
+@runtime_checkable
+class ContractNoteBroker(Protocol):
+    """A broker that reports its own charges of executed orders."""
+
+    def contract_note_charges(self, legs: list[ContractNoteLeg]) -> list[ContractNoteCharges]: ...

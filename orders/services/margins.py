@@ -87,7 +87,8 @@ def order_margin_verdict(broker, order: Order) -> MarginVerdict:
         margins = broker.order_margins([order])
         if len(margins) != 1:
             raise BrokerError(f"Kite answered {len(margins)} margins for one order")
-        required = margins[0].total
+        # An order that reduces a position may need nothing (Kite counts the positions).
+        required = max(margins[0].total, Decimal("0.00"))
         _funds_refresh(broker, account, segment)
     except BrokerError as error:
         return _api_error(order, error, segment)

@@ -258,3 +258,19 @@ def test_a_burst_from_many_processes_fetches_the_funds_once(kite_server, margin_
     assert statuses.count(OrderStatus.REJECTED) == 3
     assert kite_server.count(*PLACE) == 5
     assert MarginCache.objects.get(segment="equity").reserved == REQUIRED * 5
+
+
+def test_an_order_kite_needs_no_margin_for_passes_with_no_funds(
+    kite_server, margin_check, live_strategy
+):
+    # Kite counts the positions: an order closing one blocks nothing.
+    kite_server.reply(*ORDER_MARGINS, "margins_orders", total=0, var=0)
+    kite_server.reply(*FUNDS, funds("0"))
+    kite_server.reply(*PLACE, "place_order")
+    order = OrderFactory(strategy=live_strategy)
+
+    order_submit(order.pk)
+
+    order.refresh_from_db()
+    assert order.status == OrderStatus.OPEN
+    assert MarginCache.objects.get(segment="equity").reserved == 0

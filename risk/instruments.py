@@ -14,8 +14,9 @@ from decimal import Decimal, InvalidOperation
 from django.db import transaction
 from django.utils import timezone
 
-from orders.brokers import BrokerError
+from orders.brokers import BrokerError, BrokerUnavailable, KiteBroker
 from orders.enums import Exchange
+from orders.models import BrokerAccount
 from risk.models import Instrument, InstrumentRefresh, InstrumentType
 
 logger = logging.getLogger("oms.instruments")
@@ -168,6 +169,17 @@ def instruments_load(
 TRADED_EXCHANGES = frozenset(Exchange.values)
 SKIPPED_SEGMENTS = frozenset({"INDICES"})
 DETAIL_LIMIT = 200  # instruments listed per kind of change in a refresh's details
+
+
+def dump_broker() -> KiteBroker | None:
+    """Kite through any active account with a session today (the dump is the same for every
+    account); None when no account has one."""
+    for account in BrokerAccount.objects.filter(is_active=True).order_by("pk"):
+        try:
+            return KiteBroker.for_account(account)
+        except BrokerUnavailable:
+            continue
+    return None
 
 
 def _key(instrument) -> str:

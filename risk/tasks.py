@@ -4,11 +4,10 @@ import logging
 
 from procrastinate.contrib.django import app
 
-from orders.brokers import BrokerUnavailable, KiteBroker
 from orders.services.broker_accounts import broker_sessions_alert
 from positions.models import ReconciliationIssue
 from risk import jobs
-from risk.instruments import instruments_refresh
+from risk.instruments import dump_broker, instruments_refresh
 from risk.kill_switch import kill_switch_on_critical_issue
 from risk.monitors import risk_monitor as run_risk_monitor
 
@@ -45,11 +44,10 @@ def broker_sessions(timestamp: int) -> None:
 @app.task(name="risk.instruments_refresh", queue="operations", queueing_lock="instruments")
 def instruments_refresh_morning(timestamp: int) -> None:
     """Before the open: the instrument master refreshed from Kite's instruments dump (what
-    changed is kept in InstrumentRefresh, visible in the admin). A desk without Kite
-    credentials (paper only) keeps the master it loaded from a file."""
-    try:
-        broker = KiteBroker.from_settings()
-    except BrokerUnavailable as error:
-        logger.warning("instrument refresh skipped: %s", error)
+    changed is kept in InstrumentRefresh, visible in the admin). A desk with no Kite account
+    logged in yet (or paper only) keeps the master it has."""
+    broker = dump_broker()
+    if broker is None:
+        logger.warning("instrument refresh skipped: no Kite account has a session today")
         return
     instruments_refresh(broker)

@@ -54,11 +54,13 @@ def serve_margins(kite_server, *, net: str = "99725.05", orders: int = 1) -> Non
 # --- the adapter ----------------------------------------------------------------------------
 
 
-def test_order_margins_are_read_from_kites_json_as_decimals(kite_server, live_strategy):
+def test_order_margins_are_read_from_kites_json_as_decimals(
+    kite_server, kite_account, live_strategy
+):
     kite_server.reply(*ORDER_MARGINS, "margins_orders")
     order = OrderFactory(strategy=live_strategy)
 
-    [margin] = KiteBroker.from_settings().order_margins([order])
+    [margin] = KiteBroker.for_account(kite_account).order_margins([order])
 
     assert margin.total == REQUIRED
     assert margin.var == REQUIRED
@@ -80,10 +82,10 @@ def test_order_margins_are_read_from_kites_json_as_decimals(kite_server, live_st
     ]
 
 
-def test_available_funds_are_the_segments_net(kite_server, db):
+def test_available_funds_are_the_segments_net(kite_server, kite_account):
     kite_server.reply(*FUNDS, "margins_user")
 
-    equity = KiteBroker.from_settings().available_funds("equity")
+    equity = KiteBroker.for_account(kite_account).available_funds("equity")
 
     assert equity == AvailableFunds(
         segment="equity",
@@ -94,11 +96,13 @@ def test_available_funds_are_the_segments_net(kite_server, db):
     )
 
 
-def test_basket_margins_give_the_hedged_total_and_each_leg(kite_server, live_strategy):
+def test_basket_margins_give_the_hedged_total_and_each_leg(
+    kite_server, kite_account, live_strategy
+):
     kite_server.reply(*BASKET, "margins_basket")
     legs = [OrderFactory(strategy=live_strategy), OrderFactory(strategy=live_strategy)]
 
-    basket = KiteBroker.from_settings().basket_margins(legs)
+    basket = KiteBroker.for_account(kite_account).basket_margins(legs)
 
     assert basket.initial == Decimal("197710.60")
     assert basket.final == Decimal("81520.60")
@@ -231,11 +235,11 @@ def test_paper_orders_are_not_margin_checked(kite_server, margin_check, db):
     assert kite_server.sent == []  # the fixture also fails on any request to Kite
 
 
-def test_the_check_can_be_turned_off(kite_server, margin_check, live_strategy):
+def test_the_check_can_be_turned_off(kite_server, kite_account, margin_check, live_strategy):
     margin_check.OMS_MARGIN_CHECK_ENABLED = False
     order = OrderFactory(strategy=live_strategy, status=OrderStatus.SUBMITTED)
 
-    verdict = order_margin_verdict(KiteBroker.from_settings(), order)
+    verdict = order_margin_verdict(KiteBroker.for_account(kite_account), order)
 
     assert verdict.send
     assert kite_server.sent == []

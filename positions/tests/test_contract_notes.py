@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 
 from orders.enums import OrderSide, OrderStatus, StrategyMode
 from orders.services.fills import fill_apply
-from orders.tests import conftest as kite_settings
+from orders.tests.conftest import kite_account_create
 from orders.tests.factories import OrderFactory, StrategyFactory
 from orders.tests.fake_kite import FakeKiteServer
 from positions.contract_notes import contract_notes_check, kite_rounded
@@ -23,12 +23,15 @@ DAY = date(2026, 11, 30)
 
 
 @pytest.fixture
-def kite_server(settings):
+def kite_account(db):
+    return kite_account_create()
+
+
+@pytest.fixture
+def kite_server(settings, kite_account):
+    """As the orders tests': a fake Kite and a LIVE desk's account logged in to it."""
     server = FakeKiteServer().start()
     settings.KITE_API_ROOT = server.root
-    settings.KITE_API_KEY = kite_settings.KITE_API_KEY
-    settings.KITE_ACCESS_TOKEN = kite_settings.KITE_ACCESS_TOKEN
-    settings.KITE_API_SECRET = kite_settings.KITE_API_SECRET
     yield server
     server.stop()
     assert not server.unexpected, f"requests Kite was not expected to get: {server.unexpected}"

@@ -9,7 +9,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from orders.brokers import KiteBroker
-from orders.tests import conftest as kite_settings
+from orders.tests.conftest import kite_account_create
 from orders.tests.fake_kite import FakeKiteServer
 from risk.instruments import instruments_refresh
 from risk.models import Instrument, InstrumentRefresh
@@ -21,21 +21,24 @@ DUMP = ("GET", "/instruments")
 
 
 @pytest.fixture
-def kite_server(settings):
+def kite_account(db):
+    return kite_account_create()
+
+
+@pytest.fixture
+def kite_server(settings, kite_account):
+    """As the orders tests': a fake Kite and a LIVE desk's account logged in to it."""
     server = FakeKiteServer().start()
     settings.KITE_API_ROOT = server.root
-    settings.KITE_API_KEY = kite_settings.KITE_API_KEY
-    settings.KITE_ACCESS_TOKEN = kite_settings.KITE_ACCESS_TOKEN
-    settings.KITE_API_SECRET = kite_settings.KITE_API_SECRET
     yield server
     server.stop()
     assert not server.unexpected, f"requests Kite was not expected to get: {server.unexpected}"
 
 
-def test_the_refresh_applies_the_dump_and_keeps_what_changed(kite_server):
+def test_the_refresh_applies_the_dump_and_keeps_what_changed(kite_server, kite_account):
     kite_server.reply_csv(*DUMP, "instruments_dump")
 
-    refresh = instruments_refresh(KiteBroker.from_settings())
+    refresh = instruments_refresh(KiteBroker.for_account(kite_account))
 
     assert refresh.error == ""
     assert refresh.succeeded
@@ -65,9 +68,9 @@ def test_the_refresh_applies_the_dump_and_keeps_what_changed(kite_server):
     assert kite_server.count(*DUMP) == 1
 
 
-def test_the_same_dump_twice_changes_nothing_the_second_time(kite_server):
+def test_the_same_dump_twice_changes_nothing_the_second_time(kite_server, kite_account):
     kite_server.reply_csv(*DUMP, "instruments_dump")
-    broker = KiteBroker.from_settings()
+    broker = KiteBroker.for_account(kite_account)
 
     instruments_refresh(broker)
     second = instruments_refresh(broker)
@@ -81,11 +84,11 @@ def test_the_same_dump_twice_changes_nothing_the_second_time(kite_server):
     assert InstrumentRefresh.objects.count() == 2
 
 
-def test_a_broker_error_changes_nothing_and_is_recorded(kite_server):
+def test_a_broker_error_changes_nothing_and_is_recorded(kite_server, kite_account):
     kite_server.reply(*DUMP, "error_network", http_status=503)
     before = list(Instrument.objects.values_list("tradingsymbol", "exchange", "tradable"))
 
-    refresh = instruments_refresh(KiteBroker.from_settings())
+    refresh = instruments_refresh(KiteBroker.for_account(kite_account))
 
     assert "Gateway timed out" in refresh.error
     assert not refresh.succeeded
@@ -103,19 +106,19 @@ def test_the_morning_job_refreshes_and_the_command_prints_the_summary(kite_serve
     assert "instrument refresh: 18 instruments: 0 added, 0 removed" in out
 
 
-def test_without_kite_credentials_the_job_skips_and_the_command_says_why(settings):
-    settings.KITE_API_KEY = ""
+def test_without_a_kite_session_the_job_skips_and_the_command_says_why():
+    kite_account_create(access_token="")
 
     instruments_refresh_morning(0)
 
     assert not InstrumentRefresh.objects.exists()
-    with pytest.raises(CommandError, match="KITE_API_KEY"):
+    with pytest.raises(CommandError, match="no Kite account has a session today"):
         call_command("refresh_instruments")
 
 
-def test_the_admin_lists_the_refreshes(kite_server, admin_client):
+def test_the_admin_lists_the_refreshes(kite_server, kite_account, admin_client):
     kite_server.reply_csv(*DUMP, "instruments_dump")
-    instruments_refresh(KiteBroker.from_settings())
+    instruments_refresh(KiteBroker.for_account(kite_account))
 
     response = admin_client.get("/admin/risk/instrumentrefresh/")
 

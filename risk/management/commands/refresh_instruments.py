@@ -1,7 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from orders.brokers import BrokerUnavailable, KiteBroker
-from risk.instruments import instruments_refresh, refresh_summary
+from risk.instruments import dump_broker, instruments_refresh, refresh_summary
 
 
 class Command(BaseCommand):
@@ -11,10 +10,9 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options):
-        try:
-            broker = KiteBroker.from_settings()
-        except BrokerUnavailable as error:
-            raise CommandError(str(error)) from None
+        broker = dump_broker()
+        if broker is None:
+            raise CommandError("no Kite account has a session today: log in (Connect Kite)")
         refresh = instruments_refresh(broker)
         if refresh.error:
             raise CommandError(f"instrument refresh {refresh_summary(refresh)}")

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("risk", "0011_roles_see_login_attempts"),
+        ("risk", "0012_roles_broker_accounts"),
     ]
 
     operations = [

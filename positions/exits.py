@@ -31,6 +31,7 @@ from django.utils import timezone
 from orders.domain import OrderRequest, OrderResult
 from orders.enums import EventSource, OrderSide, OrderStatus, OrderType
 from orders.models import Order
+from orders.money import PAISA
 from orders.services import OrderThrottled, order_place
 from positions.models import Position
 from positions.selectors import marks_stale_before, price_age, price_is_stale
@@ -195,7 +196,7 @@ def position_exit_reason(position: Position, *, stale_before=None) -> ExitKind |
             logger.warning(
                 "position %s: exit not fired on a stale mark %s (%s old, over %ss)",
                 position.pk,
-                position.last_price,
+                position.last_price.quantize(PAISA),
                 price_age(position.last_price_at),
                 settings.OMS_MARK_STALE_SECONDS,
             )

@@ -396,8 +396,8 @@ def _price_stale(ctx: Context) -> list[Violation]:
             "price_stale",
             "price",
             f"{request.order_type} order for {request.symbol}: the last price "
-            f"{ctx.stale_price} is {price_age(ctx.stale_price_at)} old, stale beyond "
-            f"{settings.OMS_MARK_STALE_SECONDS}s (OMS_MARK_STALE_SECONDS): its value is "
+            f"{ctx.stale_price.quantize(PAISA)} is {price_age(ctx.stale_price_at)} old, stale "
+            f"beyond {settings.OMS_MARK_STALE_SECONDS}s (OMS_MARK_STALE_SECONDS): its value is "
             "unknown until market data is fresh again; send a LIMIT price",
         )
     ]

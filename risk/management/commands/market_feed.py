@@ -30,10 +30,16 @@ class Command(BaseCommand):
         except BrokerUnavailable as error:
             raise CommandError(str(error)) from None
         stop = threading.Event()
+        previous = {}
         if threading.current_thread() is threading.main_thread():
+            # A stop ends the pass under way, then closes the socket.
             for signum in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(signum, lambda *_: stop.set())
-        report = feed_run(broker, seconds=seconds, stop=stop)
+                previous[signum] = signal.signal(signum, lambda *_: stop.set())
+        try:
+            report = feed_run(broker, seconds=seconds, stop=stop)
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
         self.stdout.write(
             f"market feed: {report.batches} batches, {report.prices} prices "
             f"({report.ticked} ticked, {report.polled} polled in {report.polls} polls), "

@@ -1,0 +1,397 @@
+"""The market feed against a fake Kite: a real WebSocket ticker on 127.0.0.1 sending Kite's
+binary ltp packets (orders/tests/fake_kite_ticker.py) and the fake Kite HTTP server for ltp().
+
+The feed's passes run in the test's thread (MarketFeed.step, or the command), so they see the
+test's transaction; the socket lives in twisted's reactor thread, as in production.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import timedelta
+from decimal import Decimal
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.utils import timezone
+
+from orders import jobs
+from orders.brokers.base import BrokerUnavailable
+from orders.brokers.kite import KiteBroker, KiteFeed
+from orders.enums import OrderStatus, OrderType, StrategyMode
+from orders.models import Order
+from orders.tests.factories import OrderFactory, StrategyFactory
+from orders.tests.fake_kite import FakeKiteServer, recorded
+from orders.tests.fake_kite_ticker import FakeKiteTicker
+from positions.models import Position
+from positions.selectors import instruments_to_follow, marks_health
+from positions.tests.factories import PositionFactory
+from risk.market_feed import MarketFeed
+from risk.monitors import market_tick
+from risk.tests.factories import order_request
+
+pytestmark = pytest.mark.django_db
+
+INFY, RELIANCE, TCS = 408065, 738561, 2953217
+KITE_API_KEY = "kite-key"
+KITE_ACCESS_TOKEN = "kite-access-token-0123456789"
+
+
+@pytest.fixture
+def kite_server(settings):
+    """The fake Kite HTTP server, with a LIVE desk's settings pointed at it."""
+    server = FakeKiteServer().start()
+    settings.KITE_API_ROOT = server.root
+    settings.KITE_API_KEY = KITE_API_KEY
+    settings.KITE_ACCESS_TOKEN = KITE_ACCESS_TOKEN
+    settings.KITE_API_SECRET = "kite-api-secret"
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def ticker(settings):
+    server = FakeKiteTicker().start()
+    settings.KITE_TICKER_ROOT = server.root
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def feed_settings(settings, clock):
+    """A session morning (10:00 IST on a trading day), quick passes and polls."""
+    clock("2026-01-14 10:00")
+    settings.OMS_MARKET_FEED_FLUSH_SECONDS = 0.1
+    settings.OMS_MARKET_FEED_REFRESH_SECONDS = 0.2
+    settings.OMS_MARKET_FEED_POLL_SECONDS = 1.0
+    settings.OMS_MARKET_FEED_RULES_SECONDS = 0.5
+    settings.OMS_MARK_STALE_SECONDS = 30
+    settings.OMS_MARKET_FEED_WATCH = []
+    return settings
+
+
+@pytest.fixture
+def live(db):
+    return StrategyFactory(name="Live momentum", mode=StrategyMode.LIVE)
+
+
+@pytest.fixture
+def market(kite_server, ticker, feed_settings):
+    """The feed of the desk's Kite user, connected to the fake ticker; closed at the end."""
+    broker = KiteBroker.from_settings()
+    feed = KiteFeed.for_broker(broker)
+    market = MarketFeed(broker, feed)
+    feed.connect()
+    yield market
+    feed.close()
+
+
+def run_until(market: MarketFeed, condition, timeout: float = 15.0) -> bool:
+    """Run the feed's passes until ``condition()`` holds (False after ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        market.step(time.monotonic())
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def mark_of(position) -> Decimal | None:
+    position.refresh_from_db()
+    return position.last_price
+
+
+def exits_of(position) -> list[Order]:
+    return list(Order.objects.filter(closes_position=position).order_by("pk"))
+
+
+# --- what the feed follows -----------------------------------------------------------------------
+
+
+def test_the_feed_follows_live_positions_live_orders_stop_orders_and_the_watch_list(live):
+    paper = StrategyFactory(mode=StrategyMode.PAPER)
+    PositionFactory(strategy=live, symbol="INFY")
+    PositionFactory(
+        strategy=live,
+        symbol="ITC",
+        opened_at=timezone.now() - timedelta(hours=1),
+        closed_at=timezone.now(),
+        quantity=0,
+    )
+    PositionFactory(strategy=paper, symbol="SBIN")  # a paper book: its own business
+    OrderFactory(strategy=live, symbol="TCS", status=OrderStatus.OPEN)
+    OrderFactory(strategy=live, symbol="LT", status=OrderStatus.CANCELLED)
+    OrderFactory(
+        strategy=paper,
+        symbol="HDFCBANK",
+        status=OrderStatus.TRIGGER_PENDING,
+        order_type=OrderType.SL_M,
+        price=None,
+        trigger_price=Decimal("1500.00"),
+    )
+    OrderFactory(strategy=paper, symbol="KOTAKBANK", status=OrderStatus.OPEN)  # paper LIMIT
+
+    followed = instruments_to_follow(watch=["NFO:NIFTY26DECFUT", "nse:reliance", "NSE:NOSUCH"])
+
+    assert followed == {
+        INFY: ("INFY", "NSE"),
+        TCS: ("TCS", "NSE"),
+        341249: ("HDFCBANK", "NSE"),
+        13238786: ("NIFTY26DECFUT", "NFO"),
+        RELIANCE: ("RELIANCE", "NSE"),
+    }
+
+
+# --- ticks ------------------------------------------------------------------------------------
+
+
+def test_ticks_mark_a_live_position_and_fire_its_stop_loss(market, ticker, live):
+    position = PositionFactory(
+        strategy=live,
+        symbol="INFY",
+        quantity=10,
+        average_price=Decimal("1100.00"),
+        stop_loss=Decimal("1080.00"),
+    )
+    ticker.price(INFY, "1090.00")
+
+    assert run_until(market, lambda: mark_of(position) == Decimal("1090.00"))
+    assert ticker.subscribed == {INFY: "ltp"}  # in ltp mode, nothing else
+    assert ticker.query[-1] == {"api_key": KITE_API_KEY, "access_token": KITE_ACCESS_TOKEN}
+    assert position.last_price_at > timezone.now() - timedelta(seconds=5)
+    assert position.unrealized_pnl == Decimal("-100.00")
+    assert exits_of(position) == []
+
+    ticker.price(INFY, "1075.50")
+    assert run_until(market, lambda: exits_of(position))
+
+    (exit_order,) = exits_of(position)
+    assert (exit_order.side, exit_order.quantity, exit_order.order_type) == ("SELL", 10, "MARKET")
+    assert exit_order.status == OrderStatus.PENDING  # accepted, queued for Kite
+    assert mark_of(position) == Decimal("1075.50")
+    assert market.report.ticked >= 2 and market.report.polls == 0
+
+
+def test_the_feed_subscribes_and_unsubscribes_as_the_book_changes(market, ticker, live):
+    position = PositionFactory(strategy=live, symbol="INFY")
+    assert run_until(market, lambda: set(ticker.subscribed) == {INFY})
+
+    order = OrderFactory(strategy=live, symbol="TCS", status=OrderStatus.OPEN)
+    assert run_until(market, lambda: set(ticker.subscribed) == {INFY, TCS})
+
+    Position.objects.filter(pk=position.pk).update(closed_at=timezone.now(), quantity=0)
+    Order.objects.filter(pk=order.pk).update(status=OrderStatus.CANCELLED)
+    assert run_until(market, lambda: ticker.subscribed == {})
+
+
+def test_a_dropped_socket_falls_back_to_ltp_polling_until_the_ticker_is_back(
+    market, ticker, kite_server, live
+):
+    position = PositionFactory(strategy=live, symbol="INFY", average_price=Decimal("1000.00"))
+    kite_server.reply("GET", "/quote/ltp", "quote_ltp")  # INFY at 1074.35
+    ticker.price(INFY, "1090.00")
+    assert run_until(market, lambda: mark_of(position) == Decimal("1090.00"))
+    assert kite_server.count("GET", "/quote/ltp") == 0  # no polling while ticks flow
+
+    ticker.drop()
+    assert run_until(market, lambda: mark_of(position) == Decimal("1074.35"))
+    assert not market.feed.connected
+    (poll,) = [r for r in kite_server.sent if r.path == "/quote/ltp"][:1]
+    assert poll.params == {"i": "NSE:INFY"}
+    assert poll.headers["Authorization"] == f"token {KITE_API_KEY}:{KITE_ACCESS_TOKEN}"
+    # Kite's quote rate: polls at least a second apart.
+    assert run_until(market, lambda: kite_server.count("GET", "/quote/ltp") >= 2)
+
+    ticker.price(INFY, "1095.00")
+    ticker.resume()
+    assert run_until(market, lambda: mark_of(position) == Decimal("1095.00"), timeout=20)
+    assert market.feed.connected and market.report.connections == 2
+    polls = kite_server.count("GET", "/quote/ltp")
+    run_until(market, lambda: False, timeout=1.5)
+    assert kite_server.count("GET", "/quote/ltp") == polls  # ticks again, no more polls
+    assert ticker.subscribed == {INFY: "ltp"}  # subscribed again on the new socket
+
+
+def test_ltp_spends_the_quote_rate_and_reads_decimal_prices(kite_server, feed_settings):
+    kite_server.reply("GET", "/quote/ltp", "quote_ltp")
+    broker = KiteBroker.from_settings()
+
+    prices = broker.ltp(["NSE:INFY", "NSE:RELIANCE"])
+
+    assert prices == {"NSE:INFY": Decimal("1074.35"), "NSE:RELIANCE": Decimal("2450.55")}
+    with pytest.raises(BrokerUnavailable, match=r"quote rate \(1/s\)") as refused:
+        broker.ltp(["NSE:INFY"])  # within the same second: not sent
+    assert 0 < refused.value.retry_in <= 1
+    assert kite_server.count("GET", "/quote/ltp") == 1
+
+
+def test_an_order_update_on_the_socket_defers_a_confirmation(market, ticker, live):
+    order = OrderFactory(strategy=live, status=OrderStatus.OPEN, broker_order_id="260401000123456")
+    assert run_until(market, lambda: set(ticker.subscribed) == {RELIANCE})
+
+    ticker.send_order_update(recorded("postback_open"))
+    assert run_until(market, lambda: market.report.order_updates == 1)
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT args FROM procrastinate_jobs WHERE task_name = %s", [jobs.CONFIRM])
+        assert [json.loads(row[0]) for row in cursor.fetchall()] == [{"order_id": order.pk}]
+
+
+def test_the_command_runs_for_a_bounded_time_and_closes_a_crossed_position(
+    kite_server, ticker, feed_settings, live
+):
+    position = PositionFactory(
+        strategy=live,
+        symbol="INFY",
+        quantity=-5,
+        average_price=Decimal("1000.00"),
+        take_profit=Decimal("990.00"),
+    )
+    ticker.price(INFY, "985.00")
+    out = StringIO()
+
+    call_command("market_feed", "--seconds", "3", stdout=out)
+
+    assert mark_of(position) == Decimal("985.00")
+    (exit_order,) = exits_of(position)
+    assert (exit_order.side, exit_order.quantity) == ("BUY", 5)
+    assert "1 connections" in out.getvalue()
+
+
+# --- stale marks ------------------------------------------------------------------------------
+
+
+def _age(position, seconds: int) -> None:
+    Position.objects.filter(pk=position.pk).update(
+        last_price_at=timezone.now() - timedelta(seconds=seconds)
+    )
+
+
+def test_a_stale_mark_fires_no_exit_and_a_fresh_one_does(live, feed_settings, caplog):
+    from positions.exits import positions_check_exits
+    from positions.services import positions_mark
+
+    position = PositionFactory(
+        strategy=live,
+        symbol="INFY",
+        average_price=Decimal("1100.00"),
+        stop_loss=Decimal("1080.00"),
+    )
+    positions_mark([("INFY", "NSE", Decimal("1070.00"))])
+    _age(position, 45)
+
+    assert positions_check_exits() == []
+    assert exits_of(position) == []
+    assert "exit not fired on a stale mark 1070.00 (45s old, over 30s)" in caplog.text
+
+    positions_mark([("INFY", "NSE", Decimal("1071.00"))])
+    (result,) = positions_check_exits()
+    assert result.orders[0].accepted
+
+
+def test_outside_the_session_no_mark_is_stale(live, feed_settings, clock):
+    from positions.exits import positions_check_exits
+    from positions.services import positions_mark
+
+    clock("2026-01-14 16:00")
+    position = PositionFactory(strategy=live, symbol="INFY", stop_loss=Decimal("90.00"))
+    positions_mark([("INFY", "NSE", Decimal("85.00"))])
+    _age(position, 3600)
+
+    assert marks_health().stale == 0
+    (result,) = positions_check_exits()  # the check fires it (the exchange takes it later)
+    assert result.position == position
+
+
+def test_a_market_order_of_a_live_strategy_on_a_stale_price_is_refused(live, feed_settings):
+    from orders.services import order_place
+    from positions.models import MarketPrice
+    from positions.services import market_prices_update
+
+    PositionFactory(strategy=live, symbol="INFY", quantity=10)
+    market_prices_update([("INFY", "NSE", Decimal("1074.35"))])
+    MarketPrice.objects.filter(symbol="INFY").update(
+        updated_at=timezone.now() - timedelta(seconds=90)
+    )
+
+    opening = order_place(
+        order_request(live, symbol="INFY", order_type="MARKET", quantity=5), actor="test"
+    )
+    closing = order_place(
+        order_request(live, symbol="INFY", order_type="MARKET", side="SELL", quantity=10),
+        actor="test",
+    )
+    limit = order_place(
+        order_request(live, symbol="INFY", order_type="LIMIT", price="1074.00"), actor="test"
+    )
+
+    assert opening.status == OrderStatus.REJECTED
+    (violation,) = opening.violations
+    assert violation.code == "price_stale"
+    assert "the last price 1074.35 is 90s old, stale beyond 30s" in violation.message
+    assert closing.accepted  # an exit must go out
+    assert limit.accepted  # its own price values it
+
+    market_prices_update([("INFY", "NSE", Decimal("1074.40"))])  # fresh again
+    again = order_place(
+        order_request(live, symbol="INFY", order_type="MARKET", quantity=5), actor="test"
+    )
+    assert again.accepted
+
+
+def test_health_counts_stale_marks_and_the_loss_rule_keeps_the_last_figures(live, feed_settings):
+    from positions.services import positions_mark
+    from risk.selectors import day_pnl
+
+    PositionFactory(strategy=live, symbol="INFY", average_price=Decimal("100.00"))
+    stale = PositionFactory(strategy=live, symbol="TCS", average_price=Decimal("100.00"))
+    PositionFactory(strategy=live, symbol="SBIN")  # never marked: stale too
+    PositionFactory(symbol="ITC")  # PAPER: its marks are its own business
+    positions_mark([("INFY", "NSE", Decimal("101.00")), ("TCS", "NSE", Decimal("90.00"))])
+    _age(stale, 40)
+
+    health = marks_health()
+
+    assert (health.stale, health.open_positions, health.degraded) == (2, 3, True)
+    assert health.newest_age < 5
+    # The stale mark's unrealized PnL is the last a fresh price gave: the loss rules keep it.
+    assert day_pnl(live).unrealized == Decimal("10.00") + Decimal("-100.00")
+
+
+def test_ticks_stopping_leave_marks_stale(market, ticker, live, feed_settings):
+    from orders.services import order_place
+
+    feed_settings.OMS_MARK_STALE_SECONDS = 1
+    position = PositionFactory(strategy=live, symbol="INFY")
+    ticker.price(INFY, "1090.00")
+    assert run_until(market, lambda: mark_of(position) == Decimal("1090.00"))
+    assert marks_health().stale == 0
+
+    ticker.price(INFY, None)  # the socket stays up, the ticks stop
+    assert run_until(market, lambda: marks_health().stale == 1, timeout=5)
+    refused = order_place(
+        order_request(live, symbol="INFY", order_type="MARKET", quantity=1), actor="test"
+    )
+    assert [v.code for v in refused.violations] == ["price_stale"]
+
+
+# --- paper strategies' own prices ------------------------------------------------------------
+
+
+def test_a_paper_strategys_own_price_never_moves_a_live_position(market, ticker, live):
+    paper = StrategyFactory(mode=StrategyMode.PAPER)
+    live_position = PositionFactory(strategy=live, symbol="INFY", stop_loss=Decimal("50.00"))
+    paper_position = PositionFactory(strategy=paper, symbol="INFY")
+
+    market_tick([("INFY", "NSE", Decimal("40.00"))], strategy=paper)  # the paper's own price
+
+    assert mark_of(paper_position) == Decimal("40.00")
+    assert mark_of(live_position) is None and exits_of(live_position) == []
+
+    ticker.price(INFY, "1090.00")
+    assert run_until(market, lambda: mark_of(live_position) == Decimal("1090.00"))
+    assert mark_of(paper_position) == Decimal("40.00")  # it sees its own price only

@@ -23,14 +23,18 @@ from orders.brokers.base import BrokerUnavailable
 from orders.brokers.kite import KiteBroker, KiteFeed
 from orders.enums import OrderStatus, OrderType, StrategyMode
 from orders.models import Order
+from orders.services import order_place
 from orders.tests.factories import OrderFactory, StrategyFactory
 from orders.tests.fake_kite import FakeKiteServer, recorded
 from orders.tests.fake_kite_ticker import FakeKiteTicker
-from positions.models import Position
+from positions.exits import positions_check_exits
+from positions.models import MarketPrice, Position
 from positions.selectors import instruments_to_follow, marks_health
+from positions.services import market_prices_update, positions_mark, strategy_prices_update
 from positions.tests.factories import PositionFactory
 from risk.market_feed import MarketFeed
 from risk.monitors import market_tick
+from risk.selectors import day_pnl
 from risk.tests.factories import order_request
 
 pytestmark = pytest.mark.django_db
@@ -272,8 +276,6 @@ def _age(position, seconds: int) -> None:
 
 
 def test_a_stale_mark_fires_no_exit_and_a_fresh_one_does(live, feed_settings, caplog):
-    from positions.exits import positions_check_exits
-    from positions.services import positions_mark
 
     position = PositionFactory(
         strategy=live,
@@ -294,8 +296,6 @@ def test_a_stale_mark_fires_no_exit_and_a_fresh_one_does(live, feed_settings, ca
 
 
 def test_outside_the_session_no_mark_is_stale(live, feed_settings, clock):
-    from positions.exits import positions_check_exits
-    from positions.services import positions_mark
 
     clock("2026-01-14 16:00")
     position = PositionFactory(strategy=live, symbol="INFY", stop_loss=Decimal("90.00"))
@@ -303,14 +303,12 @@ def test_outside_the_session_no_mark_is_stale(live, feed_settings, clock):
     _age(position, 3600)
 
     assert marks_health().stale == 0
-    (result,) = positions_check_exits()  # the check fires it (the exchange takes it later)
+    # The monitor asks for the exit (the validator then refuses it: the market is closed).
+    (result,) = positions_check_exits()
     assert result.position == position
 
 
 def test_a_market_order_of_a_live_strategy_on_a_stale_price_is_refused(live, feed_settings):
-    from orders.services import order_place
-    from positions.models import MarketPrice
-    from positions.services import market_prices_update
 
     PositionFactory(strategy=live, symbol="INFY", quantity=10)
     market_prices_update([("INFY", "NSE", Decimal("1074.35"))])
@@ -344,8 +342,6 @@ def test_a_market_order_of_a_live_strategy_on_a_stale_price_is_refused(live, fee
 
 
 def test_health_counts_stale_marks_and_the_loss_rule_keeps_the_last_figures(live, feed_settings):
-    from positions.services import positions_mark
-    from risk.selectors import day_pnl
 
     PositionFactory(strategy=live, symbol="INFY", average_price=Decimal("100.00"))
     stale = PositionFactory(strategy=live, symbol="TCS", average_price=Decimal("100.00"))
@@ -363,7 +359,6 @@ def test_health_counts_stale_marks_and_the_loss_rule_keeps_the_last_figures(live
 
 
 def test_ticks_stopping_leave_marks_stale(market, ticker, live, feed_settings):
-    from orders.services import order_place
 
     feed_settings.OMS_MARK_STALE_SECONDS = 1
     position = PositionFactory(strategy=live, symbol="INFY")
@@ -395,3 +390,27 @@ def test_a_paper_strategys_own_price_never_moves_a_live_position(market, ticker,
     ticker.price(INFY, "1090.00")
     assert run_until(market, lambda: mark_of(live_position) == Decimal("1090.00"))
     assert mark_of(paper_position) == Decimal("40.00")  # it sees its own price only
+
+
+def test_the_time_of_a_price_is_the_time_of_the_price_the_strategy_sees(live):
+    paper = StrategyFactory(mode=StrategyMode.PAPER)
+    market_prices_update([("INFY", "NSE", Decimal("1074.35"))])
+    MarketPrice.objects.filter(symbol="INFY").update(
+        updated_at=timezone.now() - timedelta(minutes=5)
+    )
+    strategy_prices_update([("INFY", "NSE", Decimal("1070.00"))], strategy=paper)
+
+    def seen(strategy):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT oms_last_price(%s, 'INFY', 'NSE'), oms_last_price_at(%s, 'INFY', 'NSE')",
+                [strategy.pk, strategy.pk],
+            )
+            return cursor.fetchone()
+
+    market_price = MarketPrice.objects.get(symbol="INFY")
+    own_price_at = timezone.now()
+    assert seen(live) == (Decimal("1074.35"), market_price.updated_at)
+    assert seen(StrategyFactory()) == (Decimal("1074.35"), market_price.updated_at)
+    price, at = seen(paper)  # its own price, and when it posted it
+    assert price == Decimal("1070.00") and abs(at - own_price_at) < timedelta(seconds=5)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Case, IntegerField, Value, When
+from django.db.models import BooleanField, Case, IntegerField, Q, Value, When
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -37,6 +37,7 @@ from positions.models import (
     ReconciliationIssue,
     Severity,
 )
+from positions.selectors import marks_stale_before
 from positions.services import (
     AUTO_FIXABLE,
     PositionError,
@@ -152,6 +153,22 @@ class PositionAdmin(LargeTableAdmin):
         ("Life", {"fields": (("opened_at", "closed_at"), "exit_order", "updated_at")}),
     )
 
+    def get_queryset(self, request):
+        # A LIVE position's stale mark (positions.selectors: the one rule), flagged in "last".
+        stale_before = marks_stale_before()
+        stale = Q(strategy__mode="LIVE", closed_at__isnull=True) & (
+            Q(last_price_at__isnull=True) | Q(last_price_at__lt=stale_before)
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                mark_stale=Case(When(stale, then=True), default=False, output_field=BooleanField())
+                if stale_before is not None
+                else Value(False)
+            )
+        )
+
     def get_readonly_fields(self, request, obj=None):
         fields = ["summary", *(f.name for f in Position._meta.fields)]
         if obj is not None and obj.is_open and self.has_change_permission(request, obj):
@@ -201,10 +218,18 @@ class PositionAdmin(LargeTableAdmin):
 
     @admin.display(description="last price (marked at)")
     def last(self, position):
+        stale = (
+            badge("STALE", "amber", title="no fresh price: exits wait")
+            if getattr(position, "mark_stale", False)
+            else ""
+        )
         if position.last_price_at is None:
-            return price(position.last_price)
+            return format_html("{} {}", price(position.last_price), stale)
         return format_html(
-            "{} <small>{}</small>", price(position.last_price), local_time(position.last_price_at)
+            "{} <small>{}</small> {}",
+            price(position.last_price),
+            local_time(position.last_price_at),
+            stale,
         )
 
     @admin.display(description="unrealized")

@@ -182,7 +182,8 @@ def marks_stale_before(now: datetime | None = None) -> datetime | None:
     """The instant before which a LIVE strategy's price is stale now; None: none is (the market
     is shut, or OMS_MARK_STALE_SECONDS is 0)."""
     age = settings.OMS_MARK_STALE_SECONDS
-    if not age or not calendar.market_is_open(now):
+    # The session's hours first: the trading day may cost a query (staff holidays).
+    if not age or not calendar.in_session(calendar.ist(now)) or not calendar.market_is_open(now):
         return None
     return timezone.now() - timedelta(seconds=age)
 

@@ -414,3 +414,14 @@ def test_the_time_of_a_price_is_the_time_of_the_price_the_strategy_sees(live):
     assert seen(StrategyFactory()) == (Decimal("1074.35"), market_price.updated_at)
     price, at = seen(paper)  # its own price, and when it posted it
     assert price == Decimal("1070.00") and abs(at - own_price_at) < timedelta(seconds=5)
+
+
+def test_without_kite_credentials_the_command_waits_idle(settings):
+    settings.KITE_API_KEY = ""
+    out = StringIO()
+
+    started = time.monotonic()
+    call_command("market_feed", "--seconds", "0.5", stdout=out)
+
+    assert 0.4 < time.monotonic() - started < 5
+    assert "Kite is not configured" in out.getvalue()

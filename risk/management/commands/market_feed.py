@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
+import time
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
 from orders.brokers.base import BrokerUnavailable
 from orders.brokers.kite import KiteBroker
 from risk.market_feed import feed_run
+
+logger = logging.getLogger("oms.market_feed")
+
+CREDENTIALS_CHECK_SECONDS = 60
 
 
 class Command(BaseCommand):
     help = (
         "Follow the prices that matter (LIVE positions, working orders, OMS_MARKET_FEED_WATCH) "
         "through Kite's ticker, polling ltp() while the socket is down; marks, exits and the "
-        "kill switch rules follow each batch. Runs until stopped (SIGTERM, Ctrl-C)."
+        "kill switch rules follow each batch. Without Kite credentials it waits, checking "
+        "again every minute. Runs until stopped (SIGTERM, Ctrl-C) or --seconds have passed."
     )
 
     def add_arguments(self, parser):
@@ -25,18 +32,20 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, seconds=None, **options):
-        try:
-            broker = KiteBroker.from_settings()
-        except BrokerUnavailable as error:
-            raise CommandError(str(error)) from None
         stop = threading.Event()
         previous = {}
         if threading.current_thread() is threading.main_thread():
             # A stop ends the pass under way, then closes the socket.
             for signum in (signal.SIGTERM, signal.SIGINT):
                 previous[signum] = signal.signal(signum, lambda *_: stop.set())
+        deadline = None if seconds is None else time.monotonic() + seconds
         try:
-            report = feed_run(broker, seconds=seconds, stop=stop)
+            broker = self._broker(stop, deadline)
+            if broker is None:
+                self.stdout.write("market feed: Kite is not configured; stopped while waiting")
+                return
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            report = feed_run(broker, seconds=left, stop=stop)
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
@@ -45,3 +54,16 @@ class Command(BaseCommand):
             f"({report.ticked} ticked, {report.polled} polled in {report.polls} polls), "
             f"{report.order_updates} order updates, {report.connections} connections"
         )
+
+    def _broker(self, stop: threading.Event, deadline: float | None) -> KiteBroker | None:
+        """The desk's Kite client; without credentials, wait for them (None: stopped first)."""
+        while True:
+            try:
+                return KiteBroker.from_settings()
+            except BrokerUnavailable as error:
+                logger.warning("market feed idle: %s", error)
+            pause = CREDENTIALS_CHECK_SECONDS
+            if deadline is not None:
+                pause = min(pause, deadline - time.monotonic())
+            if pause <= 0 or stop.wait(pause):
+                return None

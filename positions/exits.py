@@ -187,25 +187,25 @@ def position_exit_reason(position: Position, *, stale_before=None) -> ExitKind |
     whatever it says (logged when it would have fired)."""
     if position.last_price is None or not position.is_open:
         return None
+    if position.should_trigger_stop_loss(position.last_price):
+        kind = ExitKind.STOP_LOSS
+    elif position.should_trigger_take_profit(position.last_price):
+        kind = ExitKind.TAKE_PROFIT
+    else:
+        return None
     if position.strategy.is_live and price_is_stale(
         position.last_price_at, stale_before=stale_before
     ):
-        if position.should_trigger_stop_loss(
-            position.last_price
-        ) or position.should_trigger_take_profit(position.last_price):
-            logger.warning(
-                "position %s: exit not fired on a stale mark %s (%s old, over %ss)",
-                position.pk,
-                position.last_price.quantize(PAISA),
-                price_age(position.last_price_at),
-                settings.OMS_MARK_STALE_SECONDS,
-            )
+        logger.warning(
+            "position %s: %s exit not fired on a stale mark %s (%s old, over %ss)",
+            position.pk,
+            kind,
+            position.last_price.quantize(PAISA),
+            price_age(position.last_price_at),
+            settings.OMS_MARK_STALE_SECONDS,
+        )
         return None
-    if position.should_trigger_stop_loss(position.last_price):
-        return ExitKind.STOP_LOSS
-    if position.should_trigger_take_profit(position.last_price):
-        return ExitKind.TAKE_PROFIT
-    return None
+    return kind
 
 
 def exit_may_start(position: Position, *, now, retry_after: timedelta) -> bool:

@@ -288,7 +288,7 @@ def test_a_stale_mark_fires_no_exit_and_a_fresh_one_does(live, feed_settings, ca
 
     assert positions_check_exits() == []
     assert exits_of(position) == []
-    assert "exit not fired on a stale mark 1070.00 (45s old, over 30s)" in caplog.text
+    assert "stop-loss exit not fired on a stale mark 1070.00 (45s old, over 30s)" in caplog.text
 
     positions_mark([("INFY", "NSE", Decimal("1071.00"))])
     (result,) = positions_check_exits()

@@ -33,9 +33,10 @@ from positions.selectors import instruments_to_follow, marks_health
 from positions.services import market_prices_update, positions_mark, strategy_prices_update
 from positions.tests.factories import PositionFactory
 from risk.market_feed import MarketFeed
+from risk.models import KillSwitchState, PnlSnapshot
 from risk.monitors import market_tick
-from risk.selectors import day_pnl
-from risk.tests.factories import order_request
+from risk.selectors import day_pnl, kill_switch_state
+from risk.tests.factories import limits_set, order_request
 
 pytestmark = pytest.mark.django_db
 
@@ -178,6 +179,18 @@ def test_ticks_mark_a_live_position_and_fire_its_stop_loss(market, ticker, live)
     assert exit_order.status == OrderStatus.PENDING  # accepted, queued for Kite
     assert mark_of(position) == Decimal("1075.50")
     assert market.report.ticked >= 2 and market.report.polls == 0
+
+
+def test_ticks_pull_the_kill_switch_at_the_daily_loss_limit(market, ticker, live):
+    limits_set(live, daily_loss_limit=Decimal("500.00"))
+    PositionFactory(strategy=live, symbol="INFY", quantity=100, average_price=Decimal("1100.00"))
+    ticker.price(INFY, "1096.00")  # -400: within the limit
+    assert run_until(market, lambda: PnlSnapshot.objects.filter(strategy=live).exists())
+    assert kill_switch_state(strategy=live) == KillSwitchState.ACTIVE
+
+    ticker.price(INFY, "1094.90")  # -510
+    assert run_until(market, lambda: kill_switch_state(strategy=live) != KillSwitchState.ACTIVE)
+    assert kill_switch_state(strategy=live) == KillSwitchState.REDUCING
 
 
 def test_the_feed_subscribes_and_unsubscribes_as_the_book_changes(market, ticker, live):

@@ -178,14 +178,22 @@ def last_price(*, strategy: Strategy, symbol: str, exchange: str) -> Decimal | N
 # stale. A PAPER strategy's prices are its own (posted when it likes): never stale.
 
 
-def marks_stale_before(now: datetime | None = None) -> datetime | None:
+def marks_stale_before(
+    now: datetime | None = None, *, staff_holiday: bool | None = None
+) -> datetime | None:
     """The instant before which a LIVE strategy's price is stale now; None: none is (the market
-    is shut, or OMS_MARK_STALE_SECONDS is 0)."""
+    is shut, or OMS_MARK_STALE_SECONDS is 0). ``staff_holiday``: whether staff closed today,
+    when the caller has read it already (else it is read here)."""
     age = settings.OMS_MARK_STALE_SECONDS
+    moment = calendar.ist(now)
     # The session's hours first: the trading day may cost a query (staff holidays).
-    if not age or not calendar.in_session(calendar.ist(now)) or not calendar.market_is_open(now):
+    if not age or not calendar.in_session(moment):
         return None
-    return timezone.now() - timedelta(seconds=age)
+    if staff_holiday is None:
+        open_today = calendar.is_trading_day(moment.date())
+    else:
+        open_today = not staff_holiday and calendar.is_exchange_trading_day(moment.date())
+    return timezone.now() - timedelta(seconds=age) if open_today else None
 
 
 def price_is_stale(seen_at: datetime | None, *, stale_before: datetime | None) -> bool:
@@ -198,7 +206,7 @@ def price_age(seen_at: datetime | None) -> str:
     """How old a price is, for messages: "42s", or "of unknown age"."""
     if seen_at is None:
         return "of unknown age"
-    return f"{(timezone.now() - seen_at).total_seconds():.0f}s"
+    return f"{int((timezone.now() - seen_at).total_seconds())}s"
 
 
 @dataclass(frozen=True)

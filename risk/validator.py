@@ -178,7 +178,9 @@ def _context(request: OrderRequest, strategy, order) -> Context:
     if (
         strategy.is_live
         and last_price is not None
-        and price_is_stale(last_price_at, stale_before=marks_stale_before(now))
+        and price_is_stale(
+            last_price_at, stale_before=marks_stale_before(now, staff_holiday=staff_holiday)
+        )
     ):
         stale_price, last_price = last_price, None
     return Context(

@@ -8,8 +8,9 @@ test's transaction; the socket lives in twisted's reactor thread, as in producti
 from __future__ import annotations
 
 import json
+import re
 import time
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from io import StringIO
 
@@ -21,6 +22,7 @@ from django.utils import timezone
 from orders import jobs
 from orders.brokers.base import BrokerUnavailable
 from orders.brokers.kite import KiteBroker, KiteFeed
+from orders.domain import Violation
 from orders.enums import OrderStatus, OrderType, StrategyMode
 from orders.models import Order
 from orders.services import order_place
@@ -29,14 +31,15 @@ from orders.tests.fake_kite import FakeKiteServer, recorded
 from orders.tests.fake_kite_ticker import FakeKiteTicker
 from positions.exits import positions_check_exits
 from positions.models import MarketPrice, Position
-from positions.selectors import instruments_to_follow, marks_health
+from positions.selectors import instruments_to_follow, marks_health, marks_stale_before
 from positions.services import market_prices_update, positions_mark, strategy_prices_update
 from positions.tests.factories import PositionFactory
 from risk.market_feed import MarketFeed
 from risk.models import KillSwitchState, PnlSnapshot
 from risk.monitors import market_tick
 from risk.selectors import day_pnl, kill_switch_state
-from risk.tests.factories import limits_set, order_request
+from risk.tests.checks import validate_order
+from risk.tests.factories import MarketHolidayFactory, limits_set, order_request
 
 pytestmark = pytest.mark.django_db
 
@@ -301,7 +304,9 @@ def test_a_stale_mark_fires_no_exit_and_a_fresh_one_does(live, feed_settings, ca
 
     assert positions_check_exits() == []
     assert exits_of(position) == []
-    assert "stop-loss exit not fired on a stale mark 1070.00 (45s old, over 30s)" in caplog.text
+    assert re.search(
+        r"stop-loss exit not fired on a stale mark 1070.00 \(4\ds old, over 30s\)", caplog.text
+    )
 
     positions_mark([("INFY", "NSE", Decimal("1071.00"))])
     (result,) = positions_check_exits()
@@ -343,7 +348,7 @@ def test_a_market_order_of_a_live_strategy_on_a_stale_price_is_refused(live, fee
     assert opening.status == OrderStatus.REJECTED
     (violation,) = opening.violations
     assert violation.code == "price_stale"
-    assert "the last price 1074.35 is 90s old, stale beyond 30s" in violation.message
+    assert re.search(r"the last price 1074.35 is 9\ds old, stale beyond 30s", violation.message)
     assert closing.accepted  # an exit must go out
     assert limit.accepted  # its own price values it
 
@@ -438,3 +443,18 @@ def test_without_kite_credentials_the_command_waits_idle(settings):
 
     assert 0.4 < time.monotonic() - started < 5
     assert "Kite is not configured" in out.getvalue()
+
+
+def test_on_a_holiday_added_by_staff_no_mark_is_stale(live, feed_settings):
+    MarketHolidayFactory(date=date(2026, 1, 14))
+    position = PositionFactory(strategy=live, symbol="INFY")
+    positions_mark([("INFY", "NSE", Decimal("85.00"))])
+    _age(position, 3600)
+
+    assert marks_stale_before() is None
+    assert marks_health().stale == 0
+    assert validate_order(
+        order_request(live, symbol="INFY", order_type="MARKET"), strategy=live
+    ) == [  # refused for the holiday, not for the price
+        Violation("market_closed", "market", "2026-01-14 is not an NSE trading day")
+    ]

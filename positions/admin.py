@@ -10,7 +10,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import BooleanField, Case, IntegerField, Q, Value, When
+from django.db.models import Case, IntegerField, Value, When
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -37,7 +37,7 @@ from positions.models import (
     ReconciliationIssue,
     Severity,
 )
-from positions.selectors import marks_stale_before
+from positions.selectors import marks_flagged
 from positions.services import (
     AUTO_FIXABLE,
     PositionError,
@@ -154,20 +154,7 @@ class PositionAdmin(LargeTableAdmin):
     )
 
     def get_queryset(self, request):
-        # A LIVE position's stale mark (positions.selectors: the one rule), flagged in "last".
-        stale_before = marks_stale_before()
-        stale = Q(strategy__mode="LIVE", closed_at__isnull=True) & (
-            Q(last_price_at__isnull=True) | Q(last_price_at__lt=stale_before)
-        )
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                mark_stale=Case(When(stale, then=True), default=False, output_field=BooleanField())
-                if stale_before is not None
-                else Value(False)
-            )
-        )
+        return marks_flagged(super().get_queryset(request))  # "last" flags a stale mark
 
     def get_readonly_fields(self, request, obj=None):
         fields = ["summary", *(f.name for f in Position._meta.fields)]

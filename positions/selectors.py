@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import BooleanField, Case, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from orders.charges import INDIA, dp_charge
@@ -207,6 +207,19 @@ def price_age(seen_at: datetime | None) -> str:
     if seen_at is None:
         return "of unknown age"
     return f"{int((timezone.now() - seen_at).total_seconds())}s"
+
+
+def marks_flagged(positions: QuerySet[Position]) -> QuerySet[Position]:
+    """``positions`` annotated ``mark_stale``: an open LIVE position's mark is stale now."""
+    stale_before = marks_stale_before()
+    if stale_before is None:
+        return positions.annotate(mark_stale=Value(False))
+    stale = Q(strategy__mode=StrategyMode.LIVE, closed_at__isnull=True) & (
+        Q(last_price_at__isnull=True) | Q(last_price_at__lt=stale_before)
+    )
+    return positions.annotate(
+        mark_stale=Case(When(stale, then=True), default=False, output_field=BooleanField())
+    )
 
 
 @dataclass(frozen=True)

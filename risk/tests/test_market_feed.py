@@ -55,9 +55,15 @@ def kite_server(settings, db):
     """The fake Kite HTTP server, and a LIVE desk's account logged in today pointed at it."""
     server = FakeKiteServer().start()
     settings.KITE_API_ROOT = server.root
-    kite_account_create(api_key=KITE_API_KEY, access_token=KITE_ACCESS_TOKEN)
+    desk_account()
     yield server
     server.stop()
+
+
+def desk_account() -> BrokerAccount:
+    """The desk's Kite account, logged in today (made once, whichever fixture asks first)."""
+    found = BrokerAccount.objects.filter(user_id="AB1234").first()
+    return found or kite_account_create(api_key=KITE_API_KEY, access_token=KITE_ACCESS_TOKEN)
 
 
 def desk_broker() -> KiteBroker:
@@ -87,7 +93,9 @@ def feed_settings(settings, clock):
 
 @pytest.fixture
 def live(db):
-    return StrategyFactory(name="Live momentum", mode=StrategyMode.LIVE)
+    return StrategyFactory(
+        name="Live momentum", mode=StrategyMode.LIVE, broker_account=desk_account()
+    )
 
 
 @pytest.fixture

@@ -16,8 +16,13 @@ $(INSTALLED): requirements.txt
 setup: $(INSTALLED)
 	$(PY) manage.py migrate --noinput
 
-## run: set up, load demo data, create the admin login, serve on :8000 with a worker
+## run: set up, load demo data, create the admin login, serve on :8000 with a worker, the
+## market feed and the Kite sandbox (the demo's LIVE account logs in there, not at Zerodha)
 run: export OMS_PAPER_MARKET_HOURS ?= ignore
+run: export OMS_KITE_SANDBOX ?= true
+run: export KITE_API_ROOT ?= http://127.0.0.1:8001
+run: export KITE_LOGIN_URL ?= http://127.0.0.1:8001/connect/login
+run: export KITE_TICKER_ROOT ?= ws://127.0.0.1:8001/ws
 run: setup
 	$(PY) manage.py seed_demo
 	$(PY) manage.py ensure_admin

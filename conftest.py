@@ -11,8 +11,10 @@ SAMPLE_INSTRUMENTS = Path(__file__).parent / "risk" / "fixtures" / "instruments_
 def _reference_data(request, settings):
     """What every test may assume, as on a desk's machine after set-up: the sample instrument
     master is loaded, and paper strategies may trade at any hour (tests of market hours set
-    OMS_PAPER_MARKET_HOURS back to "enforce")."""
+    OMS_PAPER_MARKET_HOURS back to "enforce"). LIVE orders go to the fake Kite without the
+    pre-trade margin check (orders/tests/test_margins.py turns it on and serves the margins)."""
     settings.OMS_PAPER_MARKET_HOURS = "ignore"
+    settings.OMS_MARGIN_CHECK_ENABLED = False
     marker = request.node.get_closest_marker("django_db")
     if marker is None:
         return

@@ -316,3 +316,39 @@ if OMS_PRODUCTION:
     X_FRAME_OPTIONS = "DENY"
 # A stop-loss / take-profit exit that died (rejected, cancelled) is tried again after this.
 OMS_EXIT_RETRY_SECONDS = env.int("OMS_EXIT_RETRY_SECONDS", default=60)
+
+# --- Money before and after the broker (margins, contract notes) ---
+# Pre-trade margin check of LIVE orders (Kite's order margins against the account's funds).
+OMS_MARGIN_CHECK_ENABLED = env.bool("OMS_MARGIN_CHECK_ENABLED", default=True)
+# The account's available funds are fetched at most once per this many seconds per account.
+OMS_MARGIN_CACHE_SECONDS = env.float("OMS_MARGIN_CACHE_SECONDS", default=2.0)
+# When the margin API fails: "refuse" the order, or "allow" it (sent, with an event saying so).
+OMS_MARGIN_API_ERROR_POLICY = env.str("OMS_MARGIN_API_ERROR_POLICY", default="refuse")
+if OMS_MARGIN_API_ERROR_POLICY not in ("refuse", "allow"):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        f"OMS_MARGIN_API_ERROR_POLICY {OMS_MARGIN_API_ERROR_POLICY!r}: must be refuse or allow"
+    )
+# Largest difference, per charge component, between Kite's contract note and our charges.
+OMS_CHARGES_TOLERANCE = Decimal(env.str("OMS_CHARGES_TOLERANCE", default="0.01"))
+# --- Market data (manage.py market_feed) ---
+# Kite's WebSocket ticker (KiteTicker's root); the REST root is KITE_API_ROOT.
+KITE_TICKER_ROOT = env.str("KITE_TICKER_ROOT", default="wss://ws.kite.trade")
+# Instruments the feed follows beside LIVE positions and working orders: "NSE:INFY,NFO:NIFTY...".
+OMS_MARKET_FEED_WATCH = env.list("OMS_MARKET_FEED_WATCH", default=[])
+# The Kite user id whose session the feed uses (market data is the same for every account);
+# empty: the first account by name with today's session.
+OMS_MARKET_FEED_ACCOUNT = env.str("OMS_MARKET_FEED_ACCOUNT", default="")
+# The feed writes the latest price of each instrument this often (one batch of marks).
+OMS_MARKET_FEED_FLUSH_SECONDS = env.float("OMS_MARKET_FEED_FLUSH_SECONDS", default=0.5)
+# ...and reads again which instruments matter this often (subscribing and unsubscribing).
+OMS_MARKET_FEED_REFRESH_SECONDS = env.float("OMS_MARKET_FEED_REFRESH_SECONDS", default=5.0)
+# The kill switch's automatic rules run on the feed's marks at most this often (a PnL snapshot
+# each time); the periodic risk job runs them every minute as well.
+OMS_MARKET_FEED_RULES_SECONDS = env.float("OMS_MARKET_FEED_RULES_SECONDS", default=5.0)
+# With the socket down the feed polls Kite's ltp() (quotes: 1 request a second per user).
+OMS_MARKET_FEED_POLL_SECONDS = env.float("OMS_MARKET_FEED_POLL_SECONDS", default=1.0)
+# A LIVE strategy's price older than this during the session is stale: treated as unknown
+# (positions.selectors.price_is_stale). 0 turns the rule off.
+OMS_MARK_STALE_SECONDS = env.int("OMS_MARK_STALE_SECONDS", default=30)

@@ -37,6 +37,7 @@ from positions.models import (
     ReconciliationIssue,
     Severity,
 )
+from positions.selectors import marks_flagged
 from positions.services import (
     AUTO_FIXABLE,
     PositionError,
@@ -152,6 +153,9 @@ class PositionAdmin(LargeTableAdmin):
         ("Life", {"fields": (("opened_at", "closed_at"), "exit_order", "updated_at")}),
     )
 
+    def get_queryset(self, request):
+        return marks_flagged(super().get_queryset(request))  # "last" flags a stale mark
+
     def get_readonly_fields(self, request, obj=None):
         fields = ["summary", *(f.name for f in Position._meta.fields)]
         if obj is not None and obj.is_open and self.has_change_permission(request, obj):
@@ -201,10 +205,18 @@ class PositionAdmin(LargeTableAdmin):
 
     @admin.display(description="last price (marked at)")
     def last(self, position):
+        stale = (
+            badge("STALE", "amber", title="no fresh price: exits wait")
+            if getattr(position, "mark_stale", False)
+            else ""
+        )
         if position.last_price_at is None:
-            return price(position.last_price)
+            return format_html("{} {}", price(position.last_price), stale)
         return format_html(
-            "{} <small>{}</small>", price(position.last_price), local_time(position.last_price_at)
+            "{} <small>{}</small> {}",
+            price(position.last_price),
+            local_time(position.last_price_at),
+            stale,
         )
 
     @admin.display(description="unrealized")

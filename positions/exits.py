@@ -12,7 +12,9 @@ entry points, never by a write. Its rules, for every path alike:
 - an exit that failed — a slice refused by the checks or the broker, or not sent because of
   the order rate — is reported as failed (``ExitResult.failed``), never as done;
 - under a HALTED kill switch no order passes, exits included: the monitors leave the position
-  (and say so), and staff set REDUCING to let exits through (the HALT confirmation says it).
+  (and say so), and staff set REDUCING to let exits through (the HALT confirmation says it);
+- a LIVE position's stop-loss and take-profit fire on a fresh mark only: a stale one
+  (positions.selectors.price_is_stale) is an unknown price, and the monitor says so.
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ from django.utils import timezone
 from orders.domain import OrderRequest, OrderResult
 from orders.enums import EventSource, OrderSide, OrderStatus, OrderType
 from orders.models import Order
+from orders.money import PAISA
 from orders.services import OrderThrottled, order_place
 from positions.models import Position
+from positions.selectors import marks_stale_before, price_age, price_is_stale
 from risk.models import Instrument, KillSwitchState
 from risk.selectors import kill_switch_state
 from risk.validator import checks_lock
@@ -176,15 +180,32 @@ def position_close(
     return outcome
 
 
-def position_exit_reason(position: Position) -> ExitKind | None:
-    """Why a position should be closed at its last price: stop-loss or take-profit, or None."""
+def position_exit_reason(position: Position, *, stale_before=None) -> ExitKind | None:
+    """Why a position should be closed at its last price: stop-loss or take-profit, or None.
+
+    A LIVE position's mark seen before ``stale_before`` (marks_stale_before) is no price: None,
+    whatever it says (logged when it would have fired)."""
     if position.last_price is None or not position.is_open:
         return None
     if position.should_trigger_stop_loss(position.last_price):
-        return ExitKind.STOP_LOSS
-    if position.should_trigger_take_profit(position.last_price):
-        return ExitKind.TAKE_PROFIT
-    return None
+        kind = ExitKind.STOP_LOSS
+    elif position.should_trigger_take_profit(position.last_price):
+        kind = ExitKind.TAKE_PROFIT
+    else:
+        return None
+    if position.strategy.is_live and price_is_stale(
+        position.last_price_at, stale_before=stale_before
+    ):
+        logger.warning(
+            "position %s: %s exit not fired on a stale mark %s (%s old, over %ss)",
+            position.pk,
+            kind,
+            position.last_price.quantize(PAISA),
+            price_age(position.last_price_at),
+            settings.OMS_MARK_STALE_SECONDS,
+        )
+        return None
+    return kind
 
 
 def exit_may_start(position: Position, *, now, retry_after: timedelta) -> bool:
@@ -208,8 +229,10 @@ def positions_check_exits(*, actor: str = "stop-loss monitor", now=None, strateg
 
     Never twice for one breach: while an exit works (or the position is flat), position_close
     adds nothing. An exit that died (rejected by the broker or the checks, cancelled) is tried
-    again, as the position's next exit, once OMS_EXIT_RETRY_SECONDS have passed.
+    again, as the position's next exit, once OMS_EXIT_RETRY_SECONDS have passed. A LIVE
+    position with a stale mark is left (position_exit_reason).
     """
+    stale_before = marks_stale_before()
     now = now or timezone.now()
     retry_after = timedelta(seconds=settings.OMS_EXIT_RETRY_SECONDS)
     candidates = Position.objects.filter(closed_at__isnull=True).select_related("strategy")
@@ -217,7 +240,7 @@ def positions_check_exits(*, actor: str = "stop-loss monitor", now=None, strateg
         candidates = candidates.filter(strategy=strategy)
     results = []
     for position in candidates:
-        kind = position_exit_reason(position)
+        kind = position_exit_reason(position, stale_before=stale_before)
         if kind is None or not exit_may_start(position, now=now, retry_after=retry_after):
             continue
         results.append(position_close(position, kind=kind, actor=actor, reason=str(kind)))

@@ -155,6 +155,7 @@ class IssueType(models.TextChoices):
     MISSING_FILL = "MISSING_FILL", "Fill missing"
     CONTRADICTORY_REPORT = "CONTRADICTORY_REPORT", "Broker report contradicts the order"
     UNKNOWN_BROKER_STATUS = "UNKNOWN_BROKER_STATUS", "Broker reports an unknown order status"
+    CHARGES_MISMATCH = "CHARGES_MISMATCH", "Charges differ from the contract note"
     # An order in flight (being sent, in doubt, being cancelled or modified) that no job has
     # settled within OMS_ORDER_STUCK_SECONDS: a person takes it from there (orders_sweep).
     ORDER_STUCK = "ORDER_STUCK", "Order stuck in flight: needs a person"

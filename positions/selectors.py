@@ -6,14 +6,18 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import BooleanField, Case, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from orders.charges import INDIA, dp_charge
+from orders.enums import OrderType, StrategyMode
 from orders.models import Strategy
 from orders.money import PAISA, to_paisa
+from orders.state import CANCELLABLE
 from positions.models import Position
+from risk import calendar
 
 # --- the day's money: the one definition ---------------------------------------------------------
 #
@@ -160,6 +164,142 @@ def last_price(*, strategy: Strategy, symbol: str, exchange: str) -> Decimal | N
     with connection.cursor() as cursor:
         cursor.execute("SELECT oms_last_price(%s, %s, %s)", [strategy.pk, symbol, exchange])
         return cursor.fetchone()[0]
+
+
+# --- stale prices: the one rule ---------------------------------------------------------------
+#
+# A LIVE strategy's price (its position's mark, the shared market price its checks read) seen
+# before ``marks_stale_before()`` is STALE, and every decision that needs a price treats it as
+# unknown: the stop-loss / take-profit exits do not fire on it (positions.exits), a MARKET or
+# SL-M order that opens or adds is refused ``price_stale`` (risk.validator), and health counts
+# it (marks_health). The loss rules keep the unrealized PnL of the last mark, the last figure
+# a fresh price gave. The instant is OMS_MARK_STALE_SECONDS ago during the normal session of
+# a trading day; outside it nothing trades, the last price is the close's, and no price is
+# stale. A PAPER strategy's prices are its own (posted when it likes): never stale.
+
+
+def marks_stale_before(
+    now: datetime | None = None, *, staff_holiday: bool | None = None
+) -> datetime | None:
+    """The instant before which a LIVE strategy's price is stale now; None: none is (the market
+    is shut, or OMS_MARK_STALE_SECONDS is 0). ``staff_holiday``: whether staff closed today,
+    when the caller has read it already (else it is read here)."""
+    age = settings.OMS_MARK_STALE_SECONDS
+    moment = calendar.ist(now)
+    # The session's hours first: the trading day may cost a query (staff holidays).
+    if not age or not calendar.in_session(moment):
+        return None
+    if staff_holiday is None:
+        open_today = calendar.is_trading_day(moment.date())
+    else:
+        open_today = not staff_holiday and calendar.is_exchange_trading_day(moment.date())
+    return timezone.now() - timedelta(seconds=age) if open_today else None
+
+
+def price_is_stale(seen_at: datetime | None, *, stale_before: datetime | None) -> bool:
+    """Whether a price seen at ``seen_at`` (None: when is unknown) is stale, ``stale_before``
+    being marks_stale_before()'s answer. Only for a LIVE strategy's prices."""
+    return stale_before is not None and (seen_at is None or seen_at < stale_before)
+
+
+def price_age(seen_at: datetime | None) -> str:
+    """How old a price is, for messages: "42s", or "of unknown age"."""
+    if seen_at is None:
+        return "of unknown age"
+    return f"{int((timezone.now() - seen_at).total_seconds())}s"
+
+
+def marks_flagged(positions: QuerySet[Position]) -> QuerySet[Position]:
+    """``positions`` annotated ``mark_stale``: an open LIVE position's mark is stale now."""
+    stale_before = marks_stale_before()
+    if stale_before is None:
+        return positions.annotate(mark_stale=Value(False))
+    stale = Q(strategy__mode=StrategyMode.LIVE, closed_at__isnull=True) & (
+        Q(last_price_at__isnull=True) | Q(last_price_at__lt=stale_before)
+    )
+    return positions.annotate(
+        mark_stale=Case(When(stale, then=True), default=False, output_field=BooleanField())
+    )
+
+
+@dataclass(frozen=True)
+class MarksHealth:
+    """How fresh the marks of LIVE strategies' open positions are (what health shows).
+
+    ``newest_age``: seconds since the newest of those marks (None: no open LIVE position with a
+    mark); ``stale``: how many of those positions have a stale mark (or none at all) now;
+    ``open_positions``: how many open LIVE positions there are.
+    """
+
+    newest_age: float | None
+    stale: int
+    open_positions: int
+
+    @property
+    def degraded(self) -> bool:
+        return self.stale > 0
+
+
+def marks_health(*, now: datetime | None = None) -> MarksHealth:
+    """The marks of LIVE strategies' open positions, in one statement (``marks_stale_before``
+    decides what is stale)."""
+    stale_before = marks_stale_before(now)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT extract(epoch FROM now() - max(p.last_price_at)),
+                   count(*) FILTER (WHERE %(stale_before)s::timestamptz IS NOT NULL
+                       AND (p.last_price_at IS NULL OR p.last_price_at < %(stale_before)s)),
+                   count(*)
+            FROM positions p JOIN strategies s ON s.id = p.strategy_id
+            WHERE p.closed_at IS NULL AND s.mode = %(live)s
+            """,
+            {"stale_before": stale_before, "live": StrategyMode.LIVE},
+        )
+        newest_age, stale, open_positions = cursor.fetchone()
+    return MarksHealth(
+        newest_age=float(newest_age) if newest_age is not None else None,
+        stale=stale,
+        open_positions=open_positions,
+    )
+
+
+# The instruments whose prices matter (the market feed follows them): the open positions of
+# LIVE strategies, every working order of a LIVE strategy, every working stop order (SL, SL-M:
+# the paper exchange triggers PAPER ones on the shared price), and the watch list.
+_FOLLOWED = """
+SELECT DISTINCT i.instrument_token, i.tradingsymbol, i.exchange
+FROM instruments i
+JOIN (
+    SELECT p.symbol, p.exchange FROM positions p JOIN strategies s ON s.id = p.strategy_id
+     WHERE p.closed_at IS NULL AND s.mode = %(live)s
+    UNION
+    SELECT o.symbol, o.exchange FROM orders o JOIN strategies s ON s.id = o.strategy_id
+     WHERE o.status = ANY(%(working)s) AND (s.mode = %(live)s OR o.order_type = ANY(%(stops)s))
+    UNION
+    SELECT * FROM unnest(%(watch_symbols)s::text[], %(watch_exchanges)s::text[])
+) AS followed(symbol, exchange)
+  ON i.tradingsymbol = followed.symbol AND i.exchange = followed.exchange
+"""
+
+
+def instruments_to_follow(*, watch: list[str] = ()) -> dict[int, tuple[str, str]]:
+    """{instrument_token: (symbol, exchange)} of the instruments whose prices matter now (see
+    _FOLLOWED); ``watch``: "EXCHANGE:SYMBOL" names. An instrument missing from the instrument
+    master cannot be followed (it has no token): left out."""
+    pairs = [name.strip().upper().split(":", 1) for name in watch if ":" in name]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _FOLLOWED,
+            {
+                "live": StrategyMode.LIVE,
+                "working": sorted(CANCELLABLE),
+                "stops": [OrderType.SL, OrderType.SL_M],
+                "watch_symbols": [symbol for _, symbol in pairs],
+                "watch_exchanges": [exchange for exchange, _ in pairs],
+            },
+        )
+        return {token: (symbol, exchange) for token, symbol, exchange in cursor}
 
 
 _POSTED_REFERENCE = """

@@ -30,17 +30,23 @@ logger = logging.getLogger("oms.positions")
 
 
 def market_prices_update(prices: list[tuple[str, str, Decimal]]) -> int:
-    """Record shared last prices (symbol, exchange, price), as market data or staff give them:
-    every strategy's checks, paper fills and marks see them, but for a PAPER strategy's own
-    posted prices (strategy_prices_update). Never call it with a strategy's posted prices.
-    Returns how many were stored."""
-    stored = 0
-    for symbol, exchange, price in prices:
-        MarketPrice.objects.update_or_create(
-            symbol=symbol.upper(), exchange=exchange.upper(), defaults={"last_price": price}
-        )
-        stored += 1
-    return stored
+    """Record shared last prices (symbol, exchange, price), as market data or staff give them,
+    in one statement (the latest of an instrument's prices in the batch wins; each row's
+    updated_at is when it was seen, what the stale rule reads): every strategy's checks, paper
+    fills and marks see them, but for a PAPER strategy's own posted prices
+    (strategy_prices_update). Never call it with a strategy's posted prices. Returns how many
+    instruments were stored."""
+    latest = {(symbol.upper(), exchange.upper()): price for symbol, exchange, price in prices}
+    MarketPrice.objects.bulk_create(
+        [
+            MarketPrice(symbol=symbol, exchange=exchange, last_price=price)
+            for (symbol, exchange), price in latest.items()
+        ],
+        update_conflicts=True,
+        unique_fields=["symbol", "exchange"],
+        update_fields=["last_price", "updated_at"],
+    )
+    return len(latest)
 
 
 def strategy_prices_update(prices: list[tuple[str, str, Decimal]], *, strategy) -> int:

@@ -6,9 +6,10 @@ from django.conf import settings
 from django.utils import timezone
 from procrastinate.contrib.django import app
 
+from positions.contract_notes import contract_notes_check
 from positions.reconciliation import reconcile_positions
 from positions.statistics import daily_stats_compute, strategy_counters_check
-from risk.calendar import market_is_open
+from risk.calendar import is_trading_day, market_is_open
 
 logger = logging.getLogger("oms.jobs")
 
@@ -38,3 +39,14 @@ def daily_stats(timestamp: int) -> None:
             mismatch.stored,
             mismatch.recomputed,
         )
+
+
+# 16:00 IST on weekdays (the cron runs in UTC), once the day's fills are in.
+@app.periodic(cron="30 10 * * 1-5")
+@app.task(name="positions.contract_notes", queue="operations", queueing_lock="contract_notes")
+def contract_notes(timestamp: int) -> None:
+    """After the close on trading days: our charges of the day's LIVE orders against Kite's
+    contract note (differences become CHARGES_MISMATCH issues)."""
+    today = timezone.localdate()
+    if is_trading_day(today):
+        contract_notes_check(day=today)

@@ -37,6 +37,7 @@ from risk.kill_switch import kill_switch_set
 from risk.limits import limits_report
 from risk.models import (
     Instrument,
+    InstrumentRefresh,
     KillSwitchEvent,
     KillSwitchState,
     MarketHoliday,
@@ -413,6 +414,39 @@ class InstrumentAdmin(ReadOnlyAdmin, LargeTableAdmin):
     search_fields = ("^tradingsymbol",)
     ordering = ("tradingsymbol", "exchange")  # the unique index's order: no sort of the master
     sortable_by = ("tradingsymbol",)
+
+
+@admin.register(InstrumentRefresh)
+class InstrumentRefreshAdmin(ReadOnlyAdmin):
+    """Each refresh of the instrument master from Kite's dump (08:30 IST): what changed."""
+
+    list_display = (
+        "started_at",
+        "source",
+        "total",
+        "added",
+        "removed",
+        "lot_size_changed",
+        "tick_size_changed",
+        "succeeded",
+    )
+    list_filter = ("source",)
+    fields = (
+        "source",
+        "started_at",
+        "finished_at",
+        "total",
+        "added",
+        "removed",
+        "lot_size_changed",
+        "tick_size_changed",
+        "error",
+        "details",
+    )
+
+    @admin.display(boolean=True, description="succeeded")
+    def succeeded(self, refresh):
+        return refresh.succeeded
 
 
 @admin.register(MarketHoliday)

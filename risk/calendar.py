@@ -1,8 +1,14 @@
 """The NSE trading calendar: sessions from pandas_market_calendars' XNSE, plus the holidays
-staff add in the admin (late one-off closures such as 15 Jan 2026), in IST."""
+staff add in the admin (late one-off closures such as 15 Jan 2026) or load from the exchange's
+published list (``manage.py load_holidays``), in IST.
+
+The library knows the holidays of the years it was released for; beyond them every weekday
+would look like a trading day. ``holidays_health`` says when a year has no holidays from
+either source, for the health endpoint to warn before it happens."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, time
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -65,3 +71,45 @@ def square_off_time(segment: str) -> time:
 
 def past_square_off(segment: str, moment: datetime | None = None) -> bool:
     return ist(moment).time() >= square_off_time(segment)
+
+
+@dataclass(frozen=True)
+class HolidaysHealth:
+    """Whether the calendar knows the holidays of this year and the next."""
+
+    ok: bool
+    missing_years: tuple[int, ...]
+    message: str
+
+    def as_dict(self) -> dict:
+        return {
+            "status": "ok" if self.ok else "warning",
+            "missing_years": list(self.missing_years),
+            "message": self.message,
+        }
+
+
+def year_has_holidays(year: int) -> bool:
+    """The library or the holidays table lists at least one holiday in ``year``."""
+    if _exchange_holidays(year):
+        return True
+    return MarketHoliday.objects.filter(date__year=year).exists()
+
+
+def holidays_health(today: date | None = None) -> HolidaysHealth:
+    """A warning when this year or the next has no exchange holidays loaded, neither in the
+    calendar library nor in the holidays table (every weekday would count as a trading day):
+    load the exchange's list with ``manage.py load_holidays <file>``."""
+    year = (today or ist().date()).year
+    missing = tuple(y for y in (year, year + 1) if not year_has_holidays(y))
+    if not missing:
+        return HolidaysHealth(ok=True, missing_years=(), message="holidays known")
+    years = " and ".join(str(y) for y in missing)
+    return HolidaysHealth(
+        ok=False,
+        missing_years=missing,
+        message=(
+            f"no exchange holidays known for {years}: load NSE's list "
+            "(manage.py load_holidays <file>)"
+        ),
+    )

@@ -1,9 +1,10 @@
 """The OMS's health, one definition read by ``/api/v1/health/`` (load balancers, monitors) and
 the admin (the dashboard's health cards, the banner on every page).
 
-Each part is a HealthCheck: ``ok``, ``warning`` (worth a look) or ``critical`` (trading is
-affected now: a LIVE strategy's orders are refused or wait). The whole is ``ok`` only when
-every part is; the database being down is the health view's own ``down``.
+Each part is a HealthCheck: ``ok``, ``warning`` (worth a look, e.g. next year's holidays not
+loaded) or ``critical`` (trading is affected now: a LIVE strategy's orders are refused or wait,
+exits wait for a fresh price). The whole is ``degraded`` when any part is critical; the
+database being down is the health view's own ``down``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from django.utils import timezone
 from orders.broker_sessions import IST, session_problem, session_state
 from orders.enums import StrategyMode, StrategyStatus
 from orders.models import BrokerAccount, Strategy
+from positions.selectors import marks_health
+from risk import calendar
 
 OK, WARNING, CRITICAL = "ok", "warning", "critical"
 WORKER_HEARTBEAT_WITHIN = 60  # seconds; procrastinate workers beat every OMS_WORKER_HEARTBEAT
@@ -42,7 +45,8 @@ class SystemHealth:
 
     @property
     def status(self) -> str:
-        return "ok" if all(check.ok for check in self.checks) else "degraded"
+        """``degraded`` when a part is critical; warnings are shown, not counted."""
+        return "degraded" if any(c.state == CRITICAL for c in self.checks) else "ok"
 
     @property
     def problems(self) -> list[HealthCheck]:
@@ -116,10 +120,46 @@ def broker_account_checks(now: datetime | None = None) -> list[HealthCheck]:
     return checks
 
 
+def market_data_check(now: datetime | None = None) -> HealthCheck:
+    """The marks of LIVE strategies' open positions: stale ones (older than
+    OMS_MARK_STALE_SECONDS in the session) are prices the exits and checks treat as unknown."""
+    marks = marks_health(now=now)
+    details = {
+        "newest_age_seconds": marks.newest_age,
+        "stale": marks.stale,
+        "open_positions": marks.open_positions,
+    }
+    if not marks.open_positions:
+        return HealthCheck("market data", OK, "no open LIVE position to mark", details)
+    age = "no mark yet" if marks.newest_age is None else f"newest mark {marks.newest_age:.0f} s old"
+    if marks.stale:
+        return HealthCheck(
+            "market data",
+            CRITICAL,
+            f"{marks.stale} of {marks.open_positions} LIVE position(s) on a stale mark ({age}): "
+            "stop-loss / take-profit exits wait for a fresh price; is market_feed running?",
+            details,
+        )
+    return HealthCheck(
+        "market data", OK, f"{marks.open_positions} LIVE position(s), {age}", details
+    )
+
+
+def holidays_check(now: datetime | None = None) -> HealthCheck:
+    holidays = calendar.holidays_health(calendar.ist(now).date() if now else None)
+    details = {"missing_years": list(holidays.missing_years)}
+    return HealthCheck("holidays", OK if holidays.ok else WARNING, holidays.message, details)
+
+
 def system_health(now: datetime | None = None) -> SystemHealth:
     """Every part's state now. Raises the database's error when it cannot be read."""
     workers = workers_alive()
-    checks = [worker_check(workers), *broker_account_checks(now)]
+    checks = [
+        worker_check(workers),
+        *broker_account_checks(now),
+        market_data_check(now),
+        holidays_check(now),
+    ]
     return SystemHealth(checks=checks, workers=workers)
 
 

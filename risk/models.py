@@ -311,3 +311,62 @@ class PnlSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.taken_at} {self.strategy or 'ALL'} {self.total_pnl}"
+
+
+class MarginCache(models.Model):
+    """An account's available funds at the broker, fetched at most once every
+    OMS_MARGIN_CACHE_SECONDS, less the margin of the orders let through since (``reserved``).
+
+    Shared by every process: the pre-trade margin check (orders.services.margins) reads and
+    reserves under this row's lock, in a short transaction with no broker call inside.
+    """
+
+    account_key = models.CharField(max_length=100)
+    segment = models.CharField(max_length=20)
+    available = models.DecimalField(max_digits=18, decimal_places=2)
+    reserved = models.DecimalField(max_digits=18, decimal_places=2, default=0)
+    fetched_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "broker_margin_cache"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account_key", "segment"], name="margin_cache_account_segment_unique"
+            ),
+            models.CheckConstraint(condition=Q(reserved__gte=0), name="margin_cache_reserved"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_key} {self.segment}: {self.available} less {self.reserved}"
+
+    @property
+    def remaining(self):
+        return self.available - self.reserved
+
+
+class InstrumentRefresh(models.Model):
+    """One load of the instrument master (the morning refresh from Kite, or a file): what
+    changed. ``details`` lists the instruments added, removed and changed (at most
+    risk.instruments.DETAIL_LIMIT of each)."""
+
+    source = models.CharField(max_length=20)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    total = models.PositiveIntegerField(default=0)
+    added = models.PositiveIntegerField(default=0)
+    removed = models.PositiveIntegerField(default=0)
+    lot_size_changed = models.PositiveIntegerField(default=0)
+    tick_size_changed = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        db_table = "instrument_refreshes"
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.started_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def succeeded(self) -> bool:
+        return self.finished_at is not None and not self.error

@@ -136,3 +136,17 @@ def market_tick(prices: list[tuple[str, str, Decimal]], *, strategy=None) -> Non
         )
     positions_mark(prices, strategy=strategy)
     positions_check_exits(strategy=strategy)
+
+
+def market_data_apply(
+    prices: list[tuple[str, str, Decimal]], *, rules: bool = True, now: datetime | None = None
+) -> None:
+    """A batch of prices from market data (the market feed): ``market_tick`` as the shared
+    feed — marks of LIVE positions (and of PAPER ones without a price of their own), the paper
+    exchange's matching, the stop-loss / take-profit exits — then, with ``rules``, a PnL
+    snapshot at these marks and the kill switch's automatic rules (the daily loss limit and
+    the drawdown from the peak on live prices, not a minute late)."""
+    market_tick(prices)
+    if rules:
+        pnl_snapshot_take(now=now)
+        risk_auto_triggers(now=now)

@@ -30,6 +30,7 @@ from orders.enums import OrderSide, OrderStatus, OrderType, StrategyStatus
 from orders.models import BrokerAccount, Order, Strategy
 from orders.money import PAISA
 from orders.state import CANCELLABLE
+from positions.selectors import marks_stale_before, price_age, price_is_stale
 from risk import calendar
 from risk.limits import Limits, limits_for, limits_from_rows
 from risk.models import Instrument, KillSwitchState, RiskLimit
@@ -65,6 +66,10 @@ class Context:
     now: datetime
     staff_holiday: bool
     placed_order_id: int | None = None  # the order this client_order_id already placed
+    # A LIVE strategy's last price that is stale (price_is_stale): last_price is then None, as
+    # unknown to every check, and this says when it was seen, for _price_stale.
+    stale_price: Decimal | None = None
+    stale_price_at: datetime | None = None
 
     @property
     def signed(self) -> int:
@@ -121,6 +126,7 @@ SELECT {", ".join(select_columns("instrument", Instrument))},
     {", ".join(select_columns("global_limits", RiskLimit))},
     {", ".join(select_columns("own_limits", RiskLimit))},
     oms_last_price(%(strategy_id)s, %(symbol)s, %(exchange)s) AS last_price,
+    oms_last_price_at(%(strategy_id)s, %(symbol)s, %(exchange)s) AS last_price_at,
     (SELECT quantity FROM positions
       WHERE strategy_id = %(strategy_id)s AND symbol = %(symbol)s AND exchange = %(exchange)s
         AND product = %(product)s AND closed_at IS NULL) AS position_quantity,
@@ -162,6 +168,7 @@ def _context(request: OrderRequest, strategy, order) -> Context:
     own_row = from_row(RiskLimit, row[own_at:scalars_at])
     (
         last_price,
+        last_price_at,
         position_quantity,
         staff_holiday,
         placed_order_id,
@@ -169,6 +176,15 @@ def _context(request: OrderRequest, strategy, order) -> Context:
         strategy_switch,
     ) = row[scalars_at:]
     limits = limits_from_rows(global_row, own_row, strategy)
+    stale_price = None
+    if (
+        strategy.is_live
+        and last_price is not None
+        and price_is_stale(
+            last_price_at, stale_before=marks_stale_before(now, staff_holiday=staff_holiday)
+        )
+    ):
+        stale_price, last_price = last_price, None
     return Context(
         request=request,
         strategy=strategy,
@@ -182,6 +198,8 @@ def _context(request: OrderRequest, strategy, order) -> Context:
         now=now,
         staff_holiday=staff_holiday,
         placed_order_id=placed_order_id,
+        stale_price=stale_price,
+        stale_price_at=last_price_at if stale_price is not None else None,
     )
 
 
@@ -392,6 +410,25 @@ def _open_orders(ctx: Context) -> list[Violation]:
     return []
 
 
+def _price_stale(ctx: Context) -> list[Violation]:
+    """A LIVE strategy's order with no price of its own (MARKET, SL-M) whose last price is
+    stale cannot be valued: refused, whatever the limits, when it opens or adds (exits and
+    other reducing orders pass: they must go out)."""
+    request = ctx.request
+    if ctx.stale_price is None or ctx.reference_price is not None or ctx.reduces:
+        return []
+    return [
+        Violation(
+            "price_stale",
+            "price",
+            f"{request.order_type} order for {request.symbol}: the last price "
+            f"{ctx.stale_price.quantize(PAISA)} is {price_age(ctx.stale_price_at)} old, stale "
+            f"beyond {settings.OMS_MARK_STALE_SECONDS}s (OMS_MARK_STALE_SECONDS): its value is "
+            "unknown until market data is fresh again; send a LIMIT price",
+        )
+    ]
+
+
 def _value_unknown(ctx: Context) -> list[Violation]:
     """An order with no price of its own (MARKET, SL-M) and no known last price cannot be
     valued: refused while a value or exposure limit is set, rather than let past the limit
@@ -404,6 +441,8 @@ def _value_unknown(ctx: Context) -> list[Violation]:
     )
     if ctx.value is not None or ctx.reduces or all(limit is None for limit in value_limits):
         return []
+    if ctx.stale_price is not None:
+        return []  # _price_stale says why
     request = ctx.request
     return [
         Violation(
@@ -536,6 +575,7 @@ CHECKS = (
     _trigger_side,
     _price_band,
     _size,
+    _price_stale,
     _value_unknown,
     _open_orders,
     _exposure,

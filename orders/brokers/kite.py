@@ -1,12 +1,13 @@
 """Zerodha Kite Connect behind the Broker interface, through the official ``kiteconnect`` client.
 
-The only module that imports ``kiteconnect``. It translates in both directions: an Order into
-Kite's order parameters, and Kite's replies (order entries, trades, positions, errors) into the
-plain values of ``orders.brokers.base``. Kite takes no idempotency key, so every order carries
-our unique ``broker_tag`` as its Kite tag: after a timeout the OMS looks the tag up instead of
-sending again. Order calls take a slot of a sliding window in PostgreSQL first, so Kite's limits
-(10 order requests in any second, 400 in any minute, per user) hold across every process;
-without a slot nothing is sent.
+With orders.brokers.kite_feed (market data), the only module that imports ``kiteconnect``;
+Kite's JSON values are read in orders.brokers.kite_json. It translates in both directions: an
+Order into Kite's order parameters, and Kite's replies (order entries, trades, positions,
+errors) into the plain values of ``orders.brokers.base``. Kite takes no idempotency key, so
+every order carries our unique ``broker_tag`` as its Kite tag: after a timeout the OMS looks
+the tag up instead of sending again. Order calls take a slot of the user's sliding window in
+PostgreSQL first, so Kite's limits (10 order requests in any second, 400 in any minute, per
+user) hold across every process; without a slot nothing is sent.
 """
 
 from __future__ import annotations
@@ -15,14 +16,12 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
 import requests
 from django.conf import settings
-from django.utils import timezone
 from kiteconnect import KiteConnect
 from kiteconnect.exceptions import InputException, KiteException
 
@@ -39,6 +38,26 @@ from orders.brokers.base import (
     BrokerUnavailable,
     PlaceAck,
 )
+from orders.brokers.funds import (
+    AvailableFunds,
+    BasketMargin,
+    ContractNoteCharges,
+    ContractNoteLeg,
+    OrderMargin,
+)
+from orders.brokers.kite_json import (
+    IST,
+    VARIETY,
+    _money,
+    available_funds,
+    contract_note_entry,
+    contract_note_params,
+    instrument_row,
+    kite_decimal,
+    kite_time,
+    margin_params,
+    order_margin,
+)
 from orders.enums import OrderStatus, OrderType
 from orders.money import PAISA
 from risk.ratelimit import take_slot
@@ -48,8 +67,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("oms.brokers.kite")
 
-IST = ZoneInfo("Asia/Kolkata")  # Kite's timestamps are IST wall-clock times without an offset
-VARIETY = "regular"
 REQUEST_TIMEOUT_SECONDS = 7
 ORDER_RATE_KEY = "kite:orders"  # and the Kite user id: Kite counts each user's orders
 SESSION_RETRY_SECONDS = 60.0  # a job waiting for the morning login asks again after this
@@ -113,39 +130,6 @@ UNCERTAIN = frozenset({"NetworkException", "DataException"})  # Kite's backend d
 def oms_status(kite_status: str) -> OrderStatus | None:
     """The OMS status for a Kite status; None for one Kite does not document (never guessed)."""
     return KITE_STATUSES.get(kite_status.strip().upper())
-
-
-def kite_decimal(value: Any, places: Decimal) -> Decimal | None:
-    """A JSON number as a Decimal rounded to ``places``.
-
-    The client parses JSON numbers as floats; ``Decimal(str(x))`` keeps the digits Kite sent
-    (2450.55, not 2450.5500000000001818989...) before any arithmetic touches them. A postback
-    is parsed with parse_float=Decimal and passes through unchanged. NaN, Infinity and numbers
-    too large to hold to ``places`` are not prices: None, like any other non-number.
-    """
-    if value is None or value == "":
-        return None
-    try:
-        number = value if isinstance(value, Decimal) else Decimal(str(value))
-        if not number.is_finite():
-            raise InvalidOperation
-        return number.quantize(places, rounding=ROUND_HALF_UP)
-    except InvalidOperation:
-        logger.warning("not a number from Kite: %r", value)
-        return None
-
-
-def kite_time(value: Any) -> datetime | None:
-    """A Kite timestamp ("2026-04-01 09:15:02", or the client's naive datetime) in IST."""
-    if not value:
-        return None
-    if not isinstance(value, datetime):
-        try:
-            value = datetime.fromisoformat(str(value))
-        except ValueError:
-            logger.warning("not a timestamp from Kite: %r", value)
-            return None
-    return value.replace(tzinfo=IST) if timezone.is_naive(value) else value
 
 
 def _kite_tag(tag: str) -> bool:
@@ -553,6 +537,54 @@ class KiteBroker:
     def positions(self) -> list[BrokerPosition]:
         """The account's net positions (Kite nets every strategy's orders together)."""
         return [broker_position(entry) for entry in self._call(self.kite.positions)["net"]]
+
+    # --- money before and after the trade: margins, funds, contract notes, instruments -------
+    # (the values are orders.brokers.funds'; Kite's JSON is read by the functions at the end)
+
+    def margin_account_key(self) -> str:
+        """The key of this session's account for the margin cache: one per Kite user."""
+        return f"kite:{self.user_id or self.kite.api_key}"
+
+    def order_margins(self, orders: list[Order]) -> list[OrderMargin]:
+        """What Kite would block for each order on its own, given the account's positions
+        (POST /margins/orders), in the orders' sequence."""
+        entries = self._call(self.kite.order_margins, [margin_params(o) for o in orders])
+        return [order_margin(entry) for entry in entries]
+
+    def basket_margins(self, orders: list[Order]) -> BasketMargin:
+        """The margin of several legs together, hedges offsetting (POST /margins/basket)."""
+        answer = self._call(
+            self.kite.basket_order_margins,
+            [margin_params(o) for o in orders],
+            consider_positions=True,
+        )
+        return BasketMargin(
+            initial=_money(answer["initial"].get("total")),
+            final=_money(answer["final"].get("total")),
+            orders=tuple(order_margin(entry) for entry in answer.get("orders") or ()),
+        )
+
+    def available_funds(self, segment: str) -> AvailableFunds:
+        """The account's funds in ``segment`` (equity or commodity), from GET /user/margins."""
+        answer = self._call(self.kite.margins)
+        if segment not in answer:
+            raise BrokerUnavailable(f"Kite's margins name no segment {segment!r}")
+        return available_funds(segment, answer[segment])
+
+    def contract_note_charges(self, legs: list[ContractNoteLeg]) -> list[ContractNoteCharges]:
+        """Kite's charges for executed orders, unrounded (POST /charges/orders, the virtual
+        contract note), in the legs' sequence."""
+        if not legs:
+            return []
+        entries = self._call(
+            self.kite.get_virtual_contract_note, [contract_note_params(leg) for leg in legs]
+        )
+        return [contract_note_entry(entry) for entry in entries]
+
+    def instrument_rows(self) -> list[dict[str, str]]:
+        """Today's instrument master (GET /instruments, Kite's CSV dump of every exchange), one
+        dict of strings per instrument with the dump's columns, as the CSV loader reads them."""
+        return [instrument_row(entry) for entry in self._call(self.kite.instruments)]
 
 
 def _entry_time(entry: Mapping[str, Any]) -> datetime:

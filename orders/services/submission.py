@@ -24,6 +24,7 @@ from orders.services.events import (
     order_note,
     order_transition,
 )
+from orders.services.margins import order_margin_verdict
 
 logger = logging.getLogger("oms.orders")
 
@@ -88,6 +89,8 @@ def _order_submit(order_id: int) -> None:
             logger.info("adopted broker order found by tag", extra=log_context(order))
             order_updates_apply([found], source=EventSource.BROKER)
             return
+    if not order_margin_verdict(broker, order).send:
+        return  # refused for margin: REJECTED, never sent
     try:
         ack = broker.place(order)
     except BrokerTimeout as error:

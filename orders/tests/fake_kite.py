@@ -51,6 +51,7 @@ class SentRequest:
     data: dict[str, Any] | None
     params: dict[str, Any] | None
     headers: dict[str, str] = field(default_factory=dict)
+    json: Any = None  # a JSON body (the margin and contract note calls send one)
 
 
 class FakeKiteSession:
@@ -109,7 +110,9 @@ class FakeKiteServer:
             def _answer(self) -> None:
                 url = urlsplit(self.path)
                 length = int(self.headers.get("Content-Length") or 0)
-                form = parse_qs(self.rfile.read(length).decode()) if length else None
+                raw = self.rfile.read(length).decode() if length else ""
+                form = parse_qs(raw) if raw else None
+                json_body = raw and "json" in (self.headers.get("Content-Type") or "")
                 status, body = server._next(
                     SentRequest(
                         self.command,
@@ -117,11 +120,14 @@ class FakeKiteServer:
                         form and {k: v[-1] for k, v in form.items()},
                         {k: v[-1] for k, v in parse_qs(url.query).items()} or None,
                         dict(self.headers.items()),
+                        json=json.loads(raw) if json_body else None,
                     )
                 )
-                content = json.dumps(body).encode()
+                # A str body is a CSV dump (GET /instruments); anything else is Kite's JSON.
+                csv_body = isinstance(body, str)
+                content = body.encode() if csv_body else json.dumps(body).encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", "text/csv" if csv_body else "application/json")
                 self.send_header("Content-Length", str(len(content)))
                 self.end_headers()
                 self.wfile.write(content)
@@ -170,6 +176,13 @@ class FakeKiteServer:
             if replace:
                 self.routes.pop((method, path), None)
             self.routes.setdefault((method, path), []).append((http_status, body))
+        return self
+
+    def reply_csv(self, method: str, path: str, name: str, http_status: int = 200):
+        """Queue the recorded CSV ``kite_responses/<name>.csv`` (Kite's instruments dump)."""
+        text = (RESPONSES / f"{name}.csv").read_text()
+        with self._lock:
+            self.routes.setdefault((method, path), []).append((http_status, text))
         return self
 
     def reset(self) -> None:

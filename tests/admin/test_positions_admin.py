@@ -3,13 +3,18 @@ through position_protection_set; nothing else about a position is editable."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.utils import timezone
 
+from orders.enums import StrategyMode
+from orders.tests.factories import StrategyFactory
 from positions.tests.factories import PositionFactory
+from risk import calendar
 
 pytestmark = pytest.mark.django_db
 
@@ -80,3 +85,21 @@ def test_closed_positions_and_viewers_are_read_only(as_risk_officer, as_viewer):
     )
     assert as_viewer.post(f"{LIST}{open_.pk}/change/", {"stop_loss": "1.00"}).status_code == 403
     assert 'name="stop_loss"' not in as_viewer.get(f"{LIST}{open_.pk}/change/").content.decode()
+
+
+def test_a_live_positions_stale_mark_is_flagged(as_viewer, monkeypatch, settings):
+    session = datetime(2026, 1, 14, 10, 0, tzinfo=calendar.IST)  # a trading morning
+    monkeypatch.setattr(calendar, "timezone", SimpleNamespace(now=lambda: session))
+    settings.OMS_MARK_STALE_SECONDS = 30
+    live = StrategyFactory(mode=StrategyMode.LIVE)
+    marked = {"last_price": Decimal("101.00")}
+    stale = PositionFactory(
+        strategy=live, last_price_at=timezone.now() - timedelta(seconds=45), **marked
+    )
+    fresh = PositionFactory(strategy=live, last_price_at=timezone.now(), **marked)
+    paper = PositionFactory(last_price_at=timezone.now() - timedelta(hours=1), **marked)
+
+    rows = {p.pk: p.mark_stale for p in as_viewer.get(LIST).context["cl"].result_list}
+
+    assert rows == {stale.pk: True, fresh.pk: False, paper.pk: False}
+    assert as_viewer.get(LIST).content.decode().count(">STALE<") == 1

@@ -52,7 +52,7 @@ DROP = "DROP FUNCTION IF EXISTS oms_take_slot(varchar, integer[], numeric[], tim
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("risk", "0012_roles_broker_accounts"),
+        ("risk", "0013_margin_cache_and_instrument_refreshes"),
     ]
 
     operations = [

@@ -1,12 +1,11 @@
-"""Issue types of orders that broker trouble left in flight: ORDER_STUCK (orders_sweep: a person
-takes it from there) and CANCEL_UNCONFIRMED (reconciliation: a cancel the broker never confirmed).
-The issue_type check constraint lists them."""
+"""Issues of charges that differ from the contract note (positions.contract_notes)."""
 
 from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
     dependencies = [
+        ("orders", "0015_broker_accounts"),
         ("positions", "0011_unknown_broker_status"),
     ]
 
@@ -28,8 +27,7 @@ class Migration(migrations.Migration):
                     ("MISSING_FILL", "Fill missing"),
                     ("CONTRADICTORY_REPORT", "Broker report contradicts the order"),
                     ("UNKNOWN_BROKER_STATUS", "Broker reports an unknown order status"),
-                    ("ORDER_STUCK", "Order stuck in flight: needs a person"),
-                    ("CANCEL_UNCONFIRMED", "Cancel not confirmed by the broker"),
+                    ("CHARGES_MISMATCH", "Charges differ from the contract note"),
                 ],
                 max_length=24,
             ),
@@ -49,8 +47,7 @@ class Migration(migrations.Migration):
                             "MISSING_FILL",
                             "CONTRADICTORY_REPORT",
                             "UNKNOWN_BROKER_STATUS",
-                            "ORDER_STUCK",
-                            "CANCEL_UNCONFIRMED",
+                            "CHARGES_MISMATCH",
                         ],
                     )
                 ),

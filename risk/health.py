@@ -10,15 +10,16 @@ database being down is the health view's own ``down``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import connection
 from django.db.models import Count, Q
 from django.utils import timezone
 
 from orders.broker_sessions import IST, session_problem, session_state
-from orders.enums import StrategyMode, StrategyStatus
-from orders.models import BrokerAccount, Strategy
+from orders.enums import OrderStatus, StrategyMode, StrategyStatus
+from orders.models import BrokerAccount, Order, Strategy
+from orders.selectors import orders_in_flight_health
 from positions.selectors import marks_health
 from risk import calendar
 
@@ -145,6 +146,36 @@ def market_data_check(now: datetime | None = None) -> HealthCheck:
     )
 
 
+PENDING_WITHIN = 60  # seconds an order may wait for its submission job before it is news
+
+
+def orders_check(now: datetime | None = None) -> HealthCheck:
+    """Orders waiting on us or on the broker: PENDING ones not sent for a minute (no worker
+    takes the jobs), and those in flight the sweep has not settled (orders.selectors)."""
+    now = now or timezone.now()
+    flight = orders_in_flight_health(now=now)
+    waiting = Order.objects.filter(
+        status=OrderStatus.PENDING, created_at__lt=now - timedelta(seconds=PENDING_WITHIN)
+    ).count()
+    details = {
+        "pending_unsent": waiting,
+        "in_flight": flight.in_flight,
+        "unattended": flight.unattended,
+        "stuck": flight.stuck,
+    }
+    problems = []
+    if waiting:
+        problems.append(f"{waiting} PENDING for over {PENDING_WITHIN} s (not sent)")
+    if flight.stuck:
+        problems.append(f"{flight.stuck} stuck in flight: each needs a person (Issues)")
+    if waiting or flight.stuck:
+        return HealthCheck("orders", CRITICAL, "; ".join(problems), details)
+    if flight.unattended:
+        summary = f"{flight.unattended} in flight with no job: the sweep resumes them"
+        return HealthCheck("orders", WARNING, summary, details)
+    return HealthCheck("orders", OK, f"{flight.in_flight} in flight, none waiting", details)
+
+
 def holidays_check(now: datetime | None = None) -> HealthCheck:
     holidays = calendar.holidays_health(calendar.ist(now).date() if now else None)
     details = {"missing_years": list(holidays.missing_years)}
@@ -156,6 +187,7 @@ def system_health(now: datetime | None = None) -> SystemHealth:
     workers = workers_alive()
     checks = [
         worker_check(workers),
+        orders_check(now),
         *broker_account_checks(now),
         market_data_check(now),
         holidays_check(now),

@@ -27,10 +27,13 @@ VIEWED = (
 BROKER_ACCOUNTS_SEEN = frozenset({"orders.view_brokeraccount"})
 BROKER_ACCOUNTS_CONNECTED = frozenset({"orders.connect_brokeraccount"})
 BROKER_ACCOUNTS = BROKER_ACCOUNTS_SEEN | BROKER_ACCOUNTS_CONNECTED
+# The instrument master's morning refreshes (risk migration 0015).
+INSTRUMENT_REFRESHES_SEEN = frozenset({"risk.view_instrumentrefresh"})
 
 VIEWER = (
     frozenset(f"{app}.view_{model}" for app, model in (m.split(".") for m in VIEWED))
     | BROKER_ACCOUNTS_SEEN
+    | INSTRUMENT_REFRESHES_SEEN
 )
 
 # Operators watch, and settle the reconciliation issues that are not CRITICAL.

@@ -34,7 +34,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from orders.brokers import BrokerError
+from orders.brokers import BrokerError, BrokerRateLimited, BrokerSessionExpired
 from orders.brokers.funds import MarginBroker
 from orders.enums import EventKind, EventSource, OrderStatus
 from orders.models import Order
@@ -77,7 +77,8 @@ def order_margin_verdict(broker, order: Order) -> MarginVerdict:
     is REJECTED (one TRANSITION event whose details carry the code and the figures) and must
     not be sent; one let through has its margin reserved on the account's cache row; a margin
     API error never lets an order through unless OMS_MARGIN_API_ERROR_POLICY is "allow", and
-    then a NOTE event says the check did not run.
+    then a NOTE event says the check did not run. No session or a full rate is not an API
+    error: it is raised, and the job asks again when the broker says.
     """
     if not settings.OMS_MARGIN_CHECK_ENABLED or not isinstance(broker, MarginBroker):
         return NOT_CHECKED
@@ -90,6 +91,10 @@ def order_margin_verdict(broker, order: Order) -> MarginVerdict:
         # An order that reduces a position may need nothing (Kite counts the positions).
         required = max(margins[0].total, Decimal("0.00"))
         _funds_refresh(broker, account, segment)
+    except (BrokerSessionExpired, BrokerRateLimited):
+        # Nothing was asked: no session yet, or the user's rate is full. The submission job
+        # waits and asks again (the broker's own retry_in), as it would for the order itself.
+        raise
     except BrokerError as error:
         return _api_error(order, error, segment)
     verdict = _reserve(account, segment, required)

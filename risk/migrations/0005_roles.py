@@ -6,7 +6,7 @@ from django.db import migrations
 
 
 def roles_create(apps, schema_editor):
-    from risk.roles import BROKER_ACCOUNTS, LOGIN_ATTEMPTS, ROLES
+    from risk.roles import BROKER_ACCOUNTS, INSTRUMENT_REFRESHES_SEEN, LOGIN_ATTEMPTS, ROLES
     from risk.services import roles_sync
 
     # Permissions are made after every migration has run (post_migrate): make them now.
@@ -17,7 +17,10 @@ def roles_create(apps, schema_editor):
     # The roles as they were then: the login attempts' permissions came later (risk 0011).
     roles_sync(
         apps=apps,
-        roles={name: held - LOGIN_ATTEMPTS - BROKER_ACCOUNTS for name, held in ROLES.items()},
+        roles={
+            name: held - LOGIN_ATTEMPTS - BROKER_ACCOUNTS - INSTRUMENT_REFRESHES_SEEN
+            for name, held in ROLES.items()
+        },
     )
 
 

@@ -29,9 +29,10 @@ class OmsAdminSite(admin.AdminSite):
         if self.has_permission(request):
             context["kill_switch_board"] = kill_switch_board()
             # LIVE strategies whose Kite account has no session today: refused until a login.
-            context["broker_alerts"] = [
-                check for check in broker_account_checks() if check.state == CRITICAL
-            ]
+            # The dashboard has read them already, with the rest of the health.
+            health = getattr(request, "oms_health", None)
+            checks = health.named("kite") if health else broker_account_checks()
+            context["broker_alerts"] = [check for check in checks if check.state == CRITICAL]
         return context
 
     def index(self, request, extra_context=None):
@@ -41,7 +42,7 @@ class OmsAdminSite(admin.AdminSite):
             moments = [at for _, points in desk.pnl_series for at, _ in points]
             start, end = session_window(timezone.now(), moments)
             extra_context["desk"] = desk
-            extra_context["health"] = system_health()
+            extra_context["health"] = request.oms_health = system_health()
             extra_context["active_statuses"] = ",".join(sorted(OrderStatus.active()))
             extra_context["pnl_chart"] = pnl_chart(
                 [

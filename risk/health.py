@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 
 from django.db import connection
-from django.db.models import Count, Q
 from django.utils import timezone
 
 from orders.broker_sessions import IST, session_problem, session_state
 from orders.enums import OrderStatus, StrategyMode, StrategyStatus
-from orders.models import BrokerAccount, Order, Strategy
+from orders.models import Order, Strategy
 from orders.selectors import orders_in_flight_health
 from positions.selectors import marks_health
 from risk import calendar
@@ -79,45 +79,58 @@ def worker_check(workers: int) -> HealthCheck:
     )
 
 
+# Each active Kite account with the ACTIVE LIVE strategies trading through it, and (id NULL)
+# the ACTIVE LIVE strategies without an account: one statement, read on every admin page. The
+# token is ciphertext: only whether there is one is read.
+_SESSIONS = """
+SELECT a.id, a.user_id, a.name, a.access_token <> '', a.token_expires_at,
+       ARRAY(SELECT s.name FROM strategies s WHERE s.broker_account_id = a.id
+             AND s.mode = %(live)s AND s.status = %(active)s ORDER BY s.name)
+FROM broker_accounts a WHERE a.is_active
+UNION ALL
+SELECT NULL, NULL, NULL, NULL, NULL,
+       ARRAY(SELECT s.name FROM strategies s WHERE s.broker_account_id IS NULL
+             AND s.mode = %(live)s AND s.status = %(active)s ORDER BY s.name)
+"""
+
+
 def broker_account_checks(now: datetime | None = None) -> list[HealthCheck]:
     """One check per active account: critical when ACTIVE LIVE strategies trade through an
-    account that has no session now; and one for LIVE strategies with no account at all."""
+    account that has no session now; and one for ACTIVE LIVE strategies with no account."""
     now = now or timezone.now()
-    live_active = Q(strategies__mode=StrategyMode.LIVE, strategies__status=StrategyStatus.ACTIVE)
-    accounts = BrokerAccount.objects.filter(is_active=True).annotate(
-        live=Count("strategies", filter=live_active)
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(_SESSIONS, {"live": StrategyMode.LIVE, "active": StrategyStatus.ACTIVE})
+        rows = cursor.fetchall()
     checks = []
-    for account in accounts:
+    for pk, user_id, name, has_token, expires_at, live in rows:
+        if pk is None:
+            if live:
+                summary = f"LIVE without a broker account: {', '.join(live)}"
+                checks.append(HealthCheck("kite accounts", CRITICAL, summary, {"strategies": live}))
+            continue
+        account = SimpleNamespace(
+            user_id=user_id,
+            is_active=True,
+            access_token="held" if has_token else "",
+            token_expires_at=expires_at,
+        )
         state = session_state(account, now=now)
         details = {
-            "user_id": account.user_id,
-            "name": account.name,
+            "user_id": user_id,
+            "name": name,
             "session": state,
-            "expires_at": account.token_expires_at,
-            "live_strategies": account.live,
+            "expires_at": expires_at,
+            "live_strategies": live,
         }
         if state == "connected":
-            until = account.token_expires_at.astimezone(IST).strftime("%d %b %H:%M IST")
+            until = expires_at.astimezone(IST).strftime("%d %b %H:%M IST")
             summary, level = f"session until {until}", OK
         else:
             summary = session_problem(account, now=now)
-            level = CRITICAL if account.live else WARNING
-            if account.live:
-                summary += f"; {account.live} LIVE strategy(ies) refused"
-        checks.append(HealthCheck(f"kite {account.user_id}", level, summary, details))
-    orphans = Strategy.objects.filter(
-        mode=StrategyMode.LIVE, status=StrategyStatus.ACTIVE, broker_account__isnull=True
-    ).values_list("name", flat=True)
-    if orphans:
-        checks.append(
-            HealthCheck(
-                "kite accounts",
-                CRITICAL,
-                f"LIVE without a broker account: {', '.join(orphans)}",
-                {"strategies": list(orphans)},
-            )
-        )
+            level = CRITICAL if live else WARNING
+            if live:
+                summary += f"; {len(live)} LIVE strategy(ies) refused"
+        checks.append(HealthCheck(f"kite {user_id}", level, summary, details))
     return checks
 
 

@@ -48,7 +48,8 @@ def test_create_roles_re_syncs(roles):
 
     assert held(Group.objects.get(name="Viewer")) == set(VIEWER)
     assert held(Group.objects.get(name="Operator")) == set(OPERATOR)
-    # The login attempts (3) since risk 0011; the broker accounts (view, connect) since 0012; the instrument refreshes since 0015.
+    # The login attempts (3) since risk 0011, the broker accounts (view, connect) since 0012,
+    # the instrument refreshes since 0015.
     assert "Risk officer: 32 permissions" in out.getvalue()
 
 

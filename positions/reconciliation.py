@@ -85,12 +85,13 @@ SELECT p.symbol, p.exchange, p.product, sum(p.quantity),
        coalesce(-sum(p.quantity * p.average_price) FILTER (WHERE p.quantity < 0), 0)
 FROM positions p JOIN strategies s ON s.id = p.strategy_id
 WHERE p.closed_at IS NULL AND s.mode = %(mode)s
+  AND (%(account)s::bigint IS NULL OR s.broker_account_id = %(account)s::bigint)
 GROUP BY 1, 2, 3
 HAVING %(strategy)s::bigint IS NULL OR bool_or(p.strategy_id = %(strategy)s::bigint)
 """
 
 
-def _our_net_positions(mode: str, strategy=None) -> dict[tuple, dict]:
+def _our_net_positions(mode: str, strategy=None, account_id: int | None = None) -> dict:
     """Our open positions of one broker, netted per instrument (in the database: thousands of
     positions make a few hundred instruments); with ``strategy``, the instruments it holds.
 
@@ -99,7 +100,10 @@ def _our_net_positions(mode: str, strategy=None) -> dict[tuple, dict]:
     that is open (``_average``). Who holds what is read only for differences (``_holders``).
     """
     with connection.cursor() as cursor:
-        cursor.execute(NET_POSITIONS, {"mode": str(mode), "strategy": strategy and strategy.pk})
+        cursor.execute(
+            NET_POSITIONS,
+            {"mode": str(mode), "strategy": strategy and strategy.pk, "account": account_id},
+        )
         rows = cursor.fetchall()
     return {
         (symbol, exchange, product): {
@@ -113,12 +117,16 @@ def _our_net_positions(mode: str, strategy=None) -> dict[tuple, dict]:
     }
 
 
-def _holders(mode: str, keys: set[tuple]) -> dict[tuple, dict[int, int]]:
-    """{instrument: {strategy id: quantity}} of our open positions in these instruments."""
+def _holders(mode: str, keys: set[tuple], account_id: int | None = None) -> dict:
+    """{instrument: {strategy id: quantity}} of our open positions in these instruments (of
+    one broker account's strategies, for a LIVE book)."""
     held: dict[tuple, dict[int, int]] = {key: {} for key in keys}
     rows = Position.objects.filter(
         closed_at__isnull=True, strategy__mode=mode, symbol__in={key[0] for key in keys}
-    ).values_list("symbol", "exchange", "product", "strategy_id", "quantity")
+    )
+    if account_id is not None:
+        rows = rows.filter(strategy__broker_account_id=account_id)
+    rows = rows.values_list("symbol", "exchange", "product", "strategy_id", "quantity")
     for symbol, exchange, product, strategy_id, quantity in rows:
         if (symbol, exchange, product) in held:
             held[(symbol, exchange, product)][strategy_id] = quantity
@@ -327,21 +335,50 @@ def _orders_to_compare(strategies) -> list:
 
 
 def _broker_books(strategies, *, with_orders: bool):
-    """The broker's net positions and (``with_orders``) order book, read once per broker
-    account: like Kite's, the paper broker's books hold every strategy's orders and positions."""
+    """The broker's net positions and (``with_orders``) order book, read once for the book's
+    strategies, which share one broker account (like Kite's, the paper broker's books hold
+    every paper strategy's orders and positions)."""
+    broker = broker_for(strategies[0])
+    orders = {u.broker_order_id: u for u in broker.orders()} if with_orders else {}
     positions: dict[tuple, tuple[int, Decimal | None]] = {}
-    orders = {}
-    brokers = {}
-    for strategy in strategies:
-        broker = broker_for(strategy)
-        brokers.setdefault(broker.name, broker)
-    for broker in brokers.values():
-        if with_orders:
-            orders.update({u.broker_order_id: u for u in broker.orders()})
-        for position in broker.positions():
-            key = (position.symbol, position.exchange, position.product)
-            positions[key] = (position.quantity, position.average_price or None)
+    for position in broker.positions():
+        key = (position.symbol, position.exchange, position.product)
+        positions[key] = (position.quantity, position.average_price or None)
     return positions, orders
+
+
+@dataclass(frozen=True)
+class Book:
+    """What one broker account holds: the paper exchange's book, or one Kite user's (Kite nets
+    positions per user, whatever strategies placed the orders)."""
+
+    broker: str  # in the issues' fingerprints: "paper", "kite-AB1234"
+    mode: str
+    account_id: int | None
+    strategies: list
+
+
+def _books(strategy=None) -> list[Book]:
+    """The books to compare: the paper one and one per Kite account, with the strategies of
+    each that may hold something (an inactive strategy holding nothing has nothing)."""
+    holding = Position.objects.filter(strategy=OuterRef("pk"), closed_at__isnull=True)
+    strategies = Strategy.objects.filter(~Q(status=StrategyStatus.INACTIVE) | Exists(holding))
+    if strategy is not None:
+        strategies = strategies.filter(pk=strategy.pk)
+    paper, accounts, orphans = [], {}, []
+    for each in strategies.select_related("broker_account").order_by("pk"):
+        if not each.is_live:
+            paper.append(each)
+        elif each.broker_account is None:
+            orphans.append(each.name)
+        else:
+            accounts.setdefault(each.broker_account, []).append(each)
+    if orphans:
+        logger.warning("reconciliation: LIVE without a broker account, skipped: %s", orphans)
+    books = [Book("paper", StrategyMode.PAPER, None, paper)] if paper else []
+    for account, held in sorted(accounts.items(), key=lambda item: item[0].user_id):
+        books.append(Book(f"kite-{account.user_id}", StrategyMode.LIVE, account.pk, held))
+    return books
 
 
 def reconcile_positions(
@@ -362,19 +399,8 @@ def reconcile_positions(
     auto_fix = settings.OMS_RECONCILE_AUTO_FIX if auto_fix is None else auto_fix
     fixing = auto_fix and not dry_run
     report = ReconcileReport()
-    for mode in (StrategyMode.PAPER, StrategyMode.LIVE):
-        # An inactive strategy holding nothing has nothing to reconcile.
-        holding = Position.objects.filter(strategy=OuterRef("pk"), closed_at__isnull=True)
-        strategies = Strategy.objects.filter(mode=mode).filter(
-            ~Q(status=StrategyStatus.INACTIVE) | Exists(holding)
-        )
-        if strategy is not None:
-            strategies = strategies.filter(pk=strategy.pk)
-        strategies = list(strategies)
-        if not strategies:
-            continue
-        broker_name = "kite" if mode == StrategyMode.LIVE else "paper"
-        live = mode == StrategyMode.LIVE
+    for book in _books(strategy):
+        broker_name, strategies, live = book.broker, book.strategies, book.mode == "LIVE"
         candidates = _orders_to_compare(strategies)
         try:
             broker_positions, broker_orders = _broker_books(
@@ -394,13 +420,14 @@ def reconcile_positions(
         order_findings += unconfirmed_cancels(
             strategies, broker_orders, live=live, broker=broker_name
         )
-        ours = _our_net_positions(mode, strategy)
+        ours = _our_net_positions(book.mode, strategy, book.account_id)
         if strategy is not None:
             broker_positions = {k: v for k, v in broker_positions.items() if k in ours}
         report.positions_compared += len(set(ours) | set(broker_positions))
         position_findings = compare_positions(ours, broker_positions, live=live, broker=broker_name)
         if position_findings:
-            holders = _holders(mode, {(f.symbol, f.exchange, f.product) for f in position_findings})
+            keys = {(f.symbol, f.exchange, f.product) for f in position_findings}
+            holders = _holders(book.mode, keys, book.account_id)
             position_findings = [
                 _attributed(f, holders[(f.symbol, f.exchange, f.product)])
                 for f in position_findings

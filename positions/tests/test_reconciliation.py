@@ -22,6 +22,7 @@ from orders.domain import OrderRequest
 from orders.enums import EventKind, EventSource, OrderStatus, StrategyMode
 from orders.models import Order, OrderEvent, PaperOrder, PaperTrade, Trade
 from orders.services import order_place, order_submit
+from orders.tests.conftest import kite_account_create
 from orders.tests.factories import OrderFactory, StrategyFactory
 from positions import reconciliation
 from positions.models import IssueType, Position, ReconciliationIssue, Severity
@@ -475,7 +476,9 @@ def kite(monkeypatch):
 
 @pytest.fixture
 def live():
-    return StrategyFactory(name="Live", mode=StrategyMode.LIVE)
+    return StrategyFactory(
+        name="Live", mode=StrategyMode.LIVE, broker_account=kite_account_create()
+    )
 
 
 def test_a_live_quantity_difference_is_critical_and_halts_the_strategy(kite, live):
@@ -486,7 +489,7 @@ def test_a_live_quantity_difference_is_critical_and_halts_the_strategy(kite, liv
 
     [issue] = open_issues()
     assert (issue.issue_type, issue.severity) == (IssueType.QUANTITY_MISMATCH, Severity.CRITICAL)
-    assert issue.fingerprint == f"QTY:kite:{SYMBOL}:NSE:MIS"
+    assert issue.fingerprint == f"QTY:kite-AB1234:{SYMBOL}:NSE:MIS"  # Kite nets per user
     assert issue.strategy == live
     [halt] = KillSwitchEvent.objects.all()
     assert halt.actor == "rule:critical-reconciliation"
@@ -617,3 +620,27 @@ def test_the_periodic_job_reconciles_while_the_market_is_open(strategy, monkeypa
     tasks.reconcile(timestamp=0)
 
     assert ReconciliationIssue.objects.get().issue_type == IssueType.UNKNOWN_POSITION
+
+
+def test_each_kite_account_is_its_own_book(monkeypatch):
+    """Kite nets positions per user: two accounts holding the same symbol are each compared
+    with their own strategies' positions, never with the desk's sum."""
+    first, second = kite_account_create("AB1234"), kite_account_create("CD5678")
+    one = StrategyFactory(name="Desk 1", mode=StrategyMode.LIVE, broker_account=first)
+    two = StrategyFactory(name="Desk 2", mode=StrategyMode.LIVE, broker_account=second)
+    PositionFactory(strategy=one, symbol=SYMBOL, quantity=10, average_price=LAST)
+    PositionFactory(strategy=two, symbol=SYMBOL, quantity=5, average_price=LAST)
+    books = {
+        "AB1234": FakeKite(positions=[BrokerPosition(SYMBOL, "NSE", "MIS", 10, LAST)]),
+        "CD5678": FakeKite(positions=[BrokerPosition(SYMBOL, "NSE", "MIS", 4, LAST)]),
+    }
+    monkeypatch.setattr(
+        reconciliation, "broker_for", lambda strategy: books[strategy.broker_account.user_id]
+    )
+
+    report = reconcile_positions()
+
+    assert report.brokers == {"kite-AB1234", "kite-CD5678"}
+    [issue] = open_issues()  # Desk 2's account holds 4, we hold 5; Desk 1 agrees
+    assert issue.fingerprint == f"QTY:kite-CD5678:{SYMBOL}:NSE:MIS"
+    assert (issue.strategy, issue.internal_quantity, issue.broker_quantity) == (two, 5, 4)

@@ -205,19 +205,10 @@ class PositionAdmin(LargeTableAdmin):
 
     @admin.display(description="last price (marked at)")
     def last(self, position):
-        stale = (
-            badge("STALE", "amber", title="no fresh price: exits wait")
-            if getattr(position, "mark_stale", False)
-            else ""
-        )
-        if position.last_price_at is None:
-            return format_html("{} {}", price(position.last_price), stale)
-        return format_html(
-            "{} <small>{}</small> {}",
-            price(position.last_price),
-            local_time(position.last_price_at),
-            stale,
-        )
+        stale = getattr(position, "mark_stale", False)
+        stale = badge("STALE", "amber", title="no fresh price: exits wait") if stale else ""
+        at = local_time(position.last_price_at) if position.last_price_at else ""
+        return format_html("{} <small>{}</small> {}", price(position.last_price), at, stale)
 
     @admin.display(description="unrealized")
     def unrealized(self, position):

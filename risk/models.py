@@ -363,6 +363,7 @@ class InstrumentRefresh(models.Model):
     class Meta:
         db_table = "instrument_refreshes"
         ordering = ["-started_at"]
+        verbose_name_plural = "instrument refreshes"
 
     def __str__(self) -> str:
         return f"{self.source} {self.started_at:%Y-%m-%d %H:%M}"

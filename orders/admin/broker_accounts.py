@@ -116,6 +116,11 @@ class BrokerAccountAdmin(OmsModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False  # strategies and their orders name it; disable it instead
 
+    def get_list_display(self, request):
+        if request.user.has_perm("orders.connect_brokeraccount"):
+            return self.list_display
+        return tuple(name for name in self.list_display if name != "connect_link")
+
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("strategies")
 

@@ -261,10 +261,9 @@ def test_a_login_kite_did_not_complete_stores_nothing(kite, account, risk_office
 
 def test_viewers_and_operators_may_not_connect(db, account, viewer, operator):
     for user in (viewer, operator):
-        assert (
-            logged_in(user).get(f"/admin/orders/brokeraccount/{account.pk}/connect/").status_code
-            == 403
-        )
+        client = logged_in(user)
+        assert client.get(f"/admin/orders/brokeraccount/{account.pk}/connect/").status_code == 403
+        assert "/connect/" not in client.get("/admin/orders/brokeraccount/").content.decode()
 
 
 def test_the_redirect_view_needs_a_staff_login(client, account):

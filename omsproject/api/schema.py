@@ -158,6 +158,18 @@ UNAVAILABLE = _error(
 TOO_LARGE = _error(
     "The body is over the server's upload limit (DATA_UPLOAD_MAX_MEMORY_SIZE); nothing was read."
 )
+# Answered by the web server (gunicorn) before the OMS sees the request, as its plain page.
+URI_TOO_LONG = OpenApiResponse(
+    description="The request line (path and query) is over the web server's limit (gunicorn: "
+    "4094 bytes): nothing was read. Send fewer or shorter query parameters."
+)
 # Every authenticated endpoint may answer these.
-READ_ERRORS = {400: INVALID, 401: UNAUTHENTICATED, 403: FORBIDDEN, 429: THROTTLED, 503: UNAVAILABLE}
+READ_ERRORS = {
+    400: INVALID,
+    401: UNAUTHENTICATED,
+    403: FORBIDDEN,
+    414: URI_TOO_LONG,
+    429: THROTTLED,
+    503: UNAVAILABLE,
+}
 OBJECT_ERRORS = {**READ_ERRORS, 404: NOT_FOUND}

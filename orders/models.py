@@ -87,9 +87,14 @@ class Strategy(models.Model):
         max_length=10, choices=StrategyStatus.choices, default=StrategyStatus.ACTIVE
     )
     # Who paused it (blank unless PAUSED): the strategy may lift only its own pause.
-    paused_by = models.CharField(max_length=8, choices=PausedBy.choices, blank=True, default="")
-    status_reason = models.TextField(blank=True, default="", help_text="Why the status changed.")
-    status_actor = models.CharField(max_length=150, blank=True, default="")
+    # db_default: rows written around the ORM (psql, COPY) get them too.
+    paused_by = models.CharField(
+        max_length=8, choices=PausedBy.choices, blank=True, default="", db_default=""
+    )
+    status_reason = models.TextField(
+        blank=True, default="", db_default="", help_text="Why the status last changed."
+    )
+    status_actor = models.CharField(max_length=150, blank=True, default="", db_default="")
     mode = models.CharField(max_length=5, choices=StrategyMode.choices, default=StrategyMode.PAPER)
     # The Kite account a LIVE strategy's orders go through (PAPER strategies need none).
     broker_account = models.ForeignKey(

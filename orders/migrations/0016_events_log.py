@@ -240,6 +240,7 @@ class Migration(migrations.Migration):
             field=models.CharField(
                 blank=True,
                 choices=[("STRATEGY", "The strategy itself"), ("STAFF", "Staff")],
+                db_default="",
                 default="",
                 max_length=8,
             ),
@@ -247,12 +248,14 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="strategy",
             name="status_actor",
-            field=models.CharField(blank=True, default="", max_length=150),
+            field=models.CharField(blank=True, db_default="", default="", max_length=150),
         ),
         migrations.AddField(
             model_name="strategy",
             name="status_reason",
-            field=models.TextField(blank=True, default="", help_text="Why the status changed."),
+            field=models.TextField(
+                blank=True, db_default="", default="", help_text="Why the status last changed."
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
             model_name="strategy",

@@ -74,9 +74,10 @@ def events_wait(*, strategy_id: int, after: int, limit: int, wait: float) -> lis
     ends first). Raises TooManyWaiters when the process holds its cap of waiters.
     """
     events = events_page(strategy_id=strategy_id, after=after, limit=limit)
+    wait = min(wait, MAX_WAIT, settings.OMS_EVENTS_MAX_WAIT)
     if events or wait <= 0:
         return events
-    deadline = time.monotonic() + min(wait, MAX_WAIT, settings.OMS_EVENTS_MAX_WAIT)
+    deadline = time.monotonic() + wait
     with _waiter_slot(), _listener() as listener:
         # Listening from here on: an event committed since the first read is found by the
         # next, and one committed later notifies.

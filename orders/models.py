@@ -86,8 +86,8 @@ class Strategy(models.Model):
     status = models.CharField(
         max_length=10, choices=StrategyStatus.choices, default=StrategyStatus.ACTIVE
     )
-    # Who paused it (blank unless PAUSED): the strategy may lift only its own pause.
-    # db_default: rows written around the ORM (psql, COPY) get them too.
+    # Who paused it (blank unless PAUSED): the strategy may lift only its own pause. (Database
+    # defaults: rows written around the ORM get them too.)
     paused_by = models.CharField(
         max_length=8, choices=PausedBy.choices, blank=True, default="", db_default=""
     )
@@ -139,14 +139,8 @@ class Strategy(models.Model):
                 name="paused_by_default",
                 when=pgtrigger.Before,
                 operation=pgtrigger.Insert | pgtrigger.Update,
-                func="""
-                IF NEW.status <> 'PAUSED' THEN
-                    NEW.paused_by := '';
-                ELSIF NEW.paused_by = '' THEN
-                    NEW.paused_by := 'STAFF';
-                END IF;
-                RETURN NEW;
-                """,
+                func="NEW.paused_by := CASE WHEN NEW.status <> 'PAUSED' THEN '' "
+                "ELSE COALESCE(NULLIF(NEW.paused_by, ''), 'STAFF') END; RETURN NEW;",
             ),
             # A desk with one Kite account need not pick it: a LIVE strategy without an account
             # trades through the only active one. With none or several, it stays without, and

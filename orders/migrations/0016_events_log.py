@@ -262,8 +262,8 @@ class Migration(migrations.Migration):
             trigger=pgtrigger.compiler.Trigger(
                 name="paused_by_default",
                 sql=pgtrigger.compiler.UpsertTriggerSql(
-                    func="\n                IF NEW.status <> 'PAUSED' THEN\n                    NEW.paused_by := '';\n                ELSIF NEW.paused_by = '' THEN\n                    NEW.paused_by := 'STAFF';\n                END IF;\n                RETURN NEW;\n                ",
-                    hash="a6101749fb7957671ad88a67a3b0c221e3427089",
+                    func="NEW.paused_by := CASE WHEN NEW.status <> 'PAUSED' THEN '' ELSE COALESCE(NULLIF(NEW.paused_by, ''), 'STAFF') END; RETURN NEW;",
+                    hash="884078031e74a6150c600244bbd422a619c0734a",
                     operation="INSERT OR UPDATE",
                     pgid="pgtrigger_paused_by_default_e698d",
                     table="strategies",

@@ -110,9 +110,15 @@ class StrategyAdmin(OmsModelAdmin):
         (
             "Trading",
             {
-                "fields": (("status", "mode"), "broker_account", "kill_switch"),
+                "fields": (
+                    ("status", "mode"),
+                    "last_status_change",
+                    "broker_account",
+                    "kill_switch",
+                ),
                 "description": "A mode change (PAPER ⇄ LIVE) is refused while the strategy has "
-                "working orders or open positions.",
+                "working orders or open positions. A pause set here is staff's: the strategy "
+                "can lift only a pause it made itself (PATCH /api/v1/strategy/).",
             },
         ),
         (
@@ -141,6 +147,7 @@ class StrategyAdmin(OmsModelAdmin):
         "win_rate_display",
         "total_pnl_display",
         "api_keys",
+        "last_status_change",
         "created_at",
         "updated_at",
     )
@@ -194,6 +201,15 @@ class StrategyAdmin(OmsModelAdmin):
     def total_pnl_display(self, strategy):
         return pnl(strategy.total_pnl)
 
+    @admin.display(description="last status change")
+    def last_status_change(self, strategy):
+        if not strategy.status_actor:
+            return "—"
+        held = (
+            f"paused by {strategy.get_paused_by_display().lower()} · " if strategy.paused_by else ""
+        )
+        return f"{held}{strategy.status_reason or 'no reason given'} ({strategy.status_actor})"
+
     @admin.display(description="API keys")
     def api_keys(self, strategy):
         if not strategy.pk:
@@ -215,7 +231,12 @@ class StrategyAdmin(OmsModelAdmin):
             obj.save(update_fields=[*plain, "updated_at"])
         try:
             if "status" in form.changed_data:
-                strategy_status_set(obj, status=StrategyStatus(obj.status), actor=actor)
+                strategy_status_set(
+                    obj,
+                    status=StrategyStatus(obj.status),
+                    actor=actor,
+                    reason="changed in the admin",
+                )
             if "mode" in form.changed_data:
                 strategy_mode_set(obj, mode=obj.mode, actor=actor)
         except OrderError as error:  # it stopped being flat between the check and the save

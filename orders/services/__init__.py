@@ -49,6 +49,7 @@ from orders.services.errors import (
     OrderRefused,
     OrderThrottled,
     StrategyNotFound,
+    StrategyStatusRefused,
     SubmissionInFlight,
 )
 from orders.services.events import log_context, order_event_record, order_transition
@@ -66,6 +67,7 @@ from orders.services.strategies import (
     strategy_mode_refusal,
     strategy_mode_set,
     strategy_status_set,
+    strategy_steer,
 )
 from orders.services.submission import order_resolve_unknown, order_submit
 
@@ -82,6 +84,7 @@ __all__ = [
     "OrderThrottled",
     "PollOutcome",
     "StrategyNotFound",
+    "StrategyStatusRefused",
     "SubmissionInFlight",
     "adjustment_fill_record",
     "fill_apply",
@@ -108,4 +111,5 @@ __all__ = [
     "strategy_mode_refusal",
     "strategy_mode_set",
     "strategy_status_set",
+    "strategy_steer",
 ]

@@ -9,7 +9,7 @@ import pytest
 from django.contrib.admin.models import LogEntry
 
 from orders.enums import OrderStatus
-from orders.models import Strategy
+from orders.models import Strategy, StrategyEvent
 from orders.tests.conftest import kite_account_create
 from orders.tests.factories import OrderFactory, StrategyFactory
 from risk.models import RiskLimit
@@ -49,6 +49,13 @@ def test_status_changes_through_the_service(as_risk_officer, risk_officer, caplo
     assert strategy.total_pnl == Decimal("10.00")  # money is read-only
     assert "status PAUSED by rita" in caplog.text
     assert LogEntry.objects.get(object_id=str(strategy.pk)).user == risk_officer
+    # A pause set in the admin is staff's (the strategy cannot lift it), and an event.
+    assert strategy.paused_by == "STAFF"
+    [event] = StrategyEvent.objects.filter(strategy=strategy)
+    assert event.payload["paused_by"] == "STAFF"
+    assert event.payload["actor"] == "rita"
+    page = as_risk_officer.get(url(strategy)).content.decode()
+    assert "paused by staff · changed in the admin (rita)" in page
 
 
 def test_a_mode_change_is_refused_while_orders_work(as_risk_officer):

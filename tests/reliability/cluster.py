@@ -60,6 +60,9 @@ CLUSTER_ENV = {
     "OMS_DB_POOL_MIN": "1",
     "OMS_DB_POOL_MAX": "8",
     "OMS_DB_POOL_TIMEOUT": "10",
+    # The feed's long polls end after 2 s (a client polls again): the schema fuzz sends any
+    # wait up to 30 s, and must keep to its time budget.
+    "OMS_EVENTS_MAX_WAIT": "2",
     "OMS_WORKER_HEARTBEAT_SECONDS": str(HEARTBEAT_SECONDS),
     "OMS_WORKER_STALLED_SECONDS": str(STALLED_SECONDS),
     "OMS_RISK_EMAILS": "",

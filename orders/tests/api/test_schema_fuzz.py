@@ -52,6 +52,7 @@ def test_the_schema_and_its_documentation_are_served(client):
         "/api/v1/positions/",
         "/api/v1/trades/",
         "/api/v1/strategy/",
+        "/api/v1/events/",
         "/api/v1/prices/",
         "/api/v1/health/",
     } <= set(paths)
@@ -85,7 +86,9 @@ def fuzzed_strategy():
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_the_live_api_conforms_to_its_schema(live_server, fuzzed_strategy):
+def test_the_live_api_conforms_to_its_schema(live_server, fuzzed_strategy, request):
+    # The feed's long polls: bounded as documented, but brief (pytest-django's settings).
+    request.getfixturevalue("settings").OMS_EVENTS_MAX_WAIT = 0.05
     schema = schemathesis.openapi.from_url(f"{live_server.url}/api/schema/?format=json")
     headers = {"Authorization": f"Bearer {fuzzed_strategy.plaintext}"}
     failures: list[str] = []

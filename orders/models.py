@@ -673,3 +673,8 @@ class StrategyApiKey(models.Model):
     @property
     def is_revoked(self) -> bool:
         return self.revoked_at is not None
+
+
+# Webhooks' tables live in their own module (this one is long enough); imported here so that
+# Django finds them as the orders app's models.
+from orders.webhook_models import WebhookDelivery, WebhookEndpoint  # noqa: E402, F401

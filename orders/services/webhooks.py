@@ -32,8 +32,8 @@ from django.utils import timezone
 
 from orders import jobs
 from orders.models import Strategy, WebhookDelivery, WebhookEndpoint
+from orders.models_webhooks import EVENT_KINDS, WebhookState
 from orders.webhook_http import PostOutcome, WebhookUrlRefused, url_check, webhook_post
-from orders.webhook_models import EVENT_KINDS, WebhookState
 from orders.webhook_signing import backoff_seconds, signed_headers
 
 logger = logging.getLogger("oms.webhooks")

@@ -12,16 +12,10 @@ from django.db.models import Q
 
 from omsproject.crypto import EncryptedTextField
 from omsproject.pg import updated_at_trigger
+from orders.enums import StrategyEventKind
 
-# The kinds of strategy events (strategy_events.kind), the ones an endpoint may subscribe to.
-EVENT_KINDS = (
-    "order.status",
-    "order.fill",
-    "order.modified",
-    "order.refused",
-    "kill_switch",
-    "strategy.status",
-)
+# The kinds of strategy events an endpoint may subscribe to: all of them.
+EVENT_KINDS = tuple(StrategyEventKind.values)
 
 
 class WebhookState(models.TextChoices):

@@ -57,7 +57,8 @@ class DispatchReport:
 # --- endpoints ---------------------------------------------------------------------------------
 
 
-def _clean_url(url: str) -> str:
+def webhook_url_clean(url: str) -> str:
+    """``url`` stripped, or WebhookError naming the rule it breaks (scheme, SSRF...)."""
     url = (url or "").strip()
     if not url:
         raise WebhookError("url '': required")
@@ -68,7 +69,8 @@ def _clean_url(url: str) -> str:
     return url
 
 
-def _clean_kinds(kinds) -> list[str]:
+def webhook_kinds_clean(kinds) -> list[str]:
+    """The kinds, sorted and unique, or WebhookError naming an unknown one."""
     kinds = sorted({kind.strip() for kind in kinds or [] if kind and kind.strip()})
     unknown = [kind for kind in kinds if kind not in EVENT_KINDS]
     if unknown:
@@ -94,7 +96,7 @@ def webhook_endpoint_create(
     """A new ACTIVE endpoint of ``strategy``; returns it and its secret (shown once: it is
     stored encrypted and never displayed again). It receives the events after the last one
     the strategy has now; earlier ones are in the feed."""
-    url, kinds = _clean_url(url), _clean_kinds(kinds)
+    url, kinds = webhook_url_clean(url), webhook_kinds_clean(kinds)
     secret = SECRET_PREFIX + secrets.token_urlsafe(32)
     with transaction.atomic():
         endpoint = WebhookEndpoint.objects.create(
@@ -116,9 +118,9 @@ def webhook_endpoint_update(
     with transaction.atomic():
         endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
         if url is not None:
-            endpoint.url = _clean_url(url)
+            endpoint.url = webhook_url_clean(url)
         if kinds is not None:
-            endpoint.kinds = _clean_kinds(kinds)
+            endpoint.kinds = webhook_kinds_clean(kinds)
         endpoint.save(update_fields=["url", "kinds", "updated_at"])
     logger.info("webhook %s changed by %s: %s %s", endpoint.pk, actor, endpoint.url, endpoint.kinds)
     return endpoint

@@ -35,6 +35,7 @@ STATE_FIELDS = (
 
 
 class WebhookEndpointForm(forms.ModelForm):
+    url = forms.URLField(max_length=2000, assume_scheme="https")
     kinds = forms.MultipleChoiceField(
         choices=StrategyEventKind.choices,
         widget=forms.CheckboxSelectMultiple,

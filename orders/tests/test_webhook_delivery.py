@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 
+import psycopg
 import pytest
 from django.core import mail
 from django.core.management import call_command
@@ -295,3 +296,68 @@ def test_a_removed_endpoint_has_no_job_left(receiver, strategy):
     call_command("webhook", "remove", str(endpoint.pk))
     assert waiting_jobs(endpoint) == 0
     assert not WebhookEndpoint.objects.filter(pk=endpoint.pk).exists()
+
+
+class OpenTransaction:
+    """A transaction on a connection of its own, kept open until ``end()``."""
+
+    def __init__(self, *statements: tuple[str, list]):
+        self.connection = psycopg.connect(connection.connection.info.dsn, autocommit=False)
+        for sql, params in statements:
+            self.connection.execute(sql, params)
+
+    def end(self) -> None:
+        self.connection.commit()
+        self.connection.close()
+
+
+def test_an_event_held_back_by_an_older_transaction_is_delivered_once_that_one_ends(
+    receiver, strategy, run_jobs
+):
+    """The sequencer leaves an event committed after a transaction that is still running;
+    the job finds it unsequenced and looks again shortly, rather than waiting for another
+    event that may never come."""
+    webhook_endpoint_create(strategy=strategy, url=receiver.url, actor="t")
+    older = OpenTransaction(("SELECT pg_current_xact_id()", []))  # a writer, still running
+    try:
+        order_moves(strategy, "iota", MOVES[:1])
+        run_jobs(["webhooks"])
+        assert receiver.received == []
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM procrastinate_jobs WHERE task_name = %s AND status = 'todo'",
+                [jobs.WEBHOOK],
+            )
+            assert cursor.fetchone()[0] == 1  # it looks again soon
+    finally:
+        older.end()
+    seqs = strategy_seqs(strategy)
+    drain(run_jobs, lambda: len(receiver.received) >= 1)
+    assert receiver.event_ids() == seqs
+
+
+def test_a_waiting_job_does_not_start_before_the_event_it_was_kept_for_is_committed(
+    receiver, strategy, run_jobs
+):
+    """An event whose endpoint already has a job waiting defers none (the queueing lock) but
+    holds that job until it commits: a worker cannot start it early and miss the event."""
+    endpoint, _ = webhook_endpoint_create(strategy=strategy, url=receiver.url, actor="t")
+    order = OrderFactory(strategy=strategy)
+    jobs.defer_webhook(endpoint.pk)  # waiting, due now
+    writing = OpenTransaction(
+        (
+            "INSERT INTO order_events (order_id, kind, from_status, to_status, source, reason,"
+            " actor, details, created_at) VALUES (%s, 'TRANSITION', 'PENDING', 'SUBMITTED',"
+            " 'SYSTEM', '', '', '{}', now())",
+            [order.pk],
+        )
+    )
+    try:
+        run_jobs(["webhooks"])
+        assert waiting_jobs(endpoint) == 1  # skipped: held by the open transaction
+        assert receiver.received == []
+    finally:
+        writing.end()
+    seqs = strategy_seqs(strategy)
+    drain(run_jobs, lambda: len(receiver.received) >= 1)
+    assert receiver.event_ids() == seqs

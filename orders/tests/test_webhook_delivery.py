@@ -11,9 +11,11 @@ import pytest
 from django.core import mail
 from django.core.management import call_command
 from django.db import connection, transaction
+from rest_framework.test import APIClient
 
 from omsproject.testing.threads import run_together
 from orders import jobs
+from orders.api_keys import api_key_create
 from orders.models import WebhookDelivery, WebhookEndpoint
 from orders.models_webhooks import WebhookState
 from orders.services.webhooks import webhook_endpoint_create
@@ -140,6 +142,19 @@ def test_signed_deliveries_in_order_per_order(receiver, strategy, run_jobs):
     by_path = {request.path: request for request in receiver.received[7:]}
     assert by_path["/hook/status"].event["kind"] == "strategy.status"
     assert_signed(by_path["/hook/status"], status_secret)
+
+
+def test_the_body_is_the_feeds_event(receiver, strategy, run_jobs):
+    webhook_endpoint_create(strategy=strategy, url=receiver.url, actor="t")
+    _, key = api_key_create(strategy=strategy, name="feed", actor="t")
+    order_moves(strategy, "kappa", MOVES[:2])
+    drain(run_jobs, lambda: len(receiver.received) >= 2)
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    feed = client.get("/api/v1/events/?after=0").json()["events"]
+
+    assert [request.event for request in receiver.received] == feed
 
 
 def test_a_failing_receiver_gets_every_event_in_order_once_it_recovers(strategy, run_jobs):

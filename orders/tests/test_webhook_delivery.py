@@ -19,7 +19,7 @@ from orders.api_keys import api_key_create
 from orders.models import WebhookDelivery, WebhookEndpoint
 from orders.models_webhooks import WebhookState
 from orders.selectors import WebhooksHealth, webhooks_health
-from orders.services.webhooks import webhook_endpoint_create
+from orders.services.webhooks import webhook_endpoint_create, webhooks_sweep
 from orders.tests.factories import OrderEventFactory, OrderFactory, StrategyFactory
 from orders.tests.webhook_receiver import WebhookReceiver
 from orders.webhook_signing import verify
@@ -390,3 +390,25 @@ def test_a_waiting_job_does_not_start_before_the_event_it_was_kept_for_is_commit
     seqs = strategy_seqs(strategy)
     drain(run_jobs, lambda: len(receiver.received) >= 1)
     assert receiver.event_ids() == seqs
+
+
+def test_only_the_kinds_asked_for_defer_a_job(receiver, strategy):
+    endpoint, _ = webhook_endpoint_create(
+        strategy=strategy, url=receiver.url, kinds=["order.fill"], actor="t"
+    )
+    order_moves(strategy, "lambda", MOVES[:2])  # order.status events
+    assert waiting_jobs(endpoint) == 0
+
+
+def test_the_sweep_gives_a_job_to_an_endpoint_left_behind(receiver, strategy, run_jobs):
+    endpoint, _ = webhook_endpoint_create(strategy=strategy, url=receiver.url, actor="t")
+    order_moves(strategy, "mu", MOVES[:2])
+    jobs.cancel_webhook(endpoint.pk)  # as if its job were lost
+    assert waiting_jobs(endpoint) == 0
+
+    assert webhooks_sweep() == 1
+    assert webhooks_sweep() == 0  # one waits already
+    seqs = strategy_seqs(strategy)
+    drain(run_jobs, lambda: len(receiver.received) >= 2)
+    assert receiver.event_ids() == seqs
+    assert webhooks_sweep() == 0  # nothing left to deliver

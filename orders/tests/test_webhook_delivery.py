@@ -3,6 +3,7 @@ the same transaction and run by real procrastinate workers, posted to a real HTT
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 
@@ -297,6 +298,19 @@ def test_the_job_is_deferred_in_the_events_transaction(receiver, strategy):
         for status in MOVES:
             OrderEventFactory(order=order, from_status="PENDING", to_status=status)
     assert waiting_jobs(endpoint) == 1  # four events, one job waiting (its queueing lock)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT queue_name, task_name, priority, lock, args::text FROM procrastinate_jobs"
+            " WHERE queueing_lock = %s",
+            [jobs.webhook_lock(endpoint.pk)],
+        )
+        queue, task, priority, lock, args = cursor.fetchone()
+    # The job the trigger writes is the task's own (orders.tasks.dispatch_webhook).
+    assert (queue, task, priority) == jobs.webhook_job_fields()
+    assert (lock, json.loads(args)) == (
+        jobs.webhook_lock(endpoint.pk),
+        {"endpoint_id": endpoint.pk},
+    )
 
 
 def test_concurrent_event_writers_share_one_waiting_job(receiver, strategy, run_jobs):

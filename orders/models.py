@@ -700,3 +700,6 @@ class StrategyApiKey(models.Model):
 
 # The strategies' event log lives in its own module; imported here so that Django finds it.
 from orders.models_events import StrategyEvent as StrategyEvent  # noqa: E402
+
+# Webhooks' endpoints and delivery log, likewise (orders.models_webhooks).
+from orders.models_webhooks import WebhookDelivery, WebhookEndpoint  # noqa: E402, F401

@@ -62,6 +62,7 @@ MONEY_KEYS = frozenset(
         "net_pnl",
         "turnover",
         "gross_exposure",
+        "total",  # an order.fill event's charges: {"brokerage", ..., "total"}
     }
 )
 

@@ -352,3 +352,16 @@ OMS_MARKET_FEED_POLL_SECONDS = env.float("OMS_MARKET_FEED_POLL_SECONDS", default
 # A LIVE strategy's price older than this during the session is stale: treated as unknown
 # (positions.selectors.price_is_stale). 0 turns the rule off.
 OMS_MARK_STALE_SECONDS = env.int("OMS_MARK_STALE_SECONDS", default=30)
+
+# --- Webhooks (orders.services.webhooks) --------------------------------------------------------
+# Private, loopback and link-local addresses and plain http are refused as webhook URLs (SSRF)
+# unless this is true: development and tests only.
+OMS_WEBHOOK_ALLOW_PRIVATE = env.bool("OMS_WEBHOOK_ALLOW_PRIVATE", default=False)
+# A delivery's connect and read timeouts, seconds.
+OMS_WEBHOOK_CONNECT_TIMEOUT = env.float("OMS_WEBHOOK_CONNECT_TIMEOUT", default=3.0)
+OMS_WEBHOOK_READ_TIMEOUT = env.float("OMS_WEBHOOK_READ_TIMEOUT", default=10.0)
+# A failed delivery is tried again after first, 2 x first, 4 x first... seconds (at most
+# longest), with jitter; an endpoint failing for longer than PAUSE_AFTER is paused, staff told.
+OMS_WEBHOOK_RETRY_FIRST_SECONDS = env.float("OMS_WEBHOOK_RETRY_FIRST_SECONDS", default=1.0)
+OMS_WEBHOOK_RETRY_LONGEST_SECONDS = env.float("OMS_WEBHOOK_RETRY_LONGEST_SECONDS", default=600.0)
+OMS_WEBHOOK_PAUSE_AFTER_SECONDS = env.int("OMS_WEBHOOK_PAUSE_AFTER_SECONDS", default=3600)

@@ -98,3 +98,21 @@ class StrategyStatus(models.TextChoices):
 class StrategyMode(models.TextChoices):
     PAPER = "PAPER", "Paper"
     LIVE = "LIVE", "Live"
+
+
+class PausedBy(models.TextChoices):
+    """Who paused a strategy: the strategy itself (it may resume) or staff (only staff may)."""
+
+    STRATEGY = "STRATEGY", "The strategy itself"
+    STAFF = "STAFF", "Staff"
+
+
+class StrategyEventKind(models.TextChoices):
+    """What a strategy's event feed (and its webhooks) carries: table ``strategy_events``."""
+
+    ORDER_STATUS = "order.status", "Order status change"
+    ORDER_FILL = "order.fill", "Order fill"
+    ORDER_MODIFIED = "order.modified", "Order modified"
+    ORDER_REFUSED = "order.refused", "Order change refused"
+    KILL_SWITCH = "kill_switch", "Kill switch change"
+    STRATEGY_STATUS = "strategy.status", "Strategy status change"

@@ -8,7 +8,7 @@ jobs never race on one order.
 
 from __future__ import annotations
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import BooleanField
 from django.db.models.expressions import RawSQL
 from procrastinate.contrib.django import app
@@ -21,6 +21,8 @@ MODIFY = "orders.modify"
 RESOLVE_UNKNOWN = "orders.resolve_unknown"
 APPLY_PRICES = "orders.prices"
 CONFIRM = "orders.confirm"
+WEBHOOK = "orders.webhook_dispatch"
+WEBHOOK_QUEUE = "webhooks"
 
 CANCEL_JOB_ORDERS = 50  # orders in one job of defer_cancels
 WAITING = ("todo", "doing")  # procrastinate's statuses of a job still to run or running
@@ -110,3 +112,45 @@ def defer_confirm(order) -> bool:
 
 def defer_prices(prices: list[list[str]], *, strategy_id: int | None = None) -> None:
     _task(APPLY_PRICES).defer(prices=prices, strategy_id=strategy_id)
+
+
+def webhook_lock(endpoint_id: int) -> str:
+    """The lock and the queueing lock of an endpoint's dispatch job: one runs at a time, at
+    most one waits. The strategy_events trigger defers it under the same name."""
+    return f"webhook-{endpoint_id}"
+
+
+def webhook_job_fields() -> tuple[str, str, int]:
+    """(queue, task name, priority) of the dispatch job, for the trigger that defers it."""
+    job = _task(WEBHOOK, lock="").job
+    return job.queue, job.task_name, job.priority
+
+
+def defer_webhook(endpoint_id: int, *, delay: float = 0.0, reschedule: bool = True) -> None:
+    """The endpoint's dispatch job, to run in ``delay`` seconds. If one already waits (its
+    queueing lock), that one is moved to run in ``delay`` seconds instead, unless not
+    ``reschedule`` (then it runs when it would have). In a savepoint, so a waiting job leaves
+    the caller's transaction usable."""
+    lock = webhook_lock(endpoint_id)
+    later = {"schedule_in": {"seconds": delay}} if delay > 0 else {}
+    try:
+        with transaction.atomic():
+            _task(WEBHOOK, lock=lock, queueing_lock=lock, **later).defer(endpoint_id=endpoint_id)
+    except AlreadyEnqueued:
+        if reschedule:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "UPDATE procrastinate_jobs SET scheduled_at = now() + make_interval(secs => %s)"
+                    " WHERE queueing_lock = %s AND status = 'todo'",
+                    [delay, lock],
+                )
+
+
+def cancel_webhook(endpoint_id: int) -> None:
+    """Drop the endpoint's waiting dispatch job (the endpoint is being removed)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE procrastinate_jobs SET status = 'cancelled'"
+            " WHERE queueing_lock = %s AND status = 'todo'",
+            [webhook_lock(endpoint_id)],
+        )

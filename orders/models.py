@@ -17,6 +17,7 @@ from orders.enums import (
     OrderSide,
     OrderStatus,
     OrderType,
+    PausedBy,
     Product,
     Segment,
     StrategyMode,
@@ -85,6 +86,10 @@ class Strategy(models.Model):
     status = models.CharField(
         max_length=10, choices=StrategyStatus.choices, default=StrategyStatus.ACTIVE
     )
+    # Who paused it (blank unless PAUSED): the strategy may lift only its own pause.
+    paused_by = models.CharField(max_length=8, choices=PausedBy.choices, blank=True, default="")
+    status_reason = models.TextField(blank=True, default="", help_text="Why the status changed.")
+    status_actor = models.CharField(max_length=150, blank=True, default="")
     mode = models.CharField(max_length=5, choices=StrategyMode.choices, default=StrategyMode.PAPER)
     # The Kite account a LIVE strategy's orders go through (PAPER strategies need none).
     broker_account = models.ForeignKey(
@@ -116,9 +121,28 @@ class Strategy(models.Model):
                 name="strategy_counters_consistent",
             ),
             models.CheckConstraint(condition=~Q(name=""), name="strategy_name_not_blank"),
+            models.CheckConstraint(
+                condition=Q(status=StrategyStatus.PAUSED, paused_by__in=PausedBy.values)
+                | ~Q(status=StrategyStatus.PAUSED) & Q(paused_by=""),
+                name="strategy_paused_by_iff_paused",
+            ),
         ]
         triggers = [
             updated_at_trigger(),
+            # A pause nobody claimed (the admin, psql) is staff's: the strategy cannot lift it.
+            pgtrigger.Trigger(
+                name="paused_by_default",
+                when=pgtrigger.Before,
+                operation=pgtrigger.Insert | pgtrigger.Update,
+                func="""
+                IF NEW.status <> 'PAUSED' THEN
+                    NEW.paused_by := '';
+                ELSIF NEW.paused_by = '' THEN
+                    NEW.paused_by := 'STAFF';
+                END IF;
+                RETURN NEW;
+                """,
+            ),
             # A desk with one Kite account need not pick it: a LIVE strategy without an account
             # trades through the only active one. With none or several, it stays without, and
             # its orders are refused (broker_account_missing) until staff choose one.
@@ -673,3 +697,10 @@ class StrategyApiKey(models.Model):
     @property
     def is_revoked(self) -> bool:
         return self.revoked_at is not None
+
+
+# The strategies' event log lives in its own module; imported here so that Django finds it.
+from orders.models_events import StrategyEvent as StrategyEvent  # noqa: E402
+
+# Webhooks' endpoints and delivery log, likewise (orders.models_webhooks).
+from orders.models_webhooks import WebhookDelivery, WebhookEndpoint  # noqa: E402, F401

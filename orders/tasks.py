@@ -34,6 +34,7 @@ from orders.services import (
     orders_poll,
 )
 from orders.services.sweep import order_job_failed, orders_sweep
+from orders.services.webhooks import webhook_dispatch, webhooks_sweep
 from risk.kill_switch import kill_switch_on_critical_issue
 from risk.monitors import market_tick
 
@@ -152,6 +153,27 @@ def apply_prices(prices: list[list[str]], strategy_id: int | None = None) -> Non
         [(symbol, exchange, Decimal(price)) for symbol, exchange, price in prices],
         strategy=strategy,
     )
+
+
+@app.task(name=jobs.WEBHOOK, queue=jobs.WEBHOOK_QUEUE)
+def dispatch_webhook(endpoint_id: int) -> None:
+    """Post an endpoint's undelivered events in order (webhook_dispatch). Deferred by the
+    strategy_events trigger with the endpoint's lock and queueing lock (orders.jobs.webhook_lock).
+
+    No procrastinate retry: a failed delivery defers the job again itself, after a backoff with
+    jitter. procrastinate's retry puts the failed job back to 'todo', which PostgreSQL refuses
+    (the queueing lock's unique index) when a newer event has already deferred the next job.
+    """
+    report = webhook_dispatch(endpoint_id)
+    if report.paused:
+        logger.error("webhook %s paused: it kept failing", endpoint_id)
+
+
+@app.periodic(cron="* * * * *")
+@app.task(name="orders.webhooks_sweep", queue=jobs.WEBHOOK_QUEUE, queueing_lock="webhooks_sweep")
+def sweep_webhooks(timestamp: int) -> None:
+    """Endpoints with undelivered events and no job waiting get one (a net under the trigger)."""
+    webhooks_sweep()
 
 
 @app.periodic(cron="* * * * *")

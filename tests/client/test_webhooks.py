@@ -7,11 +7,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import threading
 import time
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from oms_client import WebhookVerificationError, verify_webhook
+
+from orders.services.webhooks import webhook_endpoint_create
 
 SECRET = "whsec_test_1234"
 BODY = json.dumps(
@@ -80,3 +84,59 @@ def test_any_of_several_signatures_passes_during_a_secret_rotation():
     headers["X-OMS-Signature"] = f"{old['X-OMS-Signature']},{headers['X-OMS-Signature']}"
 
     assert verify_webhook(SECRET, headers, BODY.decode()).id == 42
+
+
+class Receiver:
+    """A strategy's webhook receiver on 127.0.0.1: keeps each POST's headers and raw body."""
+
+    def __init__(self):
+        self.deliveries: list[tuple[dict, bytes]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.deliveries.append((dict(self.headers), body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_delivery_from_the_oms_verifies_with_its_secret_and_no_other(
+    oms, caller, run_jobs, settings
+):
+    settings.OMS_WEBHOOK_ALLOW_PRIVATE = True
+    receiver = Receiver()
+    try:
+        _, secret = webhook_endpoint_create(
+            strategy=caller.strategy, url=receiver.url, kinds=[], actor="test"
+        )
+        order = oms.place("RELIANCE", "BUY", 3, order_type="MARKET", client_order_id="hooked")
+        run_jobs(["webhooks"])
+    finally:
+        receiver.close()
+
+    headers, body = receiver.deliveries[0]
+    event = verify_webhook(secret, headers, body)
+    assert (event.kind, event.order_id, event.client_order_id) == (
+        "order.status",
+        order.id,
+        "hooked",
+    )
+    assert event.data["to_status"] == "PENDING"
+    assert headers["X-OMS-Event-Id"] == str(event.id)
+    with pytest.raises(WebhookVerificationError, match="does not match"):
+        verify_webhook(secret + "-not-it", headers, body)
+    with pytest.raises(WebhookVerificationError, match="does not match"):
+        verify_webhook(secret, headers, body.replace(b"hooked", b"hacked"))

@@ -179,6 +179,11 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "COERCE_DECIMAL_TO_STRING": True,
 }
+# The event feed's long poll (GET /api/v1/events/?wait=): waiting requests per process at once;
+# one more is answered 429 with Retry-After. Each holds a thread and a database connection.
+OMS_EVENTS_MAX_WAITERS = env.int("OMS_EVENTS_MAX_WAITERS", default=8)
+# The longest a long poll waits, in seconds (at most 30): lower it under a proxy's idle timeout.
+OMS_EVENTS_MAX_WAIT = min(env.float("OMS_EVENTS_MAX_WAIT", default=30.0), 30.0)
 SPECTACULAR_SETTINGS = {
     "TITLE": "OMS strategy API",
     "DESCRIPTION": "Orders, positions and trades of the strategy whose API key is presented "

@@ -32,6 +32,7 @@ from orders.services import (
     OrderRefused,
     OrderThrottled,
     StrategyNotFound,
+    StrategyStatusRefused,
 )
 
 logger = logging.getLogger("oms.api")
@@ -46,6 +47,7 @@ ORDER_ERROR_STATUS = {
     IllegalOrderState: status.HTTP_409_CONFLICT,
     OrderNotFound: status.HTTP_404_NOT_FOUND,
     StrategyNotFound: status.HTTP_404_NOT_FOUND,
+    StrategyStatusRefused: status.HTTP_409_CONFLICT,
 }
 
 

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import math
+
 from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -19,13 +21,17 @@ from orders.enums import (
     OrderSide,
     OrderStatus,
     OrderType,
+    PausedBy,
     Product,
+    StrategyEventKind,
     StrategyMode,
     StrategyStatus,
     Validity,
 )
+from orders.event_feed import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MAX_WAIT
 from orders.models import Order, OrderEvent, Trade
 from orders.money import PAISA
+from orders.services.strategies import MAX_REASON_LENGTH
 from positions.selectors import posted_prices_refusals
 
 
@@ -300,6 +306,15 @@ class StrategyOverviewSerializer(serializers.Serializer):
     id = serializers.IntegerField(source="strategy.pk")
     name = serializers.CharField(source="strategy.name")
     status = serializers.ChoiceField(source="strategy.status", choices=StrategyStatus.choices)
+    paused_by = serializers.ChoiceField(
+        source="strategy.paused_by",
+        choices=PausedBy.choices,
+        allow_blank=True,
+        help_text="Who paused it (blank unless PAUSED): a strategy resumes only its own pause.",
+    )
+    status_reason = serializers.CharField(
+        source="strategy.status_reason", help_text="Why the status last changed."
+    )
     mode = serializers.ChoiceField(source="strategy.mode", choices=StrategyMode.choices)
     limits = serializers.DictField(
         help_text="The pre-trade limits in force: the strictest of the global limits, the "
@@ -331,3 +346,58 @@ class StrategyOverviewSerializer(serializers.Serializer):
     losing_trades = serializers.IntegerField(source="strategy.losing_trades")
     win_rate = MoneyField(source="strategy.win_rate", max_digits=5)
     total_pnl = MoneyField(source="strategy.total_pnl", max_digits=18)
+
+
+class StrategySteerSerializer(serializers.Serializer):
+    """A strategy pausing or resuming itself."""
+
+    status = serializers.ChoiceField(
+        choices=[StrategyStatus.PAUSED, StrategyStatus.ACTIVE],
+        help_text="PAUSED, or ACTIVE to lift a pause the strategy made itself.",
+    )
+    reason = serializers.CharField(
+        max_length=MAX_REASON_LENGTH, help_text="Why; recorded with the strategy.status event."
+    )
+
+
+class EventQuerySerializer(serializers.Serializer):
+    """The event feed's query: a cursor, a page size and how long to wait for news."""
+
+    after = serializers.IntegerField(
+        min_value=0,
+        max_value=2**63 - 1,
+        default=0,
+        help_text="The cursor: events with an id above it (the last id seen; 0 for all).",
+    )
+    page_size = serializers.IntegerField(
+        min_value=1, max_value=MAX_PAGE_SIZE, default=DEFAULT_PAGE_SIZE
+    )
+    wait = serializers.FloatField(
+        min_value=0,
+        max_value=MAX_WAIT,
+        default=0,
+        help_text=f"Seconds (0..{MAX_WAIT}) to wait when nothing is newer than after.",
+    )
+
+    def validate_wait(self, wait: float) -> float:
+        if not math.isfinite(wait):
+            raise serializers.ValidationError(f"wait {wait}: must be a number of seconds, 0..30")
+        return wait
+
+
+class StrategyEventSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="seq", help_text="The event's place in the feed.")
+    kind = serializers.ChoiceField(choices=StrategyEventKind.choices)
+    order_id = serializers.IntegerField(allow_null=True)
+    client_order_id = serializers.CharField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    data = serializers.JSONField(
+        source="payload", help_text="What happened; amounts as decimal strings."
+    )
+
+
+class EventPageSerializer(serializers.Serializer):
+    events = StrategyEventSerializer(many=True)
+    next_after = serializers.IntegerField(
+        help_text="The cursor for the next call: the last id here, or after when empty."
+    )

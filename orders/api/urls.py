@@ -1,6 +1,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
+from orders.api.events import EventFeedView
 from orders.api.views import HealthView, OrderViewSet, PricesView, StrategyView, TradeViewSet
 
 router = SimpleRouter()
@@ -10,6 +11,7 @@ router.register("trades", TradeViewSet, basename="trade")
 urlpatterns = [
     *router.urls,
     path("strategy/", StrategyView.as_view(), name="strategy"),
+    path("events/", EventFeedView.as_view(), name="events"),
     path("prices/", PricesView.as_view(), name="prices"),
     path("health/", HealthView.as_view(), name="health"),
 ]

@@ -48,13 +48,14 @@ from orders.api.serializers import (
     PricesAcceptedSerializer,
     PricesSerializer,
     StrategyOverviewSerializer,
+    StrategySteerSerializer,
     TradeSerializer,
 )
 from orders.domain import OrderRequest
 from orders.enums import EventSource, OrderStatus, StrategyMode
 from orders.models import Strategy
 from orders.selectors import order_with_history, orders_of, strategy_overview, trades_of
-from orders.services import order_cancel, order_modify, order_place
+from orders.services import order_cancel, order_modify, order_place, strategy_steer
 from risk.health import live_trading, system_health
 
 PLACE_EXAMPLES = [
@@ -339,6 +340,36 @@ class StrategyView(APIView):
         strategy = strategy_of(request) or self._staff_choice(request)
         overview = strategy_overview(strategy=strategy)
         return Response(StrategyOverviewSerializer(overview).data)
+
+    @extend_schema(
+        summary="Pause or resume the calling strategy",
+        description=(
+            "A strategy pauses itself (`PAUSED`) or lifts a pause it made itself (`ACTIVE`), "
+            "with a reason; the change is a `strategy.status` event in its feed. A pause staff "
+            "set, an INACTIVE or ERROR status are never lifted this way (409, nothing changed); "
+            "nor is the kill switch, which this call does not touch (the answer's "
+            "`kill_switch` says which one is in force). Asking for the status the strategy "
+            "already has changes nothing. Staff change statuses in the admin, or with "
+            "`manage.py strategy`."
+        ),
+        request=StrategySteerSerializer,
+        responses={200: StrategyOverviewSerializer, 409: CONFLICT, **READ_ERRORS},
+        examples=[
+            OpenApiExample(
+                "Pause",
+                value={"status": "PAUSED", "reason": "feed gap on NIFTY; resuming when back"},
+                request_only=True,
+            )
+        ],
+    )
+    def patch(self, request):
+        strategy = strategy_of(request)
+        if strategy is None:
+            raise PermissionDenied(StrategyOnly.message)
+        change = StrategySteerSerializer(data=request.data)
+        change.is_valid(raise_exception=True)
+        steered = strategy_steer(strategy, **change.validated_data, actor=actor_of(request))
+        return Response(StrategyOverviewSerializer(strategy_overview(strategy=steered)).data)
 
     def _staff_choice(self, request) -> Strategy:
         raw = request.query_params.get("strategy", "")

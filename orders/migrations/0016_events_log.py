@@ -92,7 +92,8 @@ BEGIN
         'side', NEW.side,
         'quantity', NEW.quantity,
         'price', round(NEW.price, 2)::text,
-        'filled_quantity', o.filled_quantity,
+        'filled_quantity', (SELECT sum(t.quantity) FROM trades t
+                             WHERE t.order_id = NEW.order_id AND t.kind = 'FILL'),
         'order_quantity', o.quantity,
         'gross_value', NEW.gross_value::text,
         'charges', jsonb_build_object(

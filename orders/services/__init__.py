@@ -66,6 +66,7 @@ from orders.services.strategies import (
     strategy_mode_refusal,
     strategy_mode_set,
     strategy_status_set,
+    strategy_steer,
 )
 from orders.services.submission import order_resolve_unknown, order_submit
 
@@ -82,6 +83,7 @@ __all__ = [
     "OrderThrottled",
     "PollOutcome",
     "StrategyNotFound",
+    "StrategyStatusRefused",
     "SubmissionInFlight",
     "adjustment_fill_record",
     "fill_apply",
@@ -108,4 +110,5 @@ __all__ = [
     "strategy_mode_refusal",
     "strategy_mode_set",
     "strategy_status_set",
+    "strategy_steer",
 ]

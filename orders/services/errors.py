@@ -31,6 +31,12 @@ class IllegalOrderState(OrderError):
     code = "illegal_state"
 
 
+class StrategyStatusRefused(OrderError):
+    """A strategy asked for a status it may not set itself (a staff pause, INACTIVE, ERROR)."""
+
+    code = "strategy_status_refused"
+
+
 class FillRefused(OrderError):
     code = "fill_refused"
 

@@ -6,23 +6,100 @@ import logging
 
 from django.db import transaction
 
-from orders.enums import OrderStatus, StrategyMode, StrategyStatus
+from orders.enums import OrderStatus, PausedBy, StrategyMode, StrategyStatus
 from orders.models import Order, Strategy
-from orders.services.errors import OrderError
+from orders.services.errors import OrderError, StrategyStatusRefused
 from positions.models import Position
 from positions.services import strategy_prices_clear
 
 logger = logging.getLogger("oms.orders")
 
 
-def strategy_status_set(strategy: Strategy, *, status: StrategyStatus, actor: str) -> Strategy:
-    """Change a strategy's status (ACTIVE, PAUSED, INACTIVE, ERROR)."""
+MAX_REASON_LENGTH = 500
+
+
+def strategy_status_set(
+    strategy: Strategy, *, status: StrategyStatus, actor: str, reason: str = ""
+) -> Strategy:
+    """Staff change a strategy's status (ACTIVE, PAUSED, INACTIVE, ERROR).
+
+    Guarantees: under the strategy's row lock; a pause set here is staff's (``paused_by``
+    STAFF), which the strategy itself can never lift — pausing a strategy that paused itself
+    takes its pause over. The change, its reason and actor reach the strategy's event feed
+    (a ``strategy.status`` event, written by the database).
+    """
     with transaction.atomic():
         locked = Strategy.objects.select_for_update().get(pk=strategy.pk)
-        locked.status = status
-        locked.save(update_fields=["status", "updated_at"])
-    logger.info("strategy %s status %s by %s", locked.name, status, actor)
+        _status_write(
+            locked,
+            status=status,
+            paused_by=PausedBy.STAFF,
+            actor=actor,
+            reason=reason or "changed by staff",
+        )
+    logger.info("strategy %s status %s by %s: %s", locked.name, status, actor, reason)
     return locked
+
+
+def strategy_steer(strategy: Strategy, *, status: str, reason: str, actor: str) -> Strategy:
+    """The strategy pauses or resumes itself (PATCH /api/v1/strategy/).
+
+    Guarantees: under the strategy's row lock, an ACTIVE strategy may pause itself, and a
+    strategy may resume only a pause it made itself; a staff pause, INACTIVE and ERROR are
+    refused (StrategyStatusRefused, nothing changed), and so is a blank reason (OrderError
+    naming ``reason``). Asking for the status it already has changes nothing (no event). The
+    kill switch is not touched: resuming lifts the strategy's own pause only. Each change is a
+    ``strategy.status`` event with the reason, written by the database.
+    """
+    reason = (reason or "").strip()
+    if not reason:
+        raise OrderError("reason: required", fields={"reason": "reason: required"})
+    if len(reason) > MAX_REASON_LENGTH:
+        rule = f"reason: at most {MAX_REASON_LENGTH} characters"
+        raise OrderError(rule, fields={"reason": rule})
+    if status not in (StrategyStatus.ACTIVE, StrategyStatus.PAUSED):
+        rule = f"status {status}: a strategy may set PAUSED or ACTIVE only"
+        raise OrderError(rule, fields={"status": rule})
+    with transaction.atomic():
+        locked = Strategy.objects.select_for_update().get(pk=strategy.pk)
+        refusal = _steering_refusal(locked, status=status)
+        if refusal:
+            raise StrategyStatusRefused(refusal, fields={"status": refusal})
+        if locked.status != status:
+            _status_write(
+                locked,
+                status=StrategyStatus(status),
+                paused_by=PausedBy.STRATEGY,
+                actor=actor,
+                reason=reason,
+            )
+            logger.warning("strategy %s set itself %s (%s): %s", locked.name, status, actor, reason)
+    return locked
+
+
+def _steering_refusal(strategy: Strategy, *, status: str) -> str | None:
+    current = strategy.status
+    if current in (StrategyStatus.INACTIVE, StrategyStatus.ERROR):
+        return f"status {status}: strategy {strategy.name} is {current}; only staff change that"
+    if (
+        status == StrategyStatus.ACTIVE
+        and current == StrategyStatus.PAUSED
+        and strategy.paused_by != PausedBy.STRATEGY
+    ):
+        return f"status ACTIVE: strategy {strategy.name} was paused by staff; only staff resume it"
+    return None
+
+
+def _status_write(
+    strategy: Strategy, *, status: StrategyStatus, paused_by: PausedBy, actor: str, reason: str
+) -> None:
+    strategy.status = status
+    strategy.paused_by = paused_by if status == StrategyStatus.PAUSED else ""
+    strategy.status_reason = reason
+    strategy.status_actor = actor
+    strategy.save(
+        update_fields=["status", "paused_by", "status_reason", "status_actor", "updated_at"]
+    )
 
 
 def strategy_mode_refusal(strategy: Strategy, *, mode: str) -> str | None:

@@ -15,19 +15,31 @@ import orders.models_events
 SEQUENCER = """
 CREATE SEQUENCE strategy_events_seq AS bigint;
 
--- Numbers, in id order, the events whose transaction ended before every transaction still
--- running began (txid below the snapshot's xmin: committed, since an aborted one's rows are
--- invisible), and returns the highest number given so far. Under an exclusive lock, so two
--- calls never interleave; rows of a transaction still running wait for a later call. Hence a
--- reader that has seen seq N never later finds a row numbered N or less.
+-- Numbers, in id order, the events whose transaction ended before every transaction of this
+-- database still running began, and returns the highest number given so far. Under an
+-- exclusive lock, so two calls never interleave; rows of a transaction still running wait for
+-- a later call. Hence a reader that has seen seq N never later finds a row numbered N or less.
+-- The horizon is pg_snapshot_xmin(pg_current_snapshot()) narrowed to this database: a
+-- transaction of another database on the same server (another application, another test
+-- run) can never write these rows, so it does not hold the feed back.
 CREATE FUNCTION oms_events_sequence() RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
+    snap pg_snapshot;
     horizon xid8;
 BEGIN
     PERFORM pg_advisory_xact_lock(1163284052);  -- orders.models_events.EVENTS_SEQUENCE_LOCK
-    -- A statement after the lock: its snapshot sees every earlier call's numbers.
-    horizon := pg_snapshot_xmin(pg_current_snapshot());
+    -- Statements after the lock: their snapshots see every earlier call's numbers.
+    snap := pg_current_snapshot();
+    SELECT least(pg_snapshot_xmax(snap), min(running.xid), pg_current_xact_id_if_assigned())
+      INTO horizon
+      FROM pg_snapshot_xip(snap) AS running(xid)
+     WHERE (running.xid::text::bigint & 4294967295) IN (
+           SELECT backend_xid::text::bigint FROM pg_stat_activity
+            WHERE datname = current_database() AND backend_xid IS NOT NULL
+           UNION ALL
+           SELECT transaction::text::bigint FROM pg_prepared_xacts
+            WHERE database = current_database());
     UPDATE strategy_events e
        SET seq = numbered.seq
       FROM (SELECT ready.id, nextval('strategy_events_seq') AS seq

@@ -49,6 +49,7 @@ from orders.services.errors import (
     OrderRefused,
     OrderThrottled,
     StrategyNotFound,
+    StrategyStatusRefused,
     SubmissionInFlight,
 )
 from orders.services.events import log_context, order_event_record, order_transition

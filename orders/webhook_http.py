@@ -43,7 +43,7 @@ def _address_refusal(address: str) -> str | None:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
         ip = ip.ipv4_mapped
     for flag in ("loopback", "link_local", "private", "multicast", "reserved", "unspecified"):
-        if getattr(ip, flag):
+        if getattr(ip, f"is_{flag}"):
             return f"{ip} is a {flag.replace('_', '-')} address"
     return None
 

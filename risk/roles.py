@@ -29,11 +29,17 @@ BROKER_ACCOUNTS_CONNECTED = frozenset({"orders.connect_brokeraccount"})
 BROKER_ACCOUNTS = BROKER_ACCOUNTS_SEEN | BROKER_ACCOUNTS_CONNECTED
 # The instrument master's morning refreshes (risk migration 0015).
 INSTRUMENT_REFRESHES_SEEN = frozenset({"risk.view_instrumentrefresh"})
+# Webhooks (risk migration roles_webhooks): everyone reads the endpoints (never a secret) and
+# the delivery log; risk officers add, change, pause, resume and retry endpoints.
+WEBHOOKS_SEEN = frozenset({"orders.view_webhookendpoint", "orders.view_webhookdelivery"})
+WEBHOOKS_MANAGED = frozenset({"orders.add_webhookendpoint", "orders.change_webhookendpoint"})
+WEBHOOKS = WEBHOOKS_SEEN | WEBHOOKS_MANAGED
 
 VIEWER = (
     frozenset(f"{app}.view_{model}" for app, model in (m.split(".") for m in VIEWED))
     | BROKER_ACCOUNTS_SEEN
     | INSTRUMENT_REFRESHES_SEEN
+    | WEBHOOKS_SEEN
 )
 
 # Operators watch, and settle the reconciliation issues that are not CRITICAL.
@@ -51,6 +57,7 @@ RISK_OFFICER = (
     OPERATOR
     | LOGIN_ATTEMPTS
     | BROKER_ACCOUNTS_CONNECTED
+    | WEBHOOKS_MANAGED
     | {
         "positions.resolve_critical_issue",
         "risk.change_kill_switch",

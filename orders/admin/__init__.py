@@ -1,4 +1,5 @@
-"""The orders back office: orders with their history and fills, trades, strategies, API keys.
+"""The orders back office: orders with their history and fills, trades, strategies, API keys,
+webhooks.
 
 Nothing here writes an order, a strategy's status or mode, or a key itself: cancels go
 through ``order_cancel``, status and mode through ``strategy_status_set`` and
@@ -13,5 +14,14 @@ from orders.admin.broker_accounts import BrokerAccountAdmin
 from orders.admin.orders import OrderAdmin
 from orders.admin.strategies import StrategyAdmin
 from orders.admin.trades import TradeAdmin
+from orders.admin.webhooks import WebhookDeliveryAdmin, WebhookEndpointAdmin
 
-__all__ = ["BrokerAccountAdmin", "OrderAdmin", "StrategyAdmin", "StrategyApiKeyAdmin", "TradeAdmin"]
+__all__ = [
+    "BrokerAccountAdmin",
+    "OrderAdmin",
+    "StrategyAdmin",
+    "StrategyApiKeyAdmin",
+    "TradeAdmin",
+    "WebhookDeliveryAdmin",
+    "WebhookEndpointAdmin",
+]

@@ -26,12 +26,13 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.mail import send_mail
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from orders import jobs
-from orders.models import Strategy, WebhookDelivery, WebhookEndpoint
+from orders.event_feed import events_after, events_sequence
+from orders.models import Strategy, StrategyEvent, WebhookDelivery, WebhookEndpoint
 from orders.models_webhooks import EVENT_KINDS, WebhookState
 from orders.webhook_http import PostOutcome, WebhookUrlRefused, url_check, webhook_post
 from orders.webhook_signing import backoff_seconds, signed_headers
@@ -57,7 +58,8 @@ class DispatchReport:
 # --- endpoints ---------------------------------------------------------------------------------
 
 
-def _clean_url(url: str) -> str:
+def webhook_url_clean(url: str) -> str:
+    """``url`` stripped, or WebhookError naming the rule it breaks (scheme, SSRF...)."""
     url = (url or "").strip()
     if not url:
         raise WebhookError("url '': required")
@@ -68,7 +70,8 @@ def _clean_url(url: str) -> str:
     return url
 
 
-def _clean_kinds(kinds) -> list[str]:
+def webhook_kinds_clean(kinds) -> list[str]:
+    """The kinds, sorted and unique, or WebhookError naming an unknown one."""
     kinds = sorted({kind.strip() for kind in kinds or [] if kind and kind.strip()})
     unknown = [kind for kind in kinds if kind not in EVENT_KINDS]
     if unknown:
@@ -79,13 +82,9 @@ def _clean_kinds(kinds) -> list[str]:
 
 
 def _last_seq(strategy_id: int) -> int:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT oms_events_sequence()")
-        cursor.execute(
-            "SELECT coalesce(max(seq), 0) FROM strategy_events WHERE strategy_id = %s",
-            [strategy_id],
-        )
-        return cursor.fetchone()[0]
+    events_sequence()
+    last = StrategyEvent.objects.filter(strategy_id=strategy_id).aggregate(last=Max("seq"))
+    return last["last"] or 0
 
 
 def webhook_endpoint_create(
@@ -94,7 +93,7 @@ def webhook_endpoint_create(
     """A new ACTIVE endpoint of ``strategy``; returns it and its secret (shown once: it is
     stored encrypted and never displayed again). It receives the events after the last one
     the strategy has now; earlier ones are in the feed."""
-    url, kinds = _clean_url(url), _clean_kinds(kinds)
+    url, kinds = webhook_url_clean(url), webhook_kinds_clean(kinds)
     secret = SECRET_PREFIX + secrets.token_urlsafe(32)
     with transaction.atomic():
         endpoint = WebhookEndpoint.objects.create(
@@ -116,9 +115,9 @@ def webhook_endpoint_update(
     with transaction.atomic():
         endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
         if url is not None:
-            endpoint.url = _clean_url(url)
+            endpoint.url = webhook_url_clean(url)
         if kinds is not None:
-            endpoint.kinds = _clean_kinds(kinds)
+            endpoint.kinds = webhook_kinds_clean(kinds)
         endpoint.save(update_fields=["url", "kinds", "updated_at"])
     logger.info("webhook %s changed by %s: %s %s", endpoint.pk, actor, endpoint.url, endpoint.kinds)
     return endpoint
@@ -172,8 +171,8 @@ def webhook_retry_now(endpoint: WebhookEndpoint) -> bool:
 def webhooks_sweep() -> int:
     """Defer the job of every active endpoint that has events after its ``delivered_seq``
     and none waiting (the trigger defers them; this is the net under it). Returns how many."""
+    events_sequence()
     with connection.cursor() as cursor:
-        cursor.execute("SELECT oms_events_sequence()")
         cursor.execute(
             "SELECT endpoint.id FROM webhook_endpoints endpoint"
             " WHERE endpoint.state = 'ACTIVE' AND EXISTS (SELECT 1 FROM strategy_events event"
@@ -192,53 +191,23 @@ def webhooks_sweep() -> int:
 # --- delivery ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Event:
-    seq: int
-    kind: str
-    order_id: int | None
-    client_order_id: str | None
-    created_at: object
-    payload: dict
-
-    def body(self) -> bytes:
-        """The same JSON as one event of the feed (GET /api/v1/events/)."""
-        document = {
-            "id": self.seq,
-            "kind": self.kind,
-            "order_id": self.order_id,
-            "client_order_id": self.client_order_id,
-            "created_at": self.created_at,
-            "data": self.payload,
-        }
-        return json.dumps(document, cls=DjangoJSONEncoder, separators=(",", ":")).encode()
-
-
-def _events_after(strategy_id: int, seq: int) -> list[_Event]:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT seq, kind, order_id, client_order_id, created_at, payload"
-            " FROM strategy_events WHERE strategy_id = %s AND seq > %s ORDER BY seq LIMIT %s",
-            [strategy_id, seq, EVENTS_PER_READ],
-        )
-        return [
-            _Event(*row[:5], row[5] if isinstance(row[5], dict) else json.loads(row[5]))
-            for row in cursor.fetchall()
-        ]
-
-
-def _sequence() -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT oms_events_sequence()")
+def webhook_body(event: StrategyEvent) -> bytes:
+    """The JSON posted for ``event``: the same document as one event of the feed
+    (GET /api/v1/events/, orders.api.serializers.StrategyEventSerializer), times included."""
+    created_at = timezone.localtime(event.created_at).isoformat()
+    document = {
+        "id": event.seq,
+        "kind": event.kind,
+        "order_id": event.order_id,
+        "client_order_id": event.client_order_id,
+        "created_at": created_at[:-6] + "Z" if created_at.endswith("+00:00") else created_at,
+        "data": event.payload,
+    }
+    return json.dumps(document, separators=(",", ":")).encode()
 
 
 def _unsequenced(strategy_id: int) -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT EXISTS (SELECT 1 FROM strategy_events WHERE strategy_id = %s AND seq IS NULL)",
-            [strategy_id],
-        )
-        return cursor.fetchone()[0]
+    return StrategyEvent.objects.filter(strategy_id=strategy_id, seq__isnull=True).exists()
 
 
 def _advance(endpoint: WebhookEndpoint, seq: int) -> bool:
@@ -261,9 +230,11 @@ def webhook_dispatch(endpoint_id: int) -> DispatchReport:
     endpoint = WebhookEndpoint.objects.filter(pk=endpoint_id).first()
     if endpoint is None or not endpoint.is_active:
         return DispatchReport()
-    _sequence()
+    events_sequence()
     delivered = 0
-    while events := _events_after(endpoint.strategy_id, endpoint.delivered_seq):
+    while events := events_after(
+        strategy_id=endpoint.strategy_id, after=endpoint.delivered_seq, limit=EVENTS_PER_READ
+    ):
         for event in events:
             if not endpoint.wants(event.kind):
                 if not _advance(endpoint, event.seq):
@@ -284,13 +255,13 @@ def webhook_dispatch(endpoint_id: int) -> DispatchReport:
     return DispatchReport(delivered)
 
 
-def _attempt(endpoint: WebhookEndpoint, event: _Event) -> int:
+def _attempt(endpoint: WebhookEndpoint, event: StrategyEvent) -> int:
     return WebhookDelivery.objects.filter(endpoint=endpoint, event_seq=event.seq).count() + 1
 
 
-def _post(endpoint: WebhookEndpoint, event: _Event, attempt: int) -> PostOutcome:
+def _post(endpoint: WebhookEndpoint, event: StrategyEvent, attempt: int) -> PostOutcome:
     """One POST; a 2xx is logged here, a failure by _failed."""
-    body = event.body()
+    body = webhook_body(event)
     outcome = webhook_post(
         endpoint.url,
         body,
@@ -312,7 +283,9 @@ def _post(endpoint: WebhookEndpoint, event: _Event, attempt: int) -> PostOutcome
     return outcome
 
 
-def _failed(endpoint: WebhookEndpoint, event: _Event, attempt: int, outcome: PostOutcome) -> bool:
+def _failed(
+    endpoint: WebhookEndpoint, event: StrategyEvent, attempt: int, outcome: PostOutcome
+) -> bool:
     """Log a failed attempt; defer the next one after the backoff, or pause the endpoint if
     it has been failing too long. True: paused."""
     now = timezone.now()

@@ -6,7 +6,13 @@ from django.db import migrations
 
 
 def roles_create(apps, schema_editor):
-    from risk.roles import BROKER_ACCOUNTS, INSTRUMENT_REFRESHES_SEEN, LOGIN_ATTEMPTS, ROLES
+    from risk.roles import (
+        BROKER_ACCOUNTS,
+        INSTRUMENT_REFRESHES_SEEN,
+        LOGIN_ATTEMPTS,
+        ROLES,
+        WEBHOOKS,
+    )
     from risk.services import roles_sync
 
     # Permissions are made after every migration has run (post_migrate): make them now.
@@ -18,7 +24,7 @@ def roles_create(apps, schema_editor):
     roles_sync(
         apps=apps,
         roles={
-            name: held - LOGIN_ATTEMPTS - BROKER_ACCOUNTS - INSTRUMENT_REFRESHES_SEEN
+            name: held - LOGIN_ATTEMPTS - BROKER_ACCOUNTS - INSTRUMENT_REFRESHES_SEEN - WEBHOOKS
             for name, held in ROLES.items()
         },
     )

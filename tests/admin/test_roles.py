@@ -49,8 +49,9 @@ def test_create_roles_re_syncs(roles):
     assert held(Group.objects.get(name="Viewer")) == set(VIEWER)
     assert held(Group.objects.get(name="Operator")) == set(OPERATOR)
     # The login attempts (3) since risk 0011, the broker accounts (view, connect) since 0012,
-    # the instrument refreshes since 0015.
-    assert "Risk officer: 32 permissions" in out.getvalue()
+    # the instrument refreshes since 0015, the webhooks (view 2, add and change) since
+    # roles_webhooks.
+    assert "Risk officer: 36 permissions" in out.getvalue()
 
 
 PAGES = [
@@ -59,6 +60,8 @@ PAGES = [
     "/admin/orders/trade/",
     "/admin/orders/strategy/",
     "/admin/orders/strategyapikey/",
+    "/admin/orders/webhookendpoint/",
+    "/admin/orders/webhookdelivery/",
     "/admin/positions/position/",
     "/admin/positions/reconciliationissue/",
     "/admin/positions/dailystats/",

@@ -9,8 +9,10 @@ import time
 from decimal import Decimal
 
 import pytest
-from oms_client import OMSClient, RiskRefused
+from oms_client import Conflict, OMSClient, RiskRefused
 
+from orders.enums import StrategyStatus
+from orders.services import strategy_status_set
 from orders.tests.api.conftest import make_caller
 from positions.services import market_prices_update
 
@@ -94,12 +96,12 @@ def test_a_fill_comes_with_its_charges_in_decimal(oms, run_jobs):
 
 
 def test_a_strategy_pauses_and_resumes_itself(oms):
-    oms.pause("news at 14:00")
+    paused = oms.pause("news at 14:00")
 
-    assert oms.strategy().status == "PAUSED"
+    assert paused.status == "PAUSED" and oms.strategy().status == "PAUSED"
     with pytest.raises(RiskRefused):
         oms.place("RELIANCE", "BUY", 1, order_type="MARKET")
-    oms.resume("news digested")
+    assert oms.resume("news digested").status == "ACTIVE"
     assert oms.strategy().status == "ACTIVE"
     changes = [
         e for e in drain(oms.events(wait=0.5, idle_timeout=1)) if e.kind == "strategy.status"
@@ -110,3 +112,13 @@ def test_a_strategy_pauses_and_resumes_itself(oms):
     ]
     with pytest.raises(ValueError, match="reason"):
         oms.pause(" ")
+
+
+def test_a_strategy_cannot_lift_a_pause_staff_made(oms, caller):
+    strategy_status_set(caller.strategy, status=StrategyStatus.PAUSED, actor="risk", reason="x")
+
+    with pytest.raises(Conflict) as refused:
+        oms.resume("I know better")
+
+    assert refused.value.status == 409 and "status" in refused.value.fields
+    assert oms.strategy().status == "PAUSED"

@@ -202,20 +202,21 @@ class OMSClient:
         """The calling strategy: status, mode, kill switch, limits in force, today's figures."""
         return Strategy.from_json(self._get("/strategy/"))
 
-    def pause(self, reason: str) -> dict[str, Any]:
-        """Pause this strategy (no new orders) with a reason, recorded as an event."""
+    def pause(self, reason: str) -> Strategy:
+        """Pause this strategy (no new orders) with a reason, recorded as an event; returns
+        the strategy as it is now."""
         return self._steer("PAUSED", reason)
 
-    def resume(self, reason: str) -> dict[str, Any]:
+    def resume(self, reason: str) -> Strategy:
         """Lift a pause this strategy made itself (never one staff made, nor a kill switch:
         ``Conflict`` or ``PermissionDenied``)."""
         return self._steer("ACTIVE", reason)
 
-    def _steer(self, status: str, reason: str) -> dict[str, Any]:
+    def _steer(self, status: str, reason: str) -> Strategy:
         if not reason or not reason.strip():
             raise ValueError("reason: required (it is recorded with the status change)")
         response = self._request("PATCH", "/strategy/", json={"status": status, "reason": reason})
-        return self._json(response)
+        return Strategy.from_json(self._json(response))
 
     # --- the event feed ----------------------------------------------------------------------
 

@@ -159,6 +159,14 @@ def prepare(fills: int, receiver_url: str):
     return strategy, key, by_fill, secret
 
 
+class QuietServer(ThreadingHTTPServer):
+    """A connection the killed worker left half open is no news: not printed."""
+
+    def handle_error(self, request, client_address) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class Receiver:
     """The strategy's webhook receiver: verifies each POST, notes it, answers 204."""
 
@@ -190,7 +198,7 @@ class Receiver:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = QuietServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()

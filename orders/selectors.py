@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Count, Prefetch, Q, QuerySet
 from django.utils import timezone
 
@@ -151,3 +152,34 @@ def strategy_overview(*, strategy: Strategy, today: date | None = None) -> Strat
         working_orders=working.count(),
         gross_exposure=to_paisa(gross_exposure(strategy)),
     )
+
+
+@dataclass(frozen=True)
+class WebhooksHealth:
+    endpoints: int  # every endpoint, active or paused
+    paused: int
+    failing: int  # active endpoints whose last try failed
+    failing_since: Any  # the oldest such failure (datetime), or None
+    undelivered: int  # events after the cursors of the active endpoints
+
+    @property
+    def ok(self) -> bool:
+        return not self.paused and not self.failing
+
+
+def webhooks_health() -> WebhooksHealth:
+    """What the health view shows of the webhooks, in one statement (events are counted as
+    numbered so far: the feed's sequencer numbers them as it reads)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*), count(*) FILTER (WHERE state = 'PAUSED'),"
+            " count(*) FILTER (WHERE state = 'ACTIVE' AND failing_since IS NOT NULL),"
+            " min(failing_since) FILTER (WHERE state = 'ACTIVE'),"
+            " coalesce(sum(waiting.events) FILTER (WHERE state = 'ACTIVE'), 0)"
+            " FROM webhook_endpoints endpoint CROSS JOIN LATERAL ("
+            "   SELECT count(*) AS events FROM strategy_events event"
+            "   WHERE event.strategy_id = endpoint.strategy_id"
+            "   AND event.seq > endpoint.delivered_seq) waiting"
+        )
+        endpoints, paused, failing, failing_since, undelivered = cursor.fetchone()
+    return WebhooksHealth(endpoints, paused, failing, failing_since, int(undelivered))

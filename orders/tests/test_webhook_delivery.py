@@ -18,7 +18,8 @@ from orders import jobs
 from orders.api_keys import api_key_create
 from orders.models import WebhookDelivery, WebhookEndpoint
 from orders.models_webhooks import WebhookState
-from orders.services.webhooks import webhook_endpoint_create
+from orders.selectors import WebhooksHealth, webhooks_health
+from orders.services.webhooks import webhook_endpoint_create, webhooks_sweep
 from orders.tests.factories import OrderEventFactory, OrderFactory, StrategyFactory
 from orders.tests.webhook_receiver import WebhookReceiver
 from orders.webhook_signing import verify
@@ -158,28 +159,37 @@ def test_the_body_is_the_feeds_event(receiver, strategy, run_jobs):
 
 
 def test_a_failing_receiver_gets_every_event_in_order_once_it_recovers(strategy, run_jobs):
-    failures = 3
+    healthy = {"up": False}
 
     def answer(number):
-        return (503 if number <= failures else 200), {}, 0.0
+        return (200 if healthy["up"] else 503), {}, 0.0
 
     receiver = WebhookReceiver(answer).start()
     try:
         endpoint, _ = webhook_endpoint_create(strategy=strategy, url=receiver.url, actor="t")
         order_moves(strategy, "gamma")
         seqs = strategy_seqs(strategy)
+        drain(run_jobs, lambda: len(receiver.received) >= 3)  # failed, tried again, again
+        health = webhooks_health()
+        assert (health.failing, health.undelivered) == (1, len(seqs))
+        healthy["up"] = True
         drain(run_jobs, lambda: len(receiver.deduped()) >= len(seqs))
     finally:
         receiver.stop()
 
-    # The first event was tried 4 times; then each of the others once, in order.
-    assert receiver.event_ids() == [seqs[0]] * (failures + 1) + seqs[1:]
-    assert [r.event_id for r in receiver.deduped()] == seqs
+    # The first event was tried until it got through; then each of the others once, in order.
+    tried = receiver.event_ids()
+    failures = len(tried) - len(seqs)
+    assert failures >= 3
+    assert tried == [seqs[0]] * (failures + 1) + seqs[1:]
     failed = list(
         WebhookDelivery.objects.filter(endpoint=endpoint, status_code=503).order_by("attempt")
     )
-    assert [(d.event_seq, d.attempt) for d in failed] == [(seqs[0], n) for n in (1, 2, 3)]
+    assert [(d.event_seq, d.attempt) for d in failed] == [
+        (seqs[0], n) for n in range(1, failures + 1)
+    ]
     assert all(d.error == "HTTP 503" and d.next_try_at > d.created_at for d in failed)
+    assert WebhookDelivery.objects.get(event_seq=seqs[0], status_code=200).attempt == failures + 1
     endpoint.refresh_from_db()
     assert endpoint.delivered_seq == seqs[-1]
     assert endpoint.failing_since is None and endpoint.state == WebhookState.ACTIVE
@@ -231,6 +241,7 @@ def test_failing_long_pauses_the_endpoint_and_resuming_continues_where_it_stoppe
         assert f"webhook resume {endpoint.pk}" in notice.body
         assert any("paused" in r.getMessage() for r in caplog.records)
         assert secret not in notice.body + caplog.text
+        assert webhooks_health().paused == 1 and not webhooks_health().ok
 
         # Events keep coming while it is paused: the trigger defers nothing for it.
         order_moves(strategy, "zeta", MOVES[:1])
@@ -249,6 +260,9 @@ def test_failing_long_pauses_the_endpoint_and_resuming_continues_where_it_stoppe
     assert tried[-len(seqs) :] == seqs
     endpoint.refresh_from_db()
     assert endpoint.state == WebhookState.ACTIVE and endpoint.delivered_seq == seqs[-1]
+    assert webhooks_health() == WebhooksHealth(
+        endpoints=1, paused=0, failing=0, failing_since=None, undelivered=0
+    )
 
 
 def test_a_redirect_is_not_followed(strategy, run_jobs):
@@ -376,3 +390,25 @@ def test_a_waiting_job_does_not_start_before_the_event_it_was_kept_for_is_commit
     seqs = strategy_seqs(strategy)
     drain(run_jobs, lambda: len(receiver.received) >= 1)
     assert receiver.event_ids() == seqs
+
+
+def test_only_the_kinds_asked_for_defer_a_job(receiver, strategy):
+    endpoint, _ = webhook_endpoint_create(
+        strategy=strategy, url=receiver.url, kinds=["order.fill"], actor="t"
+    )
+    order_moves(strategy, "lambda", MOVES[:2])  # order.status events
+    assert waiting_jobs(endpoint) == 0
+
+
+def test_the_sweep_gives_a_job_to_an_endpoint_left_behind(receiver, strategy, run_jobs):
+    endpoint, _ = webhook_endpoint_create(strategy=strategy, url=receiver.url, actor="t")
+    order_moves(strategy, "mu", MOVES[:2])
+    jobs.cancel_webhook(endpoint.pk)  # as if its job were lost
+    assert waiting_jobs(endpoint) == 0
+
+    assert webhooks_sweep() == 1
+    assert webhooks_sweep() == 0  # one waits already
+    seqs = strategy_seqs(strategy)
+    drain(run_jobs, lambda: len(receiver.received) >= 2)
+    assert receiver.event_ids() == seqs
+    assert webhooks_sweep() == 0  # nothing left to deliver

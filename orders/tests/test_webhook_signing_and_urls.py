@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 import socket
+import time
+from pathlib import Path
 
 import pytest
 
@@ -125,3 +127,21 @@ def test_an_endpoint_on_a_private_network_is_refused_when_not_allowed(settings):
         webhook_endpoint_create(
             strategy=strategy, url="https://93.184.215.14/hook", kinds=["order.filled"], actor="t"
         )
+
+
+def test_the_readmes_verification_snippet_accepts_a_signed_delivery_and_nothing_else():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Webhooks") :]
+    start = section.index("```python") + len("```python")
+    snippet = section[start : section.index("```", start)]
+    namespace: dict = {}
+    exec(compile(snippet, "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    verified = namespace["oms_webhook_verified"]
+
+    now = int(time.time())
+    headers = signed_headers(SECRET, 7, BODY, timestamp=now)
+    assert verified(SECRET, headers, BODY)
+    assert not verified(SECRET, headers, BODY.replace(b"7", b"8"))
+    assert not verified("whsec_other", headers, BODY)
+    old = signed_headers(SECRET, 7, BODY, timestamp=now - 301)
+    assert not verified(SECRET, old, BODY)

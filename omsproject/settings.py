@@ -211,9 +211,13 @@ OMS_BENCH_ENDPOINTS = env.bool("OMS_BENCH_ENDPOINTS", default=False)
 # first: a live but busy worker taken for dead would have its jobs run twice at once.
 OMS_WORKER_HEARTBEAT_SECONDS = env.float("OMS_WORKER_HEARTBEAT_SECONDS", default=10.0)
 OMS_WORKER_STALLED_SECONDS = env.float("OMS_WORKER_STALLED_SECONDS", default=30.0)
+# A job deferred wakes a worker at once (LISTEN/NOTIFY); one that waited for another job's lock
+# (a webhook endpoint's next dispatch, an order's next job) is found by polling this often.
+OMS_WORKER_POLL_SECONDS = env.float("OMS_WORKER_POLL_SECONDS", default=0.5)
 PROCRASTINATE_WORKER_DEFAULTS = {
     "update_heartbeat_interval": OMS_WORKER_HEARTBEAT_SECONDS,
     "stalled_worker_timeout": OMS_WORKER_STALLED_SECONDS,
+    "fetch_job_polling_interval": OMS_WORKER_POLL_SECONDS,
 }
 # A worker rides out a database outage this long (its queries are tried again, a job's outcome
 # for twice as long), then stops; its supervisor (bin/run, the Procfile's platform) starts it

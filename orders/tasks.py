@@ -19,6 +19,8 @@ from decimal import Decimal
 from django.conf import settings
 from procrastinate import BaseRetryStrategy, RetryDecision
 from procrastinate.contrib.django import app
+from procrastinate.exceptions import UniqueViolation
+from procrastinate.jobs import Status
 
 from orders import jobs
 from orders.brokers import BrokerError, BrokerRateLimited, BrokerSessionExpired, BrokerUnavailable
@@ -205,11 +207,20 @@ def expire_day_orders(timestamp: int) -> None:
 async def retry_stalled_jobs(context, timestamp: int) -> None:
     """A worker that died (SIGKILL, lost machine) leaves jobs in 'doing': run them again.
 
-    Dead means silent for OMS_WORKER_STALLED_SECONDS (the workers' stalled_worker_timeout).
+    Dead means silent for OMS_WORKER_STALLED_SECONDS (the workers' stalled_worker_timeout). A
+    stalled job whose queueing lock a newer job holds is ended instead (the newer one does the
+    work); before, the retry's unique violation ended every retry of the minute.
     """
     stalled = await context.app.job_manager.get_stalled_jobs(
         seconds_since_heartbeat=settings.OMS_WORKER_STALLED_SECONDS
     )
     for job in stalled:
         logger.warning("retrying stalled job %s (%s)", job.id, job.task_name)
-        await context.app.job_manager.retry_job(job)
+        try:
+            await context.app.job_manager.retry_job(job)
+        except UniqueViolation:
+            # A newer job of the same queueing lock waits already (a confirmation, a webhook
+            # dispatch): it does this one's work, as every job reads the state it acts on.
+            # Ended as failed, so the newer one runs and the next stalled job is retried too.
+            logger.warning("stalled job %s ended: a newer one of its kind waits", job.id)
+            await context.app.job_manager.finish_job(job, status=Status.FAILED, delete_job=False)

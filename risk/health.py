@@ -19,7 +19,7 @@ from django.utils import timezone
 from orders.broker_sessions import IST, session_problem, session_state
 from orders.enums import OrderStatus, StrategyMode, StrategyStatus
 from orders.models import Order, Strategy
-from orders.selectors import orders_in_flight_health
+from orders.selectors import orders_in_flight_health, webhooks_health
 from positions.selectors import marks_health
 from risk import calendar
 
@@ -189,6 +189,25 @@ def orders_check(now: datetime | None = None) -> HealthCheck:
     return HealthCheck("orders", OK, f"{flight.in_flight} in flight, none waiting", details)
 
 
+def webhooks_check() -> HealthCheck:
+    """Strategies' webhook endpoints: a paused one hears nothing until someone resumes it (it
+    then continues from where it stopped); a failing one is being retried."""
+    hooks = webhooks_health()
+    details = {
+        "endpoints": hooks.endpoints,
+        "paused": hooks.paused,
+        "failing": hooks.failing,
+        "undelivered": hooks.undelivered,
+    }
+    if hooks.paused or hooks.failing:
+        summary = (
+            f"{hooks.paused} paused, {hooks.failing} failing, {hooks.undelivered} events "
+            "not delivered yet (admin: Webhook deliveries)"
+        )
+        return HealthCheck("webhooks", WARNING, summary, details)
+    return HealthCheck("webhooks", OK, f"{hooks.endpoints} endpoint(s) delivering", details)
+
+
 def holidays_check(now: datetime | None = None) -> HealthCheck:
     holidays = calendar.holidays_health(calendar.ist(now).date() if now else None)
     details = {"missing_years": list(holidays.missing_years)}
@@ -203,6 +222,7 @@ def system_health(now: datetime | None = None) -> SystemHealth:
         orders_check(now),
         *broker_account_checks(now),
         market_data_check(now),
+        webhooks_check(),
         holidays_check(now),
     ]
     return SystemHealth(checks=checks, workers=workers)

@@ -153,9 +153,9 @@ def test_the_dashboard_costs_the_same_for_2_and_12_strategies(as_viewer):
     for _ in range(10):
         trading_day(StrategyFactory())
     assert cost() == few
-    # The desk's figures (15 at most) and the system health (6: the worker, orders unsent
-    # and in flight, the Kite accounts, the marks, the holidays).
-    assert few <= 21
+    # The desk's figures (15 at most) and the system health (7: the worker, orders unsent
+    # and in flight, the Kite accounts, the marks, the webhooks, the holidays).
+    assert few <= 22
 
 
 def test_the_dashboard_shows_the_day(as_viewer):

@@ -139,3 +139,10 @@ def run_jobs():
         )
 
     return run
+
+
+def pytest_collection_modifyitems(config, items):
+    """The browser tests run last: Playwright's sync API keeps an event loop running in the main
+    thread from its first test to the end of the session, and a test after it that runs a real
+    procrastinate worker in that thread (run_jobs: asyncio.run) could not."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)

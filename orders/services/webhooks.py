@@ -230,11 +230,16 @@ def webhook_dispatch(endpoint_id: int) -> DispatchReport:
     endpoint = WebhookEndpoint.objects.filter(pk=endpoint_id).first()
     if endpoint is None or not endpoint.is_active:
         return DispatchReport()
-    events_sequence()
     delivered = 0
-    while events := events_after(
-        strategy_id=endpoint.strategy_id, after=endpoint.delivered_seq, limit=EVENTS_PER_READ
-    ):
+    # Sequenced again before each read: events committed while this job posts are drained by
+    # it, not left to the next job (which waits for this one's lock, found by polling).
+    while True:
+        events_sequence()
+        events = events_after(
+            strategy_id=endpoint.strategy_id, after=endpoint.delivered_seq, limit=EVENTS_PER_READ
+        )
+        if not events:
+            break
         for event in events:
             if not endpoint.wants(event.kind):
                 if not _advance(endpoint, event.seq):

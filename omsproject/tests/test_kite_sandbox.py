@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
 import subprocess
 import sys
 import threading
@@ -573,10 +574,11 @@ def test_postbacks_carry_kites_checksum_for_complete_update_and_cancelled(clock)
 
 
 def test_a_postback_nobody_receives_is_logged_and_the_sandbox_goes_on(clock):
-    receiver = PostbackReceiver()
-    url = receiver.url
-    receiver.server.shutdown()
-    receiver.server.server_close()  # the port now refuses connections
+    # A socket bound but never listening holds its port for the whole test (a closed server's
+    # port can be taken by the next server another test starts), and refuses connections.
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{closed.getsockname()[1]}/broker/kite/postback/"
     server = sandbox_start(clock, postback_url=url)
     try:
         kite, _ = log_in(server)
@@ -588,6 +590,7 @@ def test_a_postback_nobody_receives_is_logged_and_the_sandbox_goes_on(clock):
         assert statuses(kite, buy(kite))[-1] == "COMPLETE"
     finally:
         server.stop()
+        closed.close()
 
 
 # --- the OMS's Kite adapter against the sandbox ------------------------------------------------

@@ -292,6 +292,9 @@ OMS_RECONCILE_INTERVAL_MINUTES = env.int("OMS_RECONCILE_INTERVAL_MINUTES", defau
 # An average price differing by more than this percentage is a PRICE_MISMATCH.
 OMS_RECONCILE_PRICE_TOLERANCE = env.float("OMS_RECONCILE_PRICE_TOLERANCE", default=0.5)
 OMS_RECONCILE_AUTO_FIX = env.bool("OMS_RECONCILE_AUTO_FIX", default=True)
+# A working order missing from the broker's book is asked about one by one, and reported, only
+# once nothing has changed on it for this long (one just sent may not be in the book yet).
+OMS_RECONCILE_ORDER_GRACE_SECONDS = env.int("OMS_RECONCILE_ORDER_GRACE_SECONDS", default=60)
 # A cancel the broker has not confirmed this long after it was requested is an issue
 # (CANCEL_UNCONFIRMED: CRITICAL for LIVE orders).
 OMS_CANCEL_UNCONFIRMED_SECONDS = env.int("OMS_CANCEL_UNCONFIRMED_SECONDS", default=120)

@@ -321,7 +321,7 @@ class ReconciliationIssueAdmin(OmsModelAdmin):
                     ("strategy", "symbol", "exchange", "product", "order"),
                     ("internal_quantity", "broker_quantity"),
                     ("internal_price", "broker_price"),
-                    "details",
+                    ("details", "safe_fix"),
                 )
             },
         ),

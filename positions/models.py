@@ -161,6 +161,10 @@ class IssueType(models.TextChoices):
     ORDER_STUCK = "ORDER_STUCK", "Order stuck in flight: needs a person"
     # Cancel requested, the broker has not confirmed it within OMS_CANCEL_UNCONFIRMED_SECONDS.
     CANCEL_UNCONFIRMED = "CANCEL_UNCONFIRMED", "Cancel not confirmed by the broker"
+    # Reconciliation of orders in both directions (positions.reconciliation_orders).
+    ORDER_MISSING_AT_BROKER = "ORDER_MISSING_AT_BROKER", "Working order missing at the broker"
+    UNKNOWN_BROKER_ORDER = "UNKNOWN_BROKER_ORDER", "Broker order unknown to us"
+    EXTRA_FILLS = "EXTRA_FILLS", "More filled here than at the broker"
 
 
 class Severity(models.TextChoices):
@@ -193,6 +197,14 @@ class ReconciliationIssue(models.Model):
     broker_price = models.DecimalField(**AVERAGE, null=True, blank=True)
     description = models.TextField(blank=True)
     details = models.JSONField(default=dict, blank=True)
+    safe_fix = models.CharField(
+        max_length=200,
+        blank=True,
+        default="",
+        db_default="",
+        help_text="The fix that is safe without a person (applied when auto-fix is on); blank "
+        "when only a person can decide.",
+    )
     fingerprint = models.CharField(
         max_length=200, help_text="What the issue is about; one unresolved issue per fingerprint."
     )

@@ -1,24 +1,34 @@
 """Reconciliation: our book against the broker's, issues logged, safe differences fixed.
 
+Each book (the paper exchange, or one Kite account) is read once (its order book, net
+positions and holdings: ``_book_run``), then BOOK_CHECKS run in turn, each a function of the
+``BookRun`` returning Findings: orders in both directions (positions.reconciliation_orders),
+unconfirmed cancels, positions and holdings (here). A check is added by adding it to the list.
+
 Kite nets positions per instrument across everything the account holds, and the paper broker
 does the same across paper strategies. So ours are netted the same way (per broker, symbol,
 exchange and product) before comparing, and a difference is attributed to a strategy only when
 exactly one strategy holds that instrument; otherwise the issue names no strategy and its
-details list every strategy's share.
+details list every strategy's share. CNC shares from earlier days are in the broker's holdings,
+not its positions: what it holds of a CNC instrument is holdings + T+1 + today's net.
+
+Quantities are always compared; average prices only where both mean the same thing
+(``_price_comparable``): Kite's average is that of the side the day's trades are on, ours a
+weighted-average cost that a reduce leaves alone and that carries across days. M2M and PnL
+are never compared.
 
 An issue already open for the same thing (its fingerprint) is updated, never duplicated; an
-open issue that this run no longer sees is resolved with a note. Missing fills and order
-statuses the broker knows better are fixed automatically when ``auto_fix`` is on, through the
-same order services a broker report goes through; everything else waits for a person. The fixes
-are applied before positions are compared, so a fill the broker reported and we missed is one
-issue (fixed), not also a position difference that the fix has already settled.
+open issue that this run no longer sees is resolved with a note. Safe fixes (the broker's
+fills, its end of an order, adopting its report of an order in doubt) are applied when
+``auto_fix`` is on, through the same order services a broker report goes through; everything
+else waits for a person. The order checks run before positions are compared, so a fill the
+broker reported and we missed is one issue (fixed), not also a position difference.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from dataclasses import replace
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
@@ -26,11 +36,23 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from orders.brokers import broker_for
-from orders.enums import EventSource, OrderStatus, StrategyMode, StrategyStatus
-from orders.models import Order, Strategy
-from orders.services import order_updates_apply
+from orders.brokers import BrokerError, broker_for
+from orders.enums import Product, StrategyMode, StrategyStatus
+from orders.models import Strategy
 from positions.models import IssueType, Position, ReconciliationIssue, Severity
+from positions.reconciliation_findings import (
+    Book,
+    BookRun,
+    Finding,
+    ReconcileReport,
+    severity,
+)
+from positions.reconciliation_orders import (
+    cancels_check,
+    compare_orders,
+    orders_check,
+    unconfirmed_cancels,
+)
 from positions.services import reconciliation_issue_record
 from risk.kill_switch import kill_switch_on_critical_issue
 
@@ -38,47 +60,21 @@ logger = logging.getLogger("oms.reconciliation")
 
 AVERAGE = Decimal("0.000001")
 
-
-@dataclass(frozen=True)
-class Finding:
-    issue_type: IssueType
-    severity: Severity
-    fingerprint: str
-    description: str
-    strategy_id: int | None = None
-    symbol: str = ""
-    exchange: str = ""
-    product: str = ""
-    order_id: int | None = None
-    internal_quantity: int | None = None
-    broker_quantity: int | None = None
-    internal_price: Decimal | None = None
-    broker_price: Decimal | None = None
-    details: dict = field(default_factory=dict)
-    fix: object = None  # a broker order update that settles it, when one does
-
-
-@dataclass
-class ReconcileReport:
-    findings: list[Finding] = field(default_factory=list)
-    created: int = 0
-    updated: int = 0
-    resolved: int = 0
-    auto_fixed: int = 0
-    positions_compared: int = 0
-    orders_compared: int = 0
-    brokers: set[str] = field(default_factory=set)
-
-    def summary(self) -> str:
-        return (
-            f"{self.positions_compared} positions and {self.orders_compared} orders compared: "
-            f"{len(self.findings)} differences ({self.created} new, {self.updated} still open, "
-            f"{self.auto_fixed} fixed), {self.resolved} earlier issues gone"
-        )
+__all__ = [
+    "BOOK_CHECKS",
+    "Book",
+    "BookRun",
+    "Finding",
+    "ReconcileReport",
+    "compare_orders",
+    "compare_positions",
+    "reconcile_positions",
+    "unconfirmed_cancels",
+]
 
 
 NET_POSITIONS = """
-SELECT p.symbol, p.exchange, p.product, sum(p.quantity),
+SELECT p.symbol, p.exchange, p.product, sum(p.quantity), bool_and(p.opened_at >= %(today)s),
        coalesce(sum(p.quantity) FILTER (WHERE p.quantity > 0), 0),
        coalesce(sum(p.quantity * p.average_price) FILTER (WHERE p.quantity > 0), 0),
        coalesce(-sum(p.quantity) FILTER (WHERE p.quantity < 0), 0),
@@ -90,6 +86,22 @@ GROUP BY 1, 2, 3
 HAVING %(strategy)s::bigint IS NULL OR bool_or(p.strategy_id = %(strategy)s::bigint)
 """
 
+# Instruments the book traded on both sides today: a reduce, a close and reopen, a reversal,
+# or two strategies on opposite sides. Kite's average then is not our weighted-average cost.
+TWO_SIDED_TODAY = """
+SELECT t.symbol, t.exchange, t.product
+FROM trades t JOIN strategies s ON s.id = t.strategy_id
+WHERE t.executed_at >= %(today)s AND s.mode = %(mode)s
+  AND (%(account)s::bigint IS NULL OR s.broker_account_id = %(account)s::bigint)
+GROUP BY 1, 2, 3
+HAVING count(DISTINCT t.side) > 1
+"""
+
+
+def _today_start():
+    """Midnight IST today: Kite's positions are the day's, its holdings the days before."""
+    return timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+
 
 def _our_net_positions(mode: str, strategy=None, account_id: int | None = None) -> dict:
     """Our open positions of one broker, netted per instrument (in the database: thousands of
@@ -98,13 +110,17 @@ def _our_net_positions(mode: str, strategy=None, account_id: int | None = None) 
     {(symbol, exchange, product): {"quantity", "long", "long_cost", "short", "short_cost"}}:
     the long and short holdings are kept apart, as the broker's average is the one of the side
     that is open (``_average``). Who holds what is read only for differences (``_holders``).
+    ``price_comparable``: see ``_price_comparable``.
     """
+    params = {"mode": str(mode), "account": account_id, "today": _today_start()}
     with connection.cursor() as cursor:
         cursor.execute(
             NET_POSITIONS,
-            {"mode": str(mode), "strategy": strategy and strategy.pk, "account": account_id},
+            {**params, "strategy": strategy and strategy.pk},
         )
         rows = cursor.fetchall()
+        cursor.execute(TWO_SIDED_TODAY, params)
+        two_sided = set(cursor.fetchall())
     return {
         (symbol, exchange, product): {
             "quantity": held,
@@ -112,8 +128,9 @@ def _our_net_positions(mode: str, strategy=None, account_id: int | None = None) 
             "long_cost": long_cost,
             "short": short,
             "short_cost": short_cost,
+            "price_comparable": today and (symbol, exchange, product) not in two_sided,
         }
-        for symbol, exchange, product, held, long, long_cost, short, short_cost in rows
+        for symbol, exchange, product, held, today, long, long_cost, short, short_cost in rows
     }
 
 
@@ -157,8 +174,26 @@ def _average(entry) -> Decimal | None:
     return (entry[f"{side}_cost"] / entry[side]).quantize(AVERAGE, rounding=ROUND_HALF_UP)
 
 
-def compare_positions(ours: dict, theirs: dict, *, live: bool, broker: str) -> list[Finding]:
-    """One pass over the union of instruments; pure (no database), so it can be tested alone."""
+def _price_comparable(mine: dict, key: tuple, holdings: dict) -> bool:
+    """Whether the broker's average means what ours means. Kite's net average is that of the
+    side the day's trades are on (buy_price for a long, sell_price for a short), over the
+    day only; ours is a weighted-average cost, which a reduce does not move and which carries
+    across days. They agree only for a position opened today (every holder's) that the book
+    traded on one side only today, and not for a CNC instrument with holdings (their average
+    is of earlier days' buys)."""
+    return bool(mine.get("price_comparable", True)) and key not in holdings
+
+
+def compare_positions(
+    ours: dict, theirs: dict, *, live: bool, broker: str, holdings: dict | None = None
+) -> list[Finding]:
+    """One pass over the union of instruments; pure (no database), so it can be tested alone.
+
+    ``theirs``: {instrument: (quantity, average)}, holdings included in a CNC instrument's
+    quantity; ``holdings``: {instrument: {"holdings", "t1", "day_net"}}, what that quantity is
+    made of (kept in the issue's details). Quantities are always compared, averages only where
+    ``_price_comparable``; m2m and PnL never."""
+    holdings = holdings or {}
     tolerance = Decimal(str(settings.OMS_RECONCILE_PRICE_TOLERANCE))
     nothing = _empty()
     findings = []
@@ -166,29 +201,37 @@ def compare_positions(ours: dict, theirs: dict, *, live: bool, broker: str) -> l
         mine = ours.get(key, nothing)
         broker_qty, broker_avg = theirs.get(key, (0, None))
         ours_avg = _average(mine)
+        held = holdings.get(key)
         if mine["quantity"] == broker_qty:
             if not (
-                ours_avg
+                _price_comparable(mine, key, holdings)
+                and ours_avg
                 and broker_avg
                 and abs(ours_avg - broker_avg) * 100 > tolerance * broker_avg
             ):
                 continue  # the usual case: agreement, nothing built
-            kind, severity = IssueType.PRICE_MISMATCH, Severity.WARNING if live else Severity.INFO
+            kind, level = IssueType.PRICE_MISMATCH, severity(live=live, exposure=False)
             text = f"{key[0]}: average {ours_avg} here, {broker_avg} at the broker"
         else:
+            level = severity(live=live, exposure=True)
             if broker_qty == 0:
                 kind, text = IssueType.MISSING_AT_BROKER, "held here, not at the broker"
             elif mine["quantity"] == 0:
                 kind, text = IssueType.UNKNOWN_POSITION, "held at the broker, unknown here"
+                if held and not held["day_net"]:
+                    # Shares from earlier days the OMS never held (the desk's own investments):
+                    # shown, never a halt.
+                    level = Severity.INFO
+                    text = "in the broker's holdings, never held through the OMS"
             else:
                 kind, text = IssueType.QUANTITY_MISMATCH, "quantities differ"
-            severity = Severity.CRITICAL if live else Severity.WARNING
             text = f"{key[0]} {key[2]}: {text} (ours {mine['quantity']}, broker {broker_qty})"
-        findings.append(
-            _position_finding(
-                key, mine, (broker_qty, broker_avg), kind, severity, text, broker=broker
-            )
+        finding = _position_finding(
+            key, mine, (broker_qty, broker_avg), kind, level, text, broker=broker
         )
+        if held:
+            finding = replace(finding, details={**finding.details, "holdings": held})
+        findings.append(finding)
     return findings
 
 
@@ -213,149 +256,59 @@ def _position_finding(key, mine, theirs, kind, severity, text, *, broker: str) -
     )
 
 
-def compare_orders(orders, broker_orders: dict, *, live: bool, broker: str) -> list[Finding]:
-    """Our orders (rows with id, strategy_id, client_order_id, symbol, exchange, product,
-    status, filled_quantity, broker_order_id) against the broker's order book."""
-    active = OrderStatus.active()
-    findings = []
-    for order in orders:
-        update = broker_orders.get(order.broker_order_id)
-        if update is None:
-            continue
-        base = {
-            "strategy_id": order.strategy_id,
-            "symbol": order.symbol,
-            "exchange": order.exchange,
-            "product": order.product,
-            "order_id": order.id,
-            "internal_quantity": order.filled_quantity,
-            "broker_quantity": update.filled_quantity,
-            "details": {
-                "ours": order.status,
-                "broker": update.raw_status or str(update.status),
-                "client_order_id": order.client_order_id,
-            },
-            "fix": update,
-        }
-        if update.filled_quantity > order.filled_quantity:
-            findings.append(
-                Finding(
-                    IssueType.MISSING_FILL,
-                    Severity.CRITICAL if live else Severity.WARNING,
-                    f"FILL:{broker}:order:{order.id}",
-                    f"order {order.id}: broker filled {update.filled_quantity}, we have "
-                    f"{order.filled_quantity}",
-                    **base,
-                )
-            )
-        elif OrderStatus(update.status) in OrderStatus.terminal() and order.status in active:
-            findings.append(
-                Finding(
-                    IssueType.ORDER_STATUS_MISMATCH,
-                    Severity.WARNING,
-                    f"STATUS:{broker}:order:{order.id}",
-                    f"order {order.id}: {order.status} here, {update.status} at the broker",
-                    **base,
-                )
-            )
+def _broker_holdings(run: BookRun) -> tuple[dict, dict]:
+    """The broker's positions with its holdings added to the CNC instruments' quantities
+    (their average left out: it is earlier days' buys), and what each such quantity is made of
+    {instrument: {"holdings": settled, "t1": unsettled, "day_net": today's net}}."""
+    theirs = dict(run.positions)
+    made_of = {}
+    for holding in run.holdings:
+        key = (holding.symbol, holding.exchange, holding.product or Product.CNC)
+        day_net, _ = theirs.get(key, (0, None))
+        theirs[key] = (day_net + holding.quantity + holding.t1_quantity, None)
+        made_of[key] = {"holdings": holding.quantity, "t1": holding.t1_quantity, "day_net": day_net}
+    return theirs, made_of
+
+
+def positions_check(run: BookRun) -> list[Finding]:
+    """Our net positions against the broker's positions and holdings."""
+    book, strategy = run.book, run.strategy
+    ours = _our_net_positions(book.mode, strategy, book.account_id)
+    theirs, made_of = _broker_holdings(run)
+    if strategy is not None:
+        theirs = {k: v for k, v in theirs.items() if k in ours}
+        made_of = {k: v for k, v in made_of.items() if k in ours}
+    run.report.positions_compared += len(set(ours) | set(theirs))
+    run.report.holdings_compared += len(made_of)
+    findings = compare_positions(ours, theirs, live=run.live, broker=run.name, holdings=made_of)
+    if findings:
+        keys = {(f.symbol, f.exchange, f.product) for f in findings}
+        holders = _holders(book.mode, keys, book.account_id)
+        findings = [_attributed(f, holders[(f.symbol, f.exchange, f.product)]) for f in findings]
     return findings
 
 
-def unconfirmed_cancels(strategies, broker_orders: dict, *, live: bool, broker: str) -> list:
-    """Orders CANCEL_PENDING for longer than OMS_CANCEL_UNCONFIRMED_SECONDS: the broker has not
-    confirmed their cancel (its job may have run out of retries), so the order may still be
-    working at the broker while we show it being cancelled. CRITICAL for LIVE orders. A HALT
-    sends their cancels again; the sweep re-defers their jobs."""
-    since = timezone.now() - timedelta(seconds=settings.OMS_CANCEL_UNCONFIRMED_SECONDS)
-    pending = Order.objects.filter(
-        strategy__in=strategies, status=OrderStatus.CANCEL_PENDING
-    ).filter(
-        Q(cancel_requested_at__lte=since)
-        | Q(cancel_requested_at__isnull=True, updated_at__lte=since)
-    )
-    findings = []
-    for order in pending.order_by("pk"):
-        update = broker_orders.get(order.broker_order_id) if order.broker_order_id else None
-        at_broker = (update.raw_status or str(update.status)) if update else "not in its book"
-        asked = order.cancel_requested_at or order.updated_at
-        findings.append(
-            Finding(
-                IssueType.CANCEL_UNCONFIRMED,
-                Severity.CRITICAL if live else Severity.WARNING,
-                f"CANCEL:{broker}:order:{order.pk}",
-                f"order {order.pk}: cancel requested at {timezone.localtime(asked):%H:%M:%S}, "
-                f"not confirmed by the broker (broker: {at_broker})",
-                strategy_id=order.strategy_id,
-                symbol=order.symbol,
-                exchange=order.exchange,
-                product=order.product,
-                order_id=order.pk,
-                internal_quantity=order.filled_quantity,
-                broker_quantity=update.filled_quantity if update else None,
-                details={
-                    "ours": order.status,
-                    "broker": at_broker,
-                    "client_order_id": order.client_order_id,
-                    "broker_order_id": order.broker_order_id or "",
-                    "cancel_requested_at": asked.isoformat(),
-                },
-            )
-        )
-    return findings
+# The checks every book that could be read goes through, in this order (the order fixes come
+# before positions are compared). A check: ``check(run: BookRun) -> list[Finding]``.
+BOOK_CHECKS = [
+    orders_check,
+    cancels_check,
+    positions_check,
+]
 
 
-# Orders cancelled or expired longer ago than this are settled: a fill racing a cancel comes
-# within the session, and Kite's order book holds only the day's orders.
-SETTLED_AFTER = timedelta(days=1)
-
-
-def _orders_to_compare(strategies) -> list:
-    """Our orders the broker may know better: the working ones, and the ones cancelled or
-    expired lately (a fill can follow a cancel). FILLED and REJECTED ones are final."""
-    recent = timezone.now() - SETTLED_AFTER
-    return list(
-        Order.objects.filter(strategy__in=strategies, broker_order_id__isnull=False)
-        .filter(
-            Q(status__in=sorted(OrderStatus.active()))
-            | Q(status__in=[OrderStatus.CANCELLED, OrderStatus.EXPIRED], created_at__gte=recent)
-        )
-        .values_list(
-            "id",
-            "strategy_id",
-            "client_order_id",
-            "symbol",
-            "exchange",
-            "product",
-            "status",
-            "filled_quantity",
-            "broker_order_id",
-            named=True,
-        )
-    )
-
-
-def _broker_books(strategies, *, with_orders: bool):
-    """The broker's net positions and (``with_orders``) order book, read once for the book's
-    strategies, which share one broker account (like Kite's, the paper broker's books hold
-    every paper strategy's orders and positions)."""
-    broker = broker_for(strategies[0])
-    orders = {u.broker_order_id: u for u in broker.orders()} if with_orders else {}
-    positions: dict[tuple, tuple[int, Decimal | None]] = {}
+def _book_run(book: Book, report: ReconcileReport, *, strategy, fixing: bool) -> BookRun:
+    """Read the book's broker once: its order book, net positions and holdings (like Kite's,
+    the paper broker's books hold every paper strategy's orders and positions).
+    BrokerError (or any failure) when it cannot be read."""
+    broker = broker_for(book.strategies[0])
+    run = BookRun(book, broker, report, strategy=strategy, fixing=fixing)
+    run.orders = {update.broker_order_id: update for update in broker.orders()}
     for position in broker.positions():
         key = (position.symbol, position.exchange, position.product)
-        positions[key] = (position.quantity, position.average_price or None)
-    return positions, orders
-
-
-@dataclass(frozen=True)
-class Book:
-    """What one broker account holds: the paper exchange's book, or one Kite user's (Kite nets
-    positions per user, whatever strategies placed the orders)."""
-
-    broker: str  # in the issues' fingerprints: "paper", "kite-AB1234"
-    mode: str
-    account_id: int | None
-    strategies: list
+        run.positions[key] = (position.quantity, position.average_price or None)
+    run.holdings = list(broker.holdings())
+    return run
 
 
 def _books(strategy=None) -> list[Book]:
@@ -384,87 +337,46 @@ def _books(strategy=None) -> list[Book]:
 def reconcile_positions(
     *, strategy=None, dry_run: bool = False, auto_fix: bool | None = None
 ) -> ReconcileReport:
-    """Compare our positions and working orders with each broker's and log the differences.
+    """Compare our orders, positions and CNC holdings with each broker account's and log the
+    differences (BOOK_CHECKS).
 
     Guarantees: one open issue per difference (a repeat updates it and counts the
     occurrence), earlier issues of a broker read this time and no longer seen are resolved;
-    with ``auto_fix`` (default OMS_RECONCILE_AUTO_FIX) missing fills and order statuses are
-    settled through order_updates_apply before positions are compared, and an issue is marked
-    fixed only when the order then agrees with the broker. A new CRITICAL issue left open
-    calls the kill switch rule. ``dry_run``: compares only; nothing is fixed or written.
-    A broker that cannot be read is logged and skipped; its open issues are left alone.
-    Orders CANCEL_PENDING for longer than OMS_CANCEL_UNCONFIRMED_SECONDS are CANCEL_UNCONFIRMED
-    issues (unconfirmed_cancels), whether or not the broker could be read.
+    with ``auto_fix`` (default OMS_RECONCILE_AUTO_FIX) the safe fixes (missing fills, order
+    statuses the broker ended, an order in doubt the broker holds) are applied through
+    order_updates_apply before positions are compared, and an issue is marked fixed only when
+    the order then agrees with the broker. A new CRITICAL issue left open calls the kill
+    switch rule. ``dry_run``: compares only; nothing is fixed or written. A broker that cannot
+    be read, or a check that cannot finish, is logged and its book's open issues are left
+    alone. Orders CANCEL_PENDING for longer than OMS_CANCEL_UNCONFIRMED_SECONDS are
+    CANCEL_UNCONFIRMED issues, whether or not the broker could be read.
     """
     auto_fix = settings.OMS_RECONCILE_AUTO_FIX if auto_fix is None else auto_fix
     fixing = auto_fix and not dry_run
     report = ReconcileReport()
     for book in _books(strategy):
-        broker_name, strategies, live = book.broker, book.strategies, book.mode == "LIVE"
-        candidates = _orders_to_compare(strategies)
+        live = book.mode == StrategyMode.LIVE
         try:
-            broker_positions, broker_orders = _broker_books(
-                strategies, with_orders=bool(candidates)
-            )
+            run = _book_run(book, report, strategy=strategy, fixing=fixing)
         except Exception as error:  # a broker that cannot be reached is a finding, not a crash
-            logger.error("reconciliation: %s broker unavailable: %s", broker_name, error)
+            logger.error("reconciliation: %s broker unavailable: %s", book.broker, error)
             # A cancel left unconfirmed while the broker cannot be read is all the more so.
-            report.findings += unconfirmed_cancels(strategies, {}, live=live, broker=broker_name)
+            report.findings += unconfirmed_cancels(
+                book.strategies, {}, live=live, broker=book.broker
+            )
             continue
-        working = [order for order in candidates if order.broker_order_id in broker_orders]
-        report.orders_compared += len(working)
-        order_findings = compare_orders(working, broker_orders, live=live, broker=broker_name)
-        if fixing:
-            order_findings = [_fix(finding) for finding in order_findings]
-        # After the fixes: a cancel the broker's book confirms is no longer pending.
-        order_findings += unconfirmed_cancels(
-            strategies, broker_orders, live=live, broker=broker_name
-        )
-        ours = _our_net_positions(book.mode, strategy, book.account_id)
-        if strategy is not None:
-            broker_positions = {k: v for k, v in broker_positions.items() if k in ours}
-        report.positions_compared += len(set(ours) | set(broker_positions))
-        position_findings = compare_positions(ours, broker_positions, live=live, broker=broker_name)
-        if position_findings:
-            keys = {(f.symbol, f.exchange, f.product) for f in position_findings}
-            holders = _holders(book.mode, keys, book.account_id)
-            position_findings = [
-                _attributed(f, holders[(f.symbol, f.exchange, f.product)])
-                for f in position_findings
-            ]
-        report.findings += position_findings
-        report.findings += order_findings
-        report.brokers.add(broker_name)
+        complete = True
+        for check in BOOK_CHECKS:
+            try:
+                report.findings += check(run)
+            except BrokerError as error:
+                logger.error("reconciliation: %s %s failed: %s", book.broker, check.__name__, error)
+                complete = False
+        if complete:
+            report.brokers.add(book.broker)
     if not dry_run:
         _record(report, strategy=strategy)
     return report
-
-
-FIXABLE = (IssueType.MISSING_FILL, IssueType.ORDER_STATUS_MISMATCH)
-
-
-def _fix(finding: Finding) -> Finding:
-    """Apply the broker's report of the order behind ``finding``; say in ``details`` whether
-    the order now agrees with the broker (``fixed``) or what is still wrong."""
-    if finding.fix is None or finding.issue_type not in FIXABLE:
-        return finding
-    update = finding.fix
-    try:
-        order_updates_apply([update], source=EventSource.SYSTEM)
-    except Exception as error:  # an order that cannot be fixed stays an open issue
-        logger.exception("reconciliation: auto-fix of order %s failed", finding.order_id)
-        outcome = {"fixed": False, "error": f"{type(error).__name__}: {error}"}
-    else:
-        order = Order.objects.only("status", "filled_quantity").get(pk=finding.order_id)
-        still = []
-        if order.filled_quantity < update.filled_quantity:
-            still.append(f"filled {order.filled_quantity} of the broker's {update.filled_quantity}")
-        if OrderStatus(update.status) in OrderStatus.terminal() and order.is_active:
-            still.append(f"still {order.status}, the broker says {update.status}")
-        outcome = {"fixed": not still, "status": order.status, "filled": order.filled_quantity}
-        if still:
-            outcome["error"] = "; ".join(still)
-    return replace(finding, details={**finding.details, "auto_fix": outcome})
 
 
 def _log_context(finding: Finding) -> dict:
@@ -496,6 +408,7 @@ def _record(report: ReconcileReport, *, strategy) -> None:
             "broker_price": finding.broker_price,
             "description": finding.description,
             "details": finding.details,
+            "safe_fix": finding.safe_fix,
         }
         with transaction.atomic():
             issue, new_critical = reconciliation_issue_record(

@@ -151,3 +151,24 @@ class Broker(Protocol):
     def orders(self) -> list[BrokerOrderUpdate]: ...
 
     def positions(self) -> list[BrokerPosition]: ...
+
+    def holdings(self) -> list[BrokerHolding]:
+        """Delivery (CNC) shares held from earlier days (Kite's ``holdings()``): they are not
+        in ``positions()``, which holds today's trades and carried F&O positions."""
+        ...
+
+
+@dataclass(frozen=True)
+class BrokerHolding:
+    """One instrument of the account's holdings. ``quantity`` is settled in the demat account,
+    ``t1_quantity`` bought on the last trading day and not settled yet (T+1): the account
+    holds both. Today's sales of them are a negative CNC day position in ``positions()``, so
+    what the account holds of a CNC instrument is quantity + t1_quantity + the net position."""
+
+    symbol: str
+    exchange: str
+    quantity: int
+    t1_quantity: int = 0
+    average_price: Decimal | None = None
+    last_price: Decimal | None = None
+    product: str = "CNC"

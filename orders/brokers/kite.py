@@ -29,6 +29,7 @@ from orders.broker_sessions import session_problem
 from orders.brokers.base import (
     BrokerError,
     BrokerFill,
+    BrokerHolding,
     BrokerOrderUpdate,
     BrokerPosition,
     BrokerRateLimited,
@@ -586,6 +587,11 @@ class KiteBroker:
         dict of strings per instrument with the dump's columns, as the CSV loader reads them."""
         return [instrument_row(entry) for entry in self._call(self.kite.instruments)]
 
+    def holdings(self) -> list[BrokerHolding]:
+        """The account's delivery holdings (GET /portfolio/holdings): CNC shares from earlier
+        days, settled (``quantity``) and not yet settled (``t1_quantity``)."""
+        return [broker_holding(entry) for entry in self._call(self.kite.holdings)]
+
 
 def _entry_time(entry: Mapping[str, Any]) -> datetime:
     return kite_time(entry.get("order_timestamp")) or datetime.min.replace(tzinfo=IST)
@@ -604,3 +610,17 @@ def _trade_number(trade_id: str) -> tuple[int, str]:
     """Orders trades of one second by their number: the exchange numbers them in sequence."""
     number = trade_id.rpartition(":")[2]
     return (int(number), "") if number.isdigit() else (0, number)
+
+
+def broker_holding(entry: Mapping[str, Any]) -> BrokerHolding:
+    """One entry of Kite's holdings. Its ``pnl`` and ``day_change`` are Kite's own figures
+    against the close: never ours to compare, so not read."""
+    return BrokerHolding(
+        symbol=str(entry["tradingsymbol"]),
+        exchange=str(entry["exchange"]),
+        product=str(entry.get("product") or "CNC"),
+        quantity=int(entry.get("quantity") or 0),
+        t1_quantity=int(entry.get("t1_quantity") or 0),
+        average_price=kite_decimal(entry.get("average_price"), AVERAGE_PLACES) or None,
+        last_price=kite_decimal(entry.get("last_price"), PAISA),
+    )

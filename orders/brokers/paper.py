@@ -23,7 +23,7 @@ import logging
 import random
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal
 from itertools import pairwise
 
@@ -34,13 +34,14 @@ from django.utils import timezone
 
 from orders.brokers.base import (
     BrokerFill,
+    BrokerHolding,
     BrokerOrderUpdate,
     BrokerPosition,
     BrokerRejected,
     BrokerTimeout,
     PlaceAck,
 )
-from orders.enums import OrderSide, OrderStatus, OrderType, Segment, Validity
+from orders.enums import OrderSide, OrderStatus, OrderType, Product, Segment, Validity
 from orders.models import Order, PaperOrder, PaperTrade, Strategy
 from orders.money import PAISA
 from positions.models import OwnPrice
@@ -378,16 +379,29 @@ class PaperBroker:
             "filled_quantity",
             "average_price",
             "message",
+            "symbol",
+            "exchange",
+            "side",
             named=True,
         )
-        return [self._update(row, fills.get(row.id, ())) for row in paper_orders]
+        # Naming the instrument and side, as Kite's order book does: reconciliation shows them
+        # for an order it does not know.
+        return [
+            replace(
+                self._update(row, fills.get(row.id, ())),
+                symbol=row.symbol,
+                exchange=row.exchange,
+                side=row.side,
+            )
+            for row in paper_orders
+        ]
 
     def positions(self) -> list[BrokerPosition]:
-        """Net positions per instrument across every paper strategy, as one Kite account nets."""
+        """Net positions per instrument across every paper strategy, as one Kite account nets.
+        CNC trades of earlier days are not here: like Kite's, they are holdings()."""
         rows = (
-            PaperTrade.objects.values(
-                "paper_order__symbol", "paper_order__exchange", "paper_order__product"
-            )
+            PaperTrade.objects.exclude(_earlier_delivery())
+            .values("paper_order__symbol", "paper_order__exchange", "paper_order__product")
             .annotate(
                 bought=Sum("quantity", filter=_side(OrderSide.BUY)),
                 sold=Sum("quantity", filter=_side(OrderSide.SELL)),
@@ -445,6 +459,45 @@ class PaperBroker:
                     updates.extend(broker._deliver(broker._try_match(paper_order, last_price)))
         return updates
 
+    # --- holdings --------------------------------------------------------------------------
+
+    def holdings(self) -> list[BrokerHolding]:
+        """Delivery (CNC) shares from earlier days' paper trades, netted per instrument across
+        every paper strategy, as Kite's holdings hold them (all settled: no T+1 part); the
+        average is that of the buys. Today's CNC trades are in positions()."""
+        rows = (
+            PaperTrade.objects.filter(_earlier_delivery())
+            .values("paper_order__symbol", "paper_order__exchange")
+            .annotate(
+                bought=Sum("quantity", filter=_side(OrderSide.BUY)),
+                sold=Sum("quantity", filter=_side(OrderSide.SELL)),
+                bought_value=Sum(F("quantity") * F("price"), filter=_side(OrderSide.BUY)),
+            )
+            .order_by("paper_order__symbol", "paper_order__exchange")
+        )
+        holdings = []
+        for row in rows:
+            quantity = (row["bought"] or 0) - (row["sold"] or 0)
+            if quantity == 0:
+                continue
+            average = row["bought_value"] / row["bought"] if row["bought"] else None
+            holdings.append(
+                BrokerHolding(
+                    symbol=row["paper_order__symbol"],
+                    exchange=row["paper_order__exchange"],
+                    quantity=quantity,
+                    average_price=average
+                    and average.quantize(Decimal("0.000001"), rounding=ROUND_HALF_UP),
+                )
+            )
+        return holdings
+
 
 def _side(side: OrderSide) -> Q:
     return Q(paper_order__side=side)
+
+
+def _earlier_delivery() -> Q:
+    """Paper trades of CNC orders executed before today (IST): holdings, not positions."""
+    today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    return Q(paper_order__product=Product.CNC, executed_at__lt=today)

@@ -273,6 +273,7 @@ def test_reconciliation_flags_a_cancel_kite_has_not_confirmed(kite_server, setti
     # Kite still has our order working: the cancel never reached it.
     kite_server.reply(*ORDER_BOOK, "orders", status="OPEN", filled_quantity=0, average_price=0)
     kite_server.reply(*POSITIONS, NO_POSITIONS)
+    kite_server.reply("GET", "/portfolio/holdings", {"status": "success", "data": []})
 
     reconcile_positions()
 

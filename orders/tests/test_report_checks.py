@@ -136,6 +136,7 @@ def test_reconciliations_auto_fix_refuses_a_contradicting_order_book(kite_server
     )
     kite_server.reply("GET", "/orders", "orders")
     kite_server.reply("GET", "/portfolio/positions", "positions")
+    kite_server.reply("GET", "/portfolio/holdings", {"status": "success", "data": []})
 
     reconcile_positions(auto_fix=True)
 

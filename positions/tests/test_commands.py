@@ -59,23 +59,25 @@ def test_reconcile_when_the_books_agree(strategy):
     output = run("reconcile")
 
     assert output == (
-        "1 positions and 1 orders compared: 0 differences (0 new, 0 still open, 0 fixed), "
-        "0 earlier issues gone\n"
+        "1 positions, 0 holdings and 1 orders compared: 0 differences (0 new, 0 still open, "
+        "0 fixed), 0 earlier issues gone\n"
     )
 
 
 def test_reconcile_lists_the_differences_and_records_them(strategy):
-    exchange_trade_unknown_to_us(strategy, quantity=5)
+    stray = exchange_trade_unknown_to_us(strategy, quantity=5)
 
     output = run("reconcile")
 
     assert output.splitlines() == [
+        f"WARNING  UNKNOWN_BROKER_ORDER   broker order {stray.paper_order.broker_order_id} "
+        "(BUY SBIN, COMPLETE, 5 filled): no order of ours",
         "WARNING  UNKNOWN_POSITION       SBIN MIS: held at the broker, unknown here "
         "(ours 0, broker 5)",
-        "1 positions and 0 orders compared: 1 differences (1 new, 0 still open, 0 fixed), "
-        "0 earlier issues gone",
+        "1 positions, 0 holdings and 0 orders compared: 2 differences (2 new, 0 still open, "
+        "0 fixed), 0 earlier issues gone",
     ]
-    assert ReconciliationIssue.objects.filter(resolved=False).count() == 1
+    assert ReconciliationIssue.objects.filter(resolved=False).count() == 2
 
 
 def test_reconcile_dry_run_records_nothing(strategy):
@@ -83,7 +85,9 @@ def test_reconcile_dry_run_records_nothing(strategy):
 
     output = run("reconcile", "--dry-run")
 
-    assert output.splitlines()[-1].startswith("dry run: 1 positions and 0 orders compared: ")
+    assert output.splitlines()[-1].startswith(
+        "dry run: 1 positions, 0 holdings and 0 orders compared: "
+    )
     assert "UNKNOWN_POSITION" in output
     assert not ReconciliationIssue.objects.exists()
 
@@ -111,7 +115,7 @@ def test_reconcile_one_strategy(strategy):
 
     output = run("reconcile", "--strategy", "Alpha")
 
-    assert output.startswith("1 positions and 0 orders compared: 0 differences")
+    assert output.startswith("1 positions, 0 holdings and 0 orders compared: 0 differences")
 
 
 def test_reconcile_refuses_an_unknown_strategy():

@@ -15,6 +15,8 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from orders.brokers.base import BrokerHolding
+from orders.brokers.kite import KiteBroker
 from orders.enums import OrderSide, OrderStatus, StrategyMode
 from orders.services.fills import fill_apply
 from orders.tests.conftest import kite_account_create
@@ -211,6 +213,20 @@ def test_more_filled_here_than_at_kite_is_asked_again_then_reported(kite_server,
 
 
 # --- holdings ----------------------------------------------------------------------------------
+
+
+def test_kites_holdings_are_read_with_decimal_figures(kite_server, kite_account):
+    kite_server.reply(*HOLDINGS, "holdings")
+
+    holdings = KiteBroker.for_account(kite_account).holdings()
+
+    assert holdings == [
+        BrokerHolding("AARON", "NSE", 1, 0, Decimal("161"), Decimal("352.95")),
+        BrokerHolding("SBIN", "BSE", 16, 0, Decimal("801.78125"), Decimal("762.45")),
+    ]
+    assert all(isinstance(h.average_price, Decimal) for h in holdings)
+    [request] = kite_server.sent
+    assert request.headers["Authorization"].startswith("token kite-key:")
 
 
 def test_cnc_positions_held_overnight_against_kites_holdings(kite_server, live):

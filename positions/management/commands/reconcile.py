@@ -5,7 +5,7 @@ from positions.reconciliation import reconcile_positions
 
 
 class Command(BaseCommand):
-    help = "Compare our positions and working orders with the broker's and log the differences."
+    help = "Compare our orders, positions and CNC holdings with the broker's; log the differences."
 
     def add_arguments(self, parser):
         parser.add_argument("--strategy", help="only this strategy (by name)")

@@ -12,6 +12,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 
 from orders.brokers.paper import PaperBroker
@@ -351,3 +352,19 @@ def test_the_same_average_on_one_side_today_is_compared(strategy, settings):
 
     assert finding.issue_type == IssueType.PRICE_MISMATCH
     assert (finding.internal_price, finding.broker_price) == (Decimal("820"), LAST)
+
+
+def test_the_admin_shows_each_issues_safe_fix(strategy, admin_client):
+    order = resting(strategy)
+    PaperOrder.objects.filter(tag=order.broker_tag).update(status="CANCELLED")
+    reconcile_positions(auto_fix=False)
+    [issue] = issues()
+
+    response = admin_client.get(
+        reverse("admin:positions_reconciliationissue_change", args=[issue.pk])
+    )
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Safe fix" in page
+    assert "mark the order CANCELLED as the broker says" in page

@@ -31,7 +31,7 @@ from orders.enums import EventSource, OrderStatus, StrategyMode, StrategyStatus
 from orders.models import Order, Strategy
 from orders.services import order_updates_apply
 from positions.models import IssueType, Position, ReconciliationIssue, Severity
-from positions.services import reconciliation_issue_record
+from positions.services import reconciliation_issue_record, reconciliation_run_record
 from risk.kill_switch import kill_switch_on_critical_issue
 
 logger = logging.getLogger("oms.reconciliation")
@@ -398,6 +398,7 @@ def reconcile_positions(
     """
     auto_fix = settings.OMS_RECONCILE_AUTO_FIX if auto_fix is None else auto_fix
     fixing = auto_fix and not dry_run
+    started_at = timezone.now()
     report = ReconcileReport()
     for book in _books(strategy):
         broker_name, strategies, live = book.broker, book.strategies, book.mode == "LIVE"
@@ -437,6 +438,7 @@ def reconcile_positions(
         report.brokers.add(broker_name)
     if not dry_run:
         _record(report, strategy=strategy)
+        reconciliation_run_record(report=report, started_at=started_at, strategy=strategy)
     return report
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -178,3 +178,11 @@ def test_with_a_worker_and_nothing_waiting_the_background_cards_are_green(as_vie
 
     assert (states["worker"], states["orders"], states["jobs"]) == (OK, OK, OK)
     assert states["reconciliation"] == OK
+
+
+def test_the_database_refuses_a_run_that_finishes_before_it_starts():
+    refused = pytest.raises(IntegrityError, match="reconciliation_run_finishes_after_start")
+    with refused, transaction.atomic():
+        ReconciliationRun.objects.create(
+            started_at=timezone.now(), finished_at=timezone.now() - timedelta(seconds=1)
+        )

@@ -186,3 +186,13 @@ def test_the_database_refuses_a_run_that_finishes_before_it_starts():
         ReconciliationRun.objects.create(
             started_at=timezone.now(), finished_at=timezone.now() - timedelta(seconds=1)
         )
+
+
+def test_the_jobs_links_are_shown_to_those_who_may_read_the_jobs(as_operator, as_viewer):
+    events_backdated(job("todo"), minutes=5)
+
+    assert "?status__exact=todo" in as_operator.get("/admin/").content.decode()
+    viewer_page = as_viewer.get("/admin/")
+    assert cards(viewer_page)["jobs"] == CRITICAL  # the card, without links they cannot open
+    assert "?status__exact=todo" not in viewer_page.content.decode()
+    assert as_operator.get("/admin/procrastinate/procrastinatejob/").status_code == 200

@@ -43,7 +43,8 @@ def test_health_is_red_with_the_worker_stopped_and_an_order_stuck(
     expect(reconciliation).to_have_class("health health--critical")  # a CRITICAL issue is open
     expect(reconciliation).to_contain_text("open issues: 1 CRITICAL, 1 WARNING, 1 INFO")
     expect(page.locator("#system-health .health--ok")).not_to_have_count(0)  # the rest: green
-    shot("30-health-red", full_page=False)
+    cards = shot("30-health-red", full_page=False).with_name("30-health-cards.png")
+    page.locator("#system-health").screenshot(path=str(cards))  # the README's
     orders.locator("a", has_text="PENDING orders").click()
     expect(page.locator("#result_list tbody tr")).to_have_count(1)
     expect(page.locator("#result_list")).to_contain_text("INFY")
@@ -82,8 +83,8 @@ def test_limits_in_use_move_after_fills(page, live_server, people, log_in, shot)
     expect(loss).to_have_attribute("title", re.compile("from global"))
     expect(drawdown).to_have_attribute("data-tone", "off")
     expect(page.locator("#limits-off")).to_contain_text("drawdown_limit is off")
-    page.locator("#limits-panel").scroll_into_view_if_needed()
-    shot("32-limits-in-use-red")
+    panel = shot("32-limits-in-use-red").with_name("32-limits-in-use-panel.png")
+    page.locator("#limits-panel").screenshot(path=str(panel))  # the README's
 
     page.goto(f"{live_server.url}/admin/orders/strategy/{strategy.pk}/change/")
     expect(page.locator("#strategy-limits-in-use td[data-tone=red]")).to_have_count(1)

@@ -15,6 +15,7 @@ from orders.enums import OrderStatus
 from risk.charts import pnl_chart, session_window
 from risk.health import CRITICAL, broker_account_checks, system_health
 from risk.selectors import desk_today, kill_switch_board
+from risk.usage import limits_in_use
 
 
 class OmsAdminSite(admin.AdminSite):
@@ -27,7 +28,9 @@ class OmsAdminSite(admin.AdminSite):
     def each_context(self, request):
         context = super().each_context(request)
         if self.has_permission(request):
-            context["kill_switch_board"] = kill_switch_board()
+            # The dashboard has read the board already, with the desk's figures.
+            desk = getattr(request, "oms_desk", None)
+            context["kill_switch_board"] = desk.kill_switch if desk else kill_switch_board()
             # LIVE strategies whose Kite account has no session today: refused until a login.
             # The dashboard has read them already, with the rest of the health.
             health = getattr(request, "oms_health", None)
@@ -38,10 +41,11 @@ class OmsAdminSite(admin.AdminSite):
     def index(self, request, extra_context=None):
         extra_context = dict(extra_context or {})
         if request.user.has_perm("orders.view_order"):
-            desk = desk_today()
+            desk = request.oms_desk = desk_today()
             moments = [at for _, points in desk.pnl_series for at, _ in points]
             start, end = session_window(timezone.now(), moments)
             extra_context["desk"] = desk
+            extra_context["limits_usage"] = limits_in_use(desk=desk)
             extra_context["health"] = request.oms_health = system_health()
             extra_context["active_statuses"] = ",".join(sorted(OrderStatus.active()))
             extra_context["pnl_chart"] = pnl_chart(

@@ -223,6 +223,11 @@ PROCRASTINATE_WORKER_DEFAULTS = {
 # for twice as long), then stops; its supervisor (bin/run, the Procfile's platform) starts it
 # again and orders.retry_stalled_jobs retries the jobs it left (omsproject/worker_connector.py).
 OMS_WORKER_DB_OUTAGE_SECONDS = env.float("OMS_WORKER_DB_OUTAGE_SECONDS", default=60.0)
+# The dashboard's jobs card (risk.health.jobs_check): failed jobs this recent are shown; a job
+# running or waiting to start longer than these is stalled (critical).
+OMS_HEALTH_JOBS_FAILED_HOURS = env.int("OMS_HEALTH_JOBS_FAILED_HOURS", default=24)
+OMS_HEALTH_JOB_RUNNING_SECONDS = env.int("OMS_HEALTH_JOB_RUNNING_SECONDS", default=300)
+OMS_HEALTH_JOB_WAITING_SECONDS = env.int("OMS_HEALTH_JOB_WAITING_SECONDS", default=120)
 PROCRASTINATE_ON_APP_READY = "omsproject.worker_connector.use_worker_connector"
 
 

@@ -26,6 +26,7 @@ from enum import StrEnum
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from orders.domain import OrderRequest, OrderResult
@@ -109,6 +110,62 @@ def exit_slices(quantity: int, instrument: Instrument | None) -> list[int]:
     if quantity % largest:
         slices.append(quantity % largest)
     return slices
+
+
+@dataclass(frozen=True)
+class PlannedOrder:
+    """One order an exit would place now: what a confirmation page lists."""
+
+    symbol: str
+    exchange: str
+    side: OrderSide
+    quantity: int
+    product: str
+    order_type: OrderType = OrderType.MARKET
+
+
+@dataclass(frozen=True)
+class ExitPlan:
+    """What closing ``position`` now would place (``orders``), or why nothing (``working``:
+    its exit orders already working; a flat position plans no order)."""
+
+    position: Position
+    orders: tuple[PlannedOrder, ...]
+    working: tuple[Order, ...] = ()
+
+
+def exit_plans(positions) -> list[ExitPlan]:
+    """The orders position_close would place for each position, as it would slice them (the
+    instruments' freeze quantities), in two queries for them all. A preview: position_close
+    decides again under its locks."""
+    positions = list(positions)
+    keys = {(p.symbol, p.exchange) for p in positions}
+    instruments = {}
+    if keys:
+        match = Q()
+        for symbol, exchange in keys:
+            match |= Q(tradingsymbol=symbol, exchange=exchange)
+        instruments = {(i.tradingsymbol, i.exchange): i for i in Instrument.objects.filter(match)}
+    working: dict[int, list[Order]] = {}
+    for order in Order.objects.filter(
+        closes_position__in=[p.pk for p in positions], status__in=ACTIVE
+    ).order_by("pk"):
+        working.setdefault(order.closes_position_id, []).append(order)
+    plans = []
+    for position in positions:
+        if not position.is_open or position.pk in working:
+            plans.append(ExitPlan(position, (), tuple(working.get(position.pk, ()))))
+            continue
+        side = OrderSide.SELL if position.quantity > 0 else OrderSide.BUY
+        slices = exit_slices(
+            abs(position.quantity), instruments.get((position.symbol, position.exchange))
+        )
+        orders = tuple(
+            PlannedOrder(position.symbol, position.exchange, side, quantity, position.product)
+            for quantity in slices
+        )
+        plans.append(ExitPlan(position, orders))
+    return plans
 
 
 def position_close(
@@ -245,6 +302,19 @@ def positions_check_exits(*, actor: str = "stop-loss monitor", now=None, strateg
             continue
         results.append(position_close(position, kind=kind, actor=actor, reason=str(kind)))
     return results
+
+
+def position_flatten(position: Position, *, actor: str, reason: str) -> ExitResult:
+    """Close one position with MARKET orders: a person's confirmed act (the admin's position
+    page). position_close's guarantees: one transaction under the strategy's and the
+    position's locks, no second exit while one works, every order through the pre-trade
+    checks (a HALTED kill switch refuses them: the result then says the exit failed). The
+    orders carry ``actor`` and ``reason``."""
+    if not reason.strip():
+        raise ValueError("reason: required to close a position")
+    return position_close(
+        position, kind=ExitKind.FLATTEN, actor=actor, reason=reason, source=EventSource.ADMIN
+    )
 
 
 def positions_flatten(*, actor: str, reason: str, strategy=None) -> list[ExitResult]:

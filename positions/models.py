@@ -265,6 +265,39 @@ class ReconciliationIssue(models.Model):
         return (seconds / 3600).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
 
 
+class ReconciliationRun(models.Model):
+    """One reconciliation run (positions.reconciliation.reconcile_positions, not a dry run):
+    when it ran, for how long, what it compared and found. The health check reads the latest
+    to say whether reconciliation keeps to its schedule."""
+
+    strategy = models.ForeignKey(
+        Strategy, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+    positions_compared = models.PositiveIntegerField(default=0)
+    orders_compared = models.PositiveIntegerField(default=0)
+    differences = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    resolved = models.PositiveIntegerField(default=0)
+    auto_fixed = models.PositiveIntegerField(default=0)
+    brokers = models.JSONField(default=list, blank=True)  # the brokers it could read
+
+    class Meta:
+        db_table = "reconciliation_runs"
+        ordering = ["-finished_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(finished_at__gte=F("started_at")),
+                name="reconciliation_run_finishes_after_start",
+            ),
+        ]
+        indexes = [models.Index(fields=["-finished_at"], name="reconciliation_run_latest")]
+
+    def __str__(self) -> str:
+        return f"reconciliation {self.finished_at:%Y-%m-%d %H:%M}"
+
+
 class DailyStats(models.Model):
     """One trading day's figures, globally (strategy NULL) and per strategy."""
 

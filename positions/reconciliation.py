@@ -53,7 +53,7 @@ from positions.reconciliation_orders import (
     orders_check,
     unconfirmed_cancels,
 )
-from positions.services import reconciliation_issue_record
+from positions.services import reconciliation_issue_record, reconciliation_run_record
 from risk.kill_switch import kill_switch_on_critical_issue
 
 logger = logging.getLogger("oms.reconciliation")
@@ -353,6 +353,7 @@ def reconcile_positions(
     """
     auto_fix = settings.OMS_RECONCILE_AUTO_FIX if auto_fix is None else auto_fix
     fixing = auto_fix and not dry_run
+    started_at = timezone.now()
     report = ReconcileReport()
     for book in _books(strategy):
         live = book.mode == StrategyMode.LIVE
@@ -376,6 +377,7 @@ def reconcile_positions(
             report.brokers.add(book.broker)
     if not dry_run:
         _record(report, strategy=strategy)
+        reconciliation_run_record(report=report, started_at=started_at, strategy=strategy)
     return report
 
 

@@ -22,6 +22,7 @@ from positions.models import (
     OwnPrice,
     Position,
     ReconciliationIssue,
+    ReconciliationRun,
     Severity,
     StrategyPrice,
 )
@@ -189,6 +190,22 @@ def position_protection_set(
 
 class ReconciliationIssueError(Exception):
     """A resolution or fix of a reconciliation issue that is refused; the message says why."""
+
+
+def reconciliation_run_record(*, report, started_at, strategy=None) -> ReconciliationRun:
+    """Record one finished reconciliation run (``report``: its ReconcileReport)."""
+    return ReconciliationRun.objects.create(
+        strategy=strategy,
+        started_at=started_at,
+        finished_at=timezone.now(),
+        positions_compared=report.positions_compared,
+        orders_compared=report.orders_compared,
+        differences=len(report.findings),
+        created=report.created,
+        resolved=report.resolved,
+        auto_fixed=report.auto_fixed,
+        brokers=sorted(report.brokers),
+    )
 
 
 def reconciliation_issue_record(

@@ -31,8 +31,8 @@ from omsproject.templatetags.oms_admin import KILL_SWITCH_TONES
 from orders.enums import OrderStatus
 from orders.models import Order, Strategy
 from orders.selectors import orders_cancellable
-from positions.exits import positions_flatten
 from positions.models import Position
+from risk.admin_exits import flatten_page
 from risk.kill_switch import kill_switch_set
 from risk.limits import limits_report
 from risk.models import (
@@ -242,45 +242,14 @@ class KillSwitchEventAdmin(ReadOnlyAdmin):
         return HttpResponseRedirect(reverse("admin:risk_kill_switch"))
 
     def flatten_view(self, request):
-        """Close every open position of the scope (``?strategy=<id>``, or all) with MARKET
-        orders: the page lists them; the POST places the orders through positions_flatten."""
-        if not self.has_switch_permission(request):
-            raise PermissionDenied
-        strategy = _flatten_scope(request)
-        positions = open_positions_of(strategy)
-        halted = kill_switch_state(strategy=strategy) == KillSwitchState.HALTED
-        form = FlattenForm(request.POST or None)
-        if request.method == "POST" and form.is_valid() and positions and not halted:
-            results = positions_flatten(
-                actor=request.user.get_username(),
-                reason=form.cleaned_data["reason"],
-                strategy=strategy,
-            )
-            for result in results:
-                self.log_change(
-                    request,
-                    result.position,
-                    f"Flatten: {result.describe()} — {form.cleaned_data['reason']}",
-                )
-            failed = [result for result in results if result.failed]
-            for result in failed:
-                self.message_user(request, result.describe(), messages.ERROR)
-            self.message_user(
-                request,
-                f"{len(results) - len(failed)} of {len(results)} position(s) closing"
-                + (f"; {len(failed)} exit(s) FAILED (listed above)" if failed else "")
-                + ".",
-                messages.WARNING if failed else messages.SUCCESS,
-            )
-            return HttpResponseRedirect(reverse("admin:risk_kill_switch"))
-        return self._render(
+        """Close every open position of the scope (``?strategy=<id>``, ``?position=<id>``,
+        or all) with MARKET orders, after a page listing the orders: risk.admin_exits."""
+        return flatten_page(
+            self,
             request,
-            "flatten",
-            title="Flatten positions?",
-            positions=positions,
-            strategy=strategy,
-            halted=halted,
-            form=form,
+            form_class=FlattenForm,
+            strategy_scope=_flatten_scope,
+            open_positions_of=open_positions_of,
         )
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
@@ -57,14 +58,73 @@ class SystemHealth:
         return [check for check in self.checks if check.name.startswith(prefix)]
 
 
-def workers_alive() -> int:
+@dataclass(frozen=True)
+class Background:
+    """The background work, read in one statement (``background_read``): workers beating,
+    jobs failed lately / running too long / waiting too long, the latest whole-book
+    reconciliation run (None: none yet), the open issues by severity, and whether staff
+    closed the market today (for "is reconciliation due now")."""
+
+    workers: int
+    jobs_failed: int
+    jobs_stalled: int
+    jobs_waiting: int
+    run_started_at: datetime | None
+    run_finished_at: datetime | None
+    run_differences: int
+    issues: dict
+    staff_holiday: bool
+
+
+# Failed jobs are found through the partial index of risk migration 0018; running and waiting
+# ones through procrastinate's own indexes of todo and doing jobs.
+_BACKGROUND = """
+SELECT
+  (SELECT count(*) FROM procrastinate_workers
+    WHERE last_heartbeat > now() - make_interval(secs => %(heartbeat)s)),
+  (SELECT count(*) FROM procrastinate_jobs job WHERE job.status = 'failed' AND EXISTS (
+      SELECT FROM procrastinate_events event WHERE event.job_id = job.id
+         AND event.type = 'failed' AND event.at > now() - make_interval(hours => %(failed)s))),
+  (SELECT count(*) FROM procrastinate_jobs job WHERE job.status = 'doing' AND (
+      SELECT max(event.at) FROM procrastinate_events event WHERE event.job_id = job.id
+         AND event.type = 'started') < now() - make_interval(secs => %(doing)s)),
+  (SELECT count(*) FROM procrastinate_jobs job WHERE job.status = 'todo' AND COALESCE(
+      job.scheduled_at, (SELECT min(event.at) FROM procrastinate_events event
+         WHERE event.job_id = job.id AND event.type = 'deferred'))
+      < now() - make_interval(secs => %(waiting)s)),
+  run.started_at, run.finished_at, run.differences,
+  (SELECT json_object_agg(severity, n) FROM (
+      SELECT severity, count(*) AS n FROM reconciliation_log
+       WHERE NOT resolved GROUP BY severity) AS open_issues),
+  EXISTS (SELECT FROM market_holidays WHERE date = %(today)s)
+FROM (SELECT) AS one
+LEFT JOIN LATERAL (
+    SELECT started_at, finished_at, differences FROM reconciliation_runs
+     WHERE strategy_id IS NULL ORDER BY finished_at DESC LIMIT 1
+) AS run ON true
+"""
+
+
+def background_read(now: datetime | None = None) -> Background:
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT count(*) FROM procrastinate_workers "
-            "WHERE last_heartbeat > now() - make_interval(secs => %s)",
-            [WORKER_HEARTBEAT_WITHIN],
+            _BACKGROUND,
+            {
+                "heartbeat": WORKER_HEARTBEAT_WITHIN,
+                "failed": settings.OMS_HEALTH_JOBS_FAILED_HOURS,
+                "doing": settings.OMS_HEALTH_JOB_RUNNING_SECONDS,
+                "waiting": settings.OMS_HEALTH_JOB_WAITING_SECONDS,
+                "today": calendar.ist(now).date(),
+            },
         )
-        return cursor.fetchone()[0]
+        row = cursor.fetchone()
+    issues = dict.fromkeys(("CRITICAL", "WARNING", "INFO"), 0)
+    issues.update(row[7] or {})
+    return Background(*row[:6], row[6] or 0, issues, row[8])
+
+
+def workers_alive() -> int:
+    return background_read().workers
 
 
 def worker_check(workers: int) -> HealthCheck:
@@ -214,12 +274,100 @@ def holidays_check(now: datetime | None = None) -> HealthCheck:
     return HealthCheck("holidays", OK if holidays.ok else WARNING, holidays.message, details)
 
 
+def _ago(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s ago"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min ago"
+    return f"{seconds / 3600:.1f} h ago"
+
+
+def reconciliation_check(background: Background, now: datetime | None = None) -> HealthCheck:
+    """The latest whole-book reconciliation run and the open issues: critical when a CRITICAL
+    issue is open, or when the market is open and the last run is older than two of its
+    intervals (OMS_RECONCILE_INTERVAL_MINUTES) and a minute (no worker runs it, or it fails);
+    a warning for open WARNING issues, or for no run at all outside the session."""
+    now = now or timezone.now()
+    started_at, finished_at = background.run_started_at, background.run_finished_at
+    market_open = (
+        not background.staff_holiday
+        and calendar.is_exchange_trading_day(calendar.ist(now).date())
+        and calendar.in_session(now)
+    )
+    interval = settings.OMS_RECONCILE_INTERVAL_MINUTES
+    due_within = timedelta(minutes=2 * interval + 1)
+    issues = background.issues
+    details = {
+        "last_run_at": finished_at,
+        "last_run_seconds": (
+            round((finished_at - started_at).total_seconds(), 1) if finished_at else None
+        ),
+        "differences": background.run_differences,
+        "open_issues": issues,
+        "interval_minutes": interval,
+    }
+    open_issues = ", ".join(f"{n} {severity}" for severity, n in issues.items() if n)
+    open_issues = f"open issues: {open_issues}" if open_issues else "no open issue"
+    if finished_at is None:
+        last, overdue = "never run", market_open
+    else:
+        age = (now - finished_at).total_seconds()
+        took = details["last_run_seconds"]
+        last = (
+            f"last run {calendar.ist(finished_at):%H:%M} IST ({_ago(age)}, "
+            f"took {took:.1f} s, {background.run_differences} difference(s))"
+        )
+        overdue = now - finished_at > due_within and market_open
+    summary = f"{last}; {open_issues}"
+    if overdue:
+        summary = f"{last}: overdue (due every {interval} min while the market is open); " + (
+            open_issues
+        )
+    if overdue or issues["CRITICAL"]:
+        return HealthCheck("reconciliation", CRITICAL, summary, details)
+    if issues["WARNING"] or finished_at is None:
+        return HealthCheck("reconciliation", WARNING, summary, details)
+    return HealthCheck("reconciliation", OK, summary, details)
+
+
+def jobs_check(background: Background) -> HealthCheck:
+    """Failed jobs in the last OMS_HEALTH_JOBS_FAILED_HOURS (a warning: each is a task that
+    gave up), jobs running for over OMS_HEALTH_JOB_RUNNING_SECONDS or waiting to start for
+    over OMS_HEALTH_JOB_WAITING_SECONDS (critical: the work is not being done)."""
+    limits = {
+        "failed": settings.OMS_HEALTH_JOBS_FAILED_HOURS,
+        "doing": settings.OMS_HEALTH_JOB_RUNNING_SECONDS,
+        "waiting": settings.OMS_HEALTH_JOB_WAITING_SECONDS,
+    }
+    failed, stalled, waiting = (
+        background.jobs_failed,
+        background.jobs_stalled,
+        background.jobs_waiting,
+    )
+    details = {"failed": failed, "stalled": stalled, "waiting": waiting}
+    problems = []
+    if stalled:
+        problems.append(f"{stalled} running for over {limits['doing']} s (stalled)")
+    if waiting:
+        problems.append(f"{waiting} waiting to start for over {limits['waiting']} s")
+    if failed:
+        problems.append(f"{failed} failed in the last {limits['failed']} h")
+    if stalled or waiting:
+        return HealthCheck("jobs", CRITICAL, "; ".join(problems), details)
+    if failed:
+        return HealthCheck("jobs", WARNING, "; ".join(problems), details)
+    return HealthCheck("jobs", OK, f"none failed in {limits['failed']} h, none stalled", details)
+
+
 def system_health(now: datetime | None = None) -> SystemHealth:
     """Every part's state now. Raises the database's error when it cannot be read."""
-    workers = workers_alive()
+    background = background_read(now)
+    workers = background.workers
     checks = [
         worker_check(workers),
         orders_check(now),
+        jobs_check(background),
+        reconciliation_check(background, now),
         *broker_account_checks(now),
         market_data_check(now),
         webhooks_check(),

@@ -153,6 +153,11 @@ def _in_force(name: str, global_row, own_row, strategy) -> LimitInForce:
     return LimitInForce(name=name, value=value, levels=levels, sources=sources)
 
 
+def limit_in_force(name: str, global_row, own_row, strategy) -> LimitInForce:
+    """One limit in force from ``risk_limits`` rows already read (either may be None)."""
+    return _in_force(name, global_row, own_row, strategy)
+
+
 def _combine(global_row, own_row, strategy) -> Limits:
     return _limits_of(
         [_in_force(name, global_row, own_row, strategy) for name in LIMIT_FIELDS],

@@ -35,6 +35,10 @@ WEBHOOKS_SEEN = frozenset({"orders.view_webhookendpoint", "orders.view_webhookde
 WEBHOOKS_MANAGED = frozenset({"orders.add_webhookendpoint", "orders.change_webhookendpoint"})
 WEBHOOKS = WEBHOOKS_SEEN | WEBHOOKS_MANAGED
 
+# The background jobs (risk migration 0018): the dashboard's jobs card links to the failed and
+# stalled ones; operators and risk officers read them (nobody changes them here).
+JOBS_SEEN = frozenset({"procrastinate.view_procrastinatejob"})
+
 VIEWER = (
     frozenset(f"{app}.view_{model}" for app, model in (m.split(".") for m in VIEWED))
     | BROKER_ACCOUNTS_SEEN
@@ -43,7 +47,7 @@ VIEWER = (
 )
 
 # Operators watch, and settle the reconciliation issues that are not CRITICAL.
-OPERATOR = VIEWER | {"positions.change_reconciliationissue"}
+OPERATOR = VIEWER | JOBS_SEEN | {"positions.change_reconciliationissue"}
 
 # Who tried to log in to the admin, and who is locked out (django-axes).
 LOGIN_ATTEMPTS = frozenset(

@@ -9,6 +9,7 @@ def roles_create(apps, schema_editor):
     from risk.roles import (
         BROKER_ACCOUNTS,
         INSTRUMENT_REFRESHES_SEEN,
+        JOBS_SEEN,
         LOGIN_ATTEMPTS,
         ROLES,
         WEBHOOKS,
@@ -24,7 +25,12 @@ def roles_create(apps, schema_editor):
     roles_sync(
         apps=apps,
         roles={
-            name: held - LOGIN_ATTEMPTS - BROKER_ACCOUNTS - INSTRUMENT_REFRESHES_SEEN - WEBHOOKS
+            name: held
+            - LOGIN_ATTEMPTS
+            - BROKER_ACCOUNTS
+            - INSTRUMENT_REFRESHES_SEEN
+            - WEBHOOKS
+            - JOBS_SEEN
             for name, held in ROLES.items()
         },
     )

@@ -34,12 +34,19 @@ INSTRUMENT_REFRESHES_SEEN = frozenset({"risk.view_instrumentrefresh"})
 WEBHOOKS_SEEN = frozenset({"orders.view_webhookendpoint", "orders.view_webhookdelivery"})
 WEBHOOKS_MANAGED = frozenset({"orders.add_webhookendpoint", "orders.change_webhookendpoint"})
 WEBHOOKS = WEBHOOKS_SEEN | WEBHOOKS_MANAGED
+# The audit lists (risk migration roles_audit): everyone reads the admin's change log (who
+# changed what, when) and the strategies' event log; only risk officers export the audit lists
+# to CSV (a file leaves the back office: the desk's whole history, in one click).
+AUDIT_SEEN = frozenset({"admin.view_logentry", "orders.view_strategyevent"})
+AUDIT_EXPORTED = frozenset({"risk.export_audit"})
+AUDIT = AUDIT_SEEN | AUDIT_EXPORTED
 
 VIEWER = (
     frozenset(f"{app}.view_{model}" for app, model in (m.split(".") for m in VIEWED))
     | BROKER_ACCOUNTS_SEEN
     | INSTRUMENT_REFRESHES_SEEN
     | WEBHOOKS_SEEN
+    | AUDIT_SEEN
 )
 
 # Operators watch, and settle the reconciliation issues that are not CRITICAL.
@@ -58,6 +65,7 @@ RISK_OFFICER = (
     | LOGIN_ATTEMPTS
     | BROKER_ACCOUNTS_CONNECTED
     | WEBHOOKS_MANAGED
+    | AUDIT_EXPORTED
     | {
         "positions.resolve_critical_issue",
         "risk.change_kill_switch",

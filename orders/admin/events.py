@@ -1,0 +1,193 @@
+"""The audit lists of the orders app: every order event (an order's history, across orders) and
+every strategy event (what the feed and the webhooks delivered). Both read-only, built for
+millions of rows (LargeTableAdmin), filtered by day, strategy, kind and who; risk officers
+export the filtered rows to CSV (omsproject.admin_audit.CsvExportMixin).
+
+Both are listed newest first by id, the order rows are written in (the primary key's index):
+the day filters are ranges on ``created_at``, which its BRIN index serves.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.db.models import Q
+from django.urls import reverse
+from django.utils.html import format_html
+
+from omsproject.admin_audit import CsvExportMixin, DateRangeFilter, ExactValueFilter
+from omsproject.admin_tools import LargeTableAdmin, ReadOnlyAdmin, local_time
+from orders.admin.display import ShortChoicesFilter, compact_json, order_status_badge
+from orders.models import OrderEvent, StrategyEvent
+
+ORDER_EVENT_CSV = (
+    ("id", "id"),
+    ("created_at", "created_at"),
+    ("order_id", "order_id"),
+    ("strategy", "order__strategy__name"),
+    ("client_order_id", "order__client_order_id"),
+    ("symbol", "order__symbol"),
+    ("kind", "kind"),
+    ("from_status", "from_status"),
+    ("to_status", "to_status"),
+    ("source", "source"),
+    ("actor", "actor"),
+    ("reason", "reason"),
+    ("details", "details"),
+)
+
+STRATEGY_EVENT_CSV = (
+    ("id", "id"),
+    ("seq", "seq"),
+    ("created_at", "created_at"),
+    ("strategy", "strategy__name"),
+    ("kind", "kind"),
+    ("order_id", "order_id"),
+    ("client_order_id", "client_order_id"),
+    ("payload", "payload"),
+)
+
+
+def _order_link(order_id: int | None):
+    if order_id is None:
+        return "—"
+    url = reverse("admin:orders_order_change", args=[order_id])
+    return format_html('<a href="{}">{}</a>', url, order_id)
+
+
+class _ExactIdSearch:
+    """Searching matches exactly, through an index: a number is an id; otherwise the
+    ``text_fields`` (a client order id, a person)."""
+
+    text_fields: tuple[str, ...] = ()
+    id_fields: tuple[str, ...] = ()
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        match = Q(pk__in=[])
+        for field in self.text_fields:
+            match |= Q(**{field: term})
+        if term.isascii() and term.isdigit() and int(term) < 2**63:
+            for field in self.id_fields:
+                match |= Q(**{field: int(term)})
+        return queryset.filter(match), False
+
+
+@admin.register(OrderEvent)
+class OrderEventAdmin(CsvExportMixin, _ExactIdSearch, ReadOnlyAdmin, LargeTableAdmin):
+    """Every order's history in one list: status changes, fills, modifications, refusals."""
+
+    list_display = (
+        "id",
+        "created",
+        "order_link",
+        "strategy",
+        "symbol",
+        "kind",
+        "transition",
+        "source",
+        "actor",
+        "reason",
+    )
+    list_display_links = ("id", "created")
+    list_filter = (
+        ("created_at", DateRangeFilter),
+        ("order__strategy", admin.RelatedFieldListFilter),
+        ("kind", ShortChoicesFilter),
+        ("source", ShortChoicesFilter),
+        ("to_status", ShortChoicesFilter),
+        ("actor", ExactValueFilter),
+    )
+    list_select_related = ("order__strategy",)
+    sortable_by = ("id",)
+    search_fields = ("order__client_order_id",)  # the search box; matching is _ExactIdSearch's
+    search_help_text = "Exact match: order number, or client order id."
+    text_fields = ("order__client_order_id",)
+    id_fields = ("order_id",)
+    csv_columns = ORDER_EVENT_CSV
+    fields = (
+        "created_at",
+        "order",
+        "kind",
+        "from_status",
+        "to_status",
+        "source",
+        "actor",
+        "reason",
+        "event_details",
+    )
+    readonly_fields = fields
+
+    def get_ordering(self, request):
+        return ["-id"]
+
+    @admin.display(description="time", ordering="id")
+    def created(self, event):
+        return local_time(event.created_at)
+
+    @admin.display(description="order")
+    def order_link(self, event):
+        return _order_link(event.order_id)
+
+    @admin.display(description="strategy")
+    def strategy(self, event):
+        return event.order.strategy.name
+
+    @admin.display(description="symbol")
+    def symbol(self, event):
+        return event.order.symbol
+
+    @admin.display(description="status")
+    def transition(self, event):
+        if event.from_status == event.to_status or not event.from_status:
+            return order_status_badge(event.to_status)
+        return format_html(
+            "{} → {}", order_status_badge(event.from_status), order_status_badge(event.to_status)
+        )
+
+    @admin.display(description="details")
+    def event_details(self, event):
+        return compact_json(event.details)
+
+
+@admin.register(StrategyEvent)
+class StrategyEventAdmin(CsvExportMixin, _ExactIdSearch, ReadOnlyAdmin, LargeTableAdmin):
+    """What each strategy heard (its event feed and webhooks): read-only, newest first."""
+
+    list_display = ("id", "seq", "created", "strategy", "kind", "order_link", "summary")
+    list_display_links = ("id", "created")
+    list_filter = (
+        ("created_at", DateRangeFilter),
+        "strategy",
+        ("kind", ShortChoicesFilter),
+    )
+    list_select_related = ("strategy",)
+    sortable_by = ("id",)
+    search_fields = ("client_order_id",)
+    search_help_text = "Exact match: order number, client order id, or the feed's seq."
+    text_fields = ("client_order_id",)
+    id_fields = ("order_id", "seq")
+    csv_columns = STRATEGY_EVENT_CSV
+    fields = ("seq", "created_at", "strategy", "kind", "order", "client_order_id", "event")
+    readonly_fields = fields
+
+    def get_ordering(self, request):
+        return ["-id"]
+
+    @admin.display(description="time", ordering="id")
+    def created(self, event):
+        return local_time(event.created_at)
+
+    @admin.display(description="order")
+    def order_link(self, event):
+        return _order_link(event.order_id)
+
+    @admin.display(description="payload")
+    def summary(self, event):
+        text = compact_json(event.payload)
+        return text if len(text) <= 120 else text[:119] + "…"
+
+    @admin.display(description="payload")
+    def event(self, event):
+        return compact_json(event.payload)

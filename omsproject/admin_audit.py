@@ -54,6 +54,7 @@ class DateRangeFilter(admin.FieldListFilter):
         self.since_param = f"{field_path}__since"
         self.until_param = f"{field_path}__until"
         super().__init__(field, request, params, model, model_admin, field_path)
+        self.title = "day"
         self.since = self._day(self.since_param)
         self.until = self._day(self.until_param)
         if self.since and self.until and self.since > self.until:
@@ -149,6 +150,18 @@ class ExactValueFilter(admin.FieldListFilter):
             "query_string": changelist.get_query_string(remove=[self.parameter]),
             "display": "Anyone",
         }
+
+
+def titled(filter_class: type[admin.FieldListFilter], title: str) -> type:
+    """``filter_class`` under a title of our words ("By action", not "By action flag")."""
+
+    class Titled(filter_class):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.title = title
+
+    Titled.__name__ = Titled.__qualname__ = f"{filter_class.__name__}As{title.title()}"
+    return Titled
 
 
 # --- the export ----------------------------------------------------------------------------------

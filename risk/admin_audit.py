@@ -10,7 +10,7 @@ from django.contrib import admin
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.utils.html import format_html
 
-from omsproject.admin_audit import CsvExportMixin, DateRangeFilter
+from omsproject.admin_audit import CsvExportMixin, DateRangeFilter, titled
 from omsproject.admin_tools import LargeTableAdmin, ReadOnlyAdmin, badge, local_time
 
 ACTIONS = {ADDITION: ("Added", "green"), CHANGE: ("Changed", "blue"), DELETION: ("Deleted", "red")}
@@ -47,8 +47,8 @@ class ChangeLogAdmin(CsvExportMixin, ReadOnlyAdmin, LargeTableAdmin):
     list_filter = (
         ("action_time", DateRangeFilter),
         ("user", admin.RelatedFieldListFilter),
-        "action_flag",
-        ("content_type", admin.RelatedOnlyFieldListFilter),
+        ("action_flag", titled(admin.ChoicesFieldListFilter, "action")),
+        ("content_type", titled(admin.RelatedOnlyFieldListFilter, "kind of object")),
     )
     list_select_related = ("user", "content_type")
     sortable_by = ("when",)
@@ -69,6 +69,13 @@ class ChangeLogAdmin(CsvExportMixin, ReadOnlyAdmin, LargeTableAdmin):
 
     def get_ordering(self, request):
         return ["-id"]  # written in time order: newest first, by the primary key
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {
+            "title": "Change log (every change made in the admin)",
+            **(extra_context or {}),
+        }
+        return super().changelist_view(request, extra_context)
 
     @admin.display(description="time", ordering="id")
     def when(self, entry):

@@ -14,7 +14,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils.html import format_html
 
-from omsproject.admin_audit import CsvExportMixin, DateRangeFilter, ExactValueFilter
+from omsproject.admin_audit import CsvExportMixin, DateRangeFilter, ExactValueFilter, titled
 from omsproject.admin_tools import LargeTableAdmin, ReadOnlyAdmin, local_time
 from orders.admin.display import ShortChoicesFilter, compact_json, order_status_badge
 from orders.models import OrderEvent, StrategyEvent
@@ -96,7 +96,7 @@ class OrderEventAdmin(CsvExportMixin, _ExactIdSearch, ReadOnlyAdmin, LargeTableA
         ("order__strategy", admin.RelatedFieldListFilter),
         ("kind", ShortChoicesFilter),
         ("source", ShortChoicesFilter),
-        ("to_status", ShortChoicesFilter),
+        ("to_status", titled(ShortChoicesFilter, "status reached")),
         ("actor", ExactValueFilter),
     )
     list_select_related = ("order__strategy",)

@@ -146,6 +146,9 @@ def test_order_events_filter_by_day_strategy_kind_and_person(as_risk_officer, hi
     by_order = listed_ids(as_risk_officer.get(ORDER_EVENTS, {"q": str(history["infy"].pk)}))
     assert history["live_today"] not in by_order
     assert history["rita_today"] in by_order
+    client_id = history["infy"].client_order_id
+    assert listed_ids(as_risk_officer.get(ORDER_EVENTS, {"q": client_id})) == by_order
+    assert listed_ids(as_risk_officer.get(ORDER_EVENTS, {"q": "no-such-order"})) == set()
 
 
 def test_the_today_link_and_the_from_to_form_are_on_the_list(as_risk_officer, history):
@@ -342,6 +345,14 @@ def test_strategy_events_filter_by_strategy_kind_and_day(as_risk_officer, histor
     assert {int(row["id"]) for row in rows} == ids
     assert {row["strategy"] for row in rows} == {"Momentum"}
     assert all(json.loads(row["payload"]) for row in rows)
+    # The feed's cursor, given after commit by the sequencer (here, as the sequencer would).
+    sequenced = events.first()
+    StrategyEvent.objects.filter(pk=sequenced.pk).update(seq=987_654)
+    sequenced.refresh_from_db()
+    assert listed_ids(as_risk_officer.get(STRATEGY_EVENTS, {"q": str(sequenced.seq)})) == {
+        sequenced.pk
+    }
+    assert listed_ids(as_risk_officer.get(STRATEGY_EVENTS, {"q": "abc"})) == set()
     detail = as_risk_officer.get(f"{STRATEGY_EVENTS}{rows[0]['id']}/change/")
     assert detail.status_code == 200
     assert as_risk_officer.get(f"{STRATEGY_EVENTS}{rows[0]['id']}/delete/").status_code == 403

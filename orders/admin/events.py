@@ -186,8 +186,10 @@ class StrategyEventAdmin(CsvExportMixin, ReadOnlyAdmin, LargeTableAdmin):
 
     @admin.display(description="payload")
     def summary(self, event):
+        # Short enough for the list to fit 1440 px; the whole payload on hover and on its page.
         text = compact_json(event.payload)
-        return text if len(text) <= 120 else text[:119] + "…"
+        shown = text if len(text) <= 60 else text[:59] + "…"
+        return format_html('<span title="{}">{}</span>', text, shown)
 
     @admin.display(description="payload")
     def event(self, event):

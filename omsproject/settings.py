@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # the docs page's JS and CSS, served from our static files
     "pgtrigger",
     "omsproject.apps.LoginAttemptsConfig",  # django-axes: admin login throttling, lockouts
     "procrastinate.contrib.django",
@@ -196,6 +197,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_AUTHENTICATION": [],
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    # The docs page loads Swagger UI from our own static files, not a CDN: it works offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {
         "OrderStatusEnum": "orders.enums.OrderStatus",
         "StrategyStatusEnum": "orders.enums.StrategyStatus",

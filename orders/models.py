@@ -329,7 +329,12 @@ class OrderEvent(models.Model):
                 name="order_event_from_status_valid",
             ),
         ]
-        indexes = [models.Index(fields=["order", "created_at"], name="order_event_order_idx")]
+        indexes = [
+            models.Index(fields=["order", "created_at"], name="order_event_order_idx"),
+            # The audit list, newest first: all, a day range, one person's.
+            models.Index(fields=["created_at", "id"], name="order_event_created_idx"),
+            models.Index(fields=["actor", "created_at", "id"], name="order_event_actor_idx"),
+        ]
         triggers = append_only_triggers()
 
     def __str__(self) -> str:

@@ -92,6 +92,8 @@ class StrategyEvent(models.Model):
             models.Index(
                 fields=["id"], condition=Q(seq__isnull=True), name="strategy_event_unsequenced_idx"
             ),
+            # The audit list, newest first: all, or a day range.
+            models.Index(fields=["created_at", "id"], name="strategy_event_created_idx"),
         ]
         triggers = [
             pgtrigger.Trigger(

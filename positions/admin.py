@@ -17,6 +17,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
+from omsproject.admin_audit import CsvExportMixin
 from omsproject.admin_tools import (
     LargeTableAdmin,
     OmsModelAdmin,
@@ -289,7 +290,7 @@ class ResolutionForm(forms.Form):
 
 
 @admin.register(ReconciliationIssue)
-class ReconciliationIssueAdmin(OmsModelAdmin):
+class ReconciliationIssueAdmin(CsvExportMixin, OmsModelAdmin):
     """Differences between our book and the broker's, most severe and oldest first (the order
     of v_reconciliation_issues). Settled only through a resolve page (a note is required) or an
     auto-fix (adopting the broker's quantity), both positions.services; once resolved, an issue
@@ -308,6 +309,7 @@ class ReconciliationIssueAdmin(OmsModelAdmin):
         "state",
     )
     list_filter = (IssueStatusFilter, "severity", "issue_type", "strategy")
+    list_day_filter = "detected_at"  # and CSV export: omsproject.admin_audit
     list_select_related = ("strategy",)
     search_fields = ("symbol",)
     actions = ("resolve_issues", "auto_fix_issues")

@@ -1,5 +1,5 @@
-"""The risk back office: the kill switch page, its history, limits, instruments, holidays and
-PnL snapshots.
+"""The risk back office: the kill switch page, its history, limits, instruments, holidays, PnL
+snapshots, and the admin's own change log (risk.admin_audit).
 
 The kill switch page (``/admin/risk/killswitch/``) shows the global switch and every
 strategy's, and changes one through ``risk.kill_switch.kill_switch_set`` after a confirmation
@@ -19,6 +19,7 @@ from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from omsproject.admin_audit import CsvExportMixin, DateRangeFilter
 from omsproject.admin_tools import (
     LargeTableAdmin,
     OmsModelAdmin,
@@ -32,6 +33,7 @@ from orders.enums import OrderStatus
 from orders.models import Order, Strategy
 from orders.selectors import orders_cancellable
 from positions.models import Position
+from risk.admin_audit import ChangeLogAdmin as ChangeLogAdmin  # registers the change log
 from risk.admin_exits import flatten_page
 from risk.kill_switch import kill_switch_set
 from risk.limits import limits_report
@@ -101,14 +103,35 @@ class FlattenForm(forms.Form):
         return reason
 
 
+KILL_SWITCH_EVENT_CSV = (
+    ("id", "id"),
+    ("created_at", "created_at"),
+    ("state", "state"),
+    ("scope", "scope"),
+    ("strategy", "strategy__name"),
+    ("actor", "actor"),
+    ("actor_type", "actor_type"),
+    ("reason", "reason"),
+    ("details", "details"),
+)
+
+
 @admin.register(KillSwitchEvent)
-class KillSwitchEventAdmin(ReadOnlyAdmin):
+class KillSwitchEventAdmin(CsvExportMixin, ReadOnlyAdmin):
     """The kill switch's history (append-only), and the kill switch page itself."""
 
     list_display = ("created", "state_label", "scope", "strategy", "actor", "actor_type", "reason")
-    list_filter = ("state", "scope", "actor_type", "strategy")
+    list_filter = (
+        ("created_at", DateRangeFilter),
+        "state",
+        "scope",
+        "actor_type",
+        "strategy",
+        "actor",
+    )
     list_select_related = ("strategy",)
     search_fields = ("reason", "actor")
+    csv_columns = KILL_SWITCH_EVENT_CSV
     fields = (
         "created_at",
         "state",

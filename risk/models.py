@@ -72,7 +72,12 @@ class KillSwitchEvent(models.Model):
             ),
         ]
         indexes = [models.Index(fields=["scope", "strategy", "-id"], name="kill_switch_latest_idx")]
-        permissions = [("change_kill_switch", "Can set the kill switch and flatten positions")]
+        permissions = [
+            ("change_kill_switch", "Can set the kill switch and flatten positions"),
+            # The audit lists' CSV (omsproject/admin_audit.py): order events, kill switch
+            # events, reconciliation issues, the admin's change log, strategy events.
+            ("export_audit", "Can export the audit lists to CSV"),
+        ]
         triggers = append_only_triggers()
 
     def __str__(self) -> str:

@@ -34,6 +34,12 @@ INSTRUMENT_REFRESHES_SEEN = frozenset({"risk.view_instrumentrefresh"})
 WEBHOOKS_SEEN = frozenset({"orders.view_webhookendpoint", "orders.view_webhookdelivery"})
 WEBHOOKS_MANAGED = frozenset({"orders.add_webhookendpoint", "orders.change_webhookendpoint"})
 WEBHOOKS = WEBHOOKS_SEEN | WEBHOOKS_MANAGED
+# The audit lists (risk migration roles_audit): everyone reads the admin's change log (who
+# changed what, when) and the strategies' event log; only risk officers export the audit lists
+# to CSV (a file leaves the back office: the desk's whole history, in one click).
+AUDIT_SEEN = frozenset({"admin.view_logentry", "orders.view_strategyevent"})
+AUDIT_EXPORTED = frozenset({"risk.export_audit"})
+AUDIT = AUDIT_SEEN | AUDIT_EXPORTED
 
 # The background jobs (risk migration 0018): the dashboard's jobs card links to the failed and
 # stalled ones; operators and risk officers read them (nobody changes them here).
@@ -44,6 +50,7 @@ VIEWER = (
     | BROKER_ACCOUNTS_SEEN
     | INSTRUMENT_REFRESHES_SEEN
     | WEBHOOKS_SEEN
+    | AUDIT_SEEN
 )
 
 # Operators watch, and settle the reconciliation issues that are not CRITICAL.
@@ -62,6 +69,7 @@ RISK_OFFICER = (
     | LOGIN_ATTEMPTS
     | BROKER_ACCOUNTS_CONNECTED
     | WEBHOOKS_MANAGED
+    | AUDIT_EXPORTED
     | {
         "positions.resolve_critical_issue",
         "risk.change_kill_switch",
@@ -82,3 +90,22 @@ ROLES = {
     "Operator": OPERATOR,
     "Viewer": VIEWER,
 }
+
+# The permissions each later role migration brought, by its name: a role migration syncs the
+# roles as they were when it ran (roles_at), since the permissions of a later one do not exist
+# yet. A new role migration adds its line here and calls roles_at with its own name; the
+# earlier migrations never change.
+ADDED_BY = {
+    "0011_roles_see_login_attempts": LOGIN_ATTEMPTS,
+    "0012_roles_broker_accounts": BROKER_ACCOUNTS,
+    "0015_roles_see_instrument_refreshes": INSTRUMENT_REFRESHES_SEEN,
+    "0017_roles_webhooks": WEBHOOKS,
+    "0018_roles_jobs_and_health": JOBS_SEEN,
+    "0019_roles_audit": AUDIT,
+}
+
+
+def roles_at(migration: str) -> dict[str, frozenset[str]]:
+    """The roles as risk's migration ``migration`` grants them: ROLES less what later ones add."""
+    later = [held for name, held in ADDED_BY.items() if name > migration]
+    return {name: frozenset(held.difference(*later)) for name, held in ROLES.items()}

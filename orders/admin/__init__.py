@@ -1,5 +1,5 @@
 """The orders back office: orders with their history and fills, trades, strategies, API keys,
-webhooks.
+webhooks, and the audit lists of order events and strategy events.
 
 Nothing here writes an order, a strategy's status or mode, or a key itself: cancels go
 through ``order_cancel``, status and mode through ``strategy_status_set`` and
@@ -11,6 +11,7 @@ or a trade here, and every amount the broker or the fills decided is read-only.
 
 from orders.admin.api_keys import StrategyApiKeyAdmin
 from orders.admin.broker_accounts import BrokerAccountAdmin
+from orders.admin.events import OrderEventAdmin, StrategyEventAdmin
 from orders.admin.orders import OrderAdmin
 from orders.admin.strategies import StrategyAdmin
 from orders.admin.trades import TradeAdmin
@@ -19,8 +20,10 @@ from orders.admin.webhooks import WebhookDeliveryAdmin, WebhookEndpointAdmin
 __all__ = [
     "BrokerAccountAdmin",
     "OrderAdmin",
+    "OrderEventAdmin",
     "StrategyAdmin",
     "StrategyApiKeyAdmin",
+    "StrategyEventAdmin",
     "TradeAdmin",
     "WebhookDeliveryAdmin",
     "WebhookEndpointAdmin",

@@ -6,14 +6,7 @@ from django.db import migrations
 
 
 def roles_create(apps, schema_editor):
-    from risk.roles import (
-        BROKER_ACCOUNTS,
-        INSTRUMENT_REFRESHES_SEEN,
-        JOBS_SEEN,
-        LOGIN_ATTEMPTS,
-        ROLES,
-        WEBHOOKS,
-    )
+    from risk.roles import roles_at
     from risk.services import roles_sync
 
     # Permissions are made after every migration has run (post_migrate): make them now.
@@ -21,19 +14,7 @@ def roles_create(apps, schema_editor):
         app_config.models_module = True
         create_permissions(app_config, apps=apps, verbosity=0)
         app_config.models_module = None
-    # The roles as they were then: the login attempts' permissions came later (risk 0011).
-    roles_sync(
-        apps=apps,
-        roles={
-            name: held
-            - LOGIN_ATTEMPTS
-            - BROKER_ACCOUNTS
-            - INSTRUMENT_REFRESHES_SEEN
-            - WEBHOOKS
-            - JOBS_SEEN
-            for name, held in ROLES.items()
-        },
-    )
+    roles_sync(apps=apps, roles=roles_at("0005_roles"))
 
 
 def roles_remove(apps, schema_editor):

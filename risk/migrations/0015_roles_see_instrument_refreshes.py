@@ -5,14 +5,14 @@ from django.db import migrations
 
 
 def roles_resync(apps, schema_editor):
-    from risk.roles import JOBS_SEEN, ROLES, WEBHOOKS
+    from risk.roles import roles_at
     from risk.services import roles_sync
 
     for app_config in apps.get_app_configs():
         app_config.models_module = True
         create_permissions(app_config, apps=apps, verbosity=0)
         app_config.models_module = None
-    roles_sync(apps=apps, roles={name: held - WEBHOOKS - JOBS_SEEN for name, held in ROLES.items()})
+    roles_sync(apps=apps, roles=roles_at("0015_roles_see_instrument_refreshes"))
 
 
 class Migration(migrations.Migration):

@@ -6,13 +6,14 @@ from django.db import migrations
 
 
 def roles_resync(apps, schema_editor):
+    from risk.roles import roles_at
     from risk.services import roles_sync
 
     for app_config in apps.get_app_configs():
         app_config.models_module = True
         create_permissions(app_config, apps=apps, verbosity=0)
         app_config.models_module = None
-    roles_sync(apps=apps)
+    roles_sync(apps=apps, roles=roles_at("0018_roles_jobs_and_health"))
 
 
 class Migration(migrations.Migration):

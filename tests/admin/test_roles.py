@@ -50,8 +50,9 @@ def test_create_roles_re_syncs(roles):
     assert held(Group.objects.get(name="Operator")) == set(OPERATOR)
     # The login attempts (3) since risk 0011, the broker accounts (view, connect) since 0012,
     # the instrument refreshes since 0015, the webhooks (view 2, add and change) since
-    # roles_webhooks.
-    assert "Risk officer: 37 permissions" in out.getvalue()
+    # roles_webhooks, the background jobs (operators too) since roles_jobs_and_health, the
+    # audit lists (the change log, strategy events, the CSV export) since roles_audit.
+    assert "Risk officer: 40 permissions" in out.getvalue()
 
 
 PAGES = [
@@ -72,6 +73,9 @@ PAGES = [
     "/admin/risk/instrument/",
     "/admin/risk/marketholiday/",
     "/admin/risk/pnlsnapshot/",
+    "/admin/orders/orderevent/",
+    "/admin/orders/strategyevent/",
+    "/admin/admin/logentry/",
 ]
 
 
@@ -100,7 +104,10 @@ def test_nobody_deletes_orders_trades_events_or_switch_history(who, request, des
         f"/admin/positions/reconciliationissue/{desk['issue'].pk}/delete/",
     ):
         assert client.get(url).status_code in (403, 302), url
-    assert client.get("/admin/orders/orderevent/").status_code == 404  # not in the admin at all
+    event = desk["working"].events.first()
+    assert client.get(f"/admin/orders/orderevent/{event.pk}/delete/").status_code in (403, 302)
+    assert client.get(f"/admin/orders/orderevent/{event.pk}/change/").status_code == 200
+    assert client.get("/admin/orders/orderevent/add/").status_code == 403
 
 
 def test_viewers_change_nothing(as_viewer, desk):

@@ -34,12 +34,15 @@ INSTRUMENT_REFRESHES_SEEN = frozenset({"risk.view_instrumentrefresh"})
 WEBHOOKS_SEEN = frozenset({"orders.view_webhookendpoint", "orders.view_webhookdelivery"})
 WEBHOOKS_MANAGED = frozenset({"orders.add_webhookendpoint", "orders.change_webhookendpoint"})
 WEBHOOKS = WEBHOOKS_SEEN | WEBHOOKS_MANAGED
+# Broker-held protections (GTTs, risk migration roles_protections): everyone sees them.
+PROTECTIONS_SEEN = frozenset({"positions.view_brokerprotection"})
 
 VIEWER = (
     frozenset(f"{app}.view_{model}" for app, model in (m.split(".") for m in VIEWED))
     | BROKER_ACCOUNTS_SEEN
     | INSTRUMENT_REFRESHES_SEEN
     | WEBHOOKS_SEEN
+    | PROTECTIONS_SEEN
 )
 
 # Operators watch, and settle the reconciliation issues that are not CRITICAL.

@@ -10,6 +10,7 @@ def roles_create(apps, schema_editor):
         BROKER_ACCOUNTS,
         INSTRUMENT_REFRESHES_SEEN,
         LOGIN_ATTEMPTS,
+        PROTECTIONS_SEEN,
         ROLES,
         WEBHOOKS,
     )
@@ -24,7 +25,12 @@ def roles_create(apps, schema_editor):
     roles_sync(
         apps=apps,
         roles={
-            name: held - LOGIN_ATTEMPTS - BROKER_ACCOUNTS - INSTRUMENT_REFRESHES_SEEN - WEBHOOKS
+            name: held
+            - LOGIN_ATTEMPTS
+            - BROKER_ACCOUNTS
+            - INSTRUMENT_REFRESHES_SEEN
+            - WEBHOOKS
+            - PROTECTIONS_SEEN
             for name, held in ROLES.items()
         },
     )

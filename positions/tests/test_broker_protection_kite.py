@@ -14,8 +14,8 @@ from orders.brokers.base import GttLeg, GttRequest
 from orders.brokers.kite import KiteBroker
 from orders.enums import OrderStatus, ProtectionMode, StrategyMode
 from orders.models import Order, Trade
-from orders.tests.factories import StrategyFactory
 from orders.tests.conftest import kite_account_create
+from orders.tests.factories import StrategyFactory
 from orders.tests.fake_kite import BROKER_ORDER_ID, FakeKiteServer, recorded
 from positions.models import BrokerProtection, ProtectionState
 from positions.protection import protections_poll, protections_sync

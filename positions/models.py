@@ -259,6 +259,8 @@ class IssueType(models.TextChoices):
     ORDER_STUCK = "ORDER_STUCK", "Order stuck in flight: needs a person"
     # Cancel requested, the broker has not confirmed it within OMS_CANCEL_UNCONFIRMED_SECONDS.
     CANCEL_UNCONFIRMED = "CANCEL_UNCONFIRMED", "Cancel not confirmed by the broker"
+    # A broker-held protection (GTT) not at the broker as we expect (positions.reconciliation_gtt).
+    GTT_MISMATCH = "GTT_MISMATCH", "GTT differs at the broker"
 
 
 class Severity(models.TextChoices):

@@ -31,6 +31,7 @@ from orders.enums import EventSource, OrderStatus, StrategyMode, StrategyStatus
 from orders.models import Order, Strategy
 from orders.services import order_updates_apply
 from positions.models import IssueType, Position, ReconciliationIssue, Severity
+from positions.reconciliation_gtt import gtt_findings
 from positions.services import reconciliation_issue_record
 from risk.kill_switch import kill_switch_on_critical_issue
 
@@ -434,6 +435,7 @@ def reconcile_positions(
             ]
         report.findings += position_findings
         report.findings += order_findings
+        report.findings += gtt_findings(strategies, broker=broker_name, finding=Finding)
         report.brokers.add(broker_name)
     if not dry_run:
         _record(report, strategy=strategy)

@@ -61,7 +61,7 @@ def protection_sync(strategy_id: int) -> None:
 
 
 @app.periodic(cron="* * * * *")
-@app.task(name="positions.protections", queue="operations", queueing_lock="protections")
+@app.task(name="positions.protections", queue="orders", queueing_lock="protections")
 def protections(timestamp: int) -> None:
     """Every minute: GTTs that triggered at the broker are adopted and booked (also after the
     workers were down), then every protection brought in line (a run that died resumes)."""

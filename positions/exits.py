@@ -34,7 +34,7 @@ from orders.models import Order
 from orders.money import PAISA
 from orders.services import OrderThrottled, order_place
 from positions.models import Position
-from positions.protection import protection_yield_to_oms
+from positions.protection import protection_cancel_before_exit, protection_yield_to_oms
 from positions.selectors import marks_stale_before, price_age, price_is_stale
 from risk.models import Instrument, KillSwitchState
 from risk.selectors import kill_switch_state
@@ -253,11 +253,13 @@ def positions_check_exits(*, actor: str = "stop-loss monitor", now=None, strateg
 
 def positions_flatten(*, actor: str, reason: str, strategy=None) -> list[ExitResult]:
     """Close every open position of the scope (a strategy, or all) with MARKET orders: a
-    separate, confirmed act of a person. One ExitResult per position."""
+    separate, confirmed act of a person. One ExitResult per position (none for a position
+    whose broker-held GTT triggered: its order is the exit). A live GTT is deleted first."""
     positions = Position.objects.filter(closed_at__isnull=True).order_by("pk")
     if strategy is not None:
         positions = positions.filter(strategy=strategy)
     return [
         position_close(position, kind=ExitKind.FLATTEN, actor=actor, reason=reason)
         for position in positions
+        if protection_cancel_before_exit(position)  # a GTT that fired is the exit already
     ]

@@ -145,8 +145,8 @@ def protection_sync(position_id: int) -> BrokerProtection | None:
 
     Guarantees: the intent is written under the position's lock before the broker is called
     with no lock held, and the answer recorded after (see the module). A broker refusal ends
-    the protection FAILED with the broker's message (the OMS monitor acts instead, and the
-    next change of the position tries again); a BrokerUnavailable or BrokerTimeout is raised
+    the protection FAILED with the broker's message (the OMS monitor acts instead; the same
+    terms are not asked again, the next change of the position's quantity or levels is); a BrokerUnavailable or BrokerTimeout is raised
     with the row left as it was, for the job to run again. Returns the protection (None: the
     position wants none and has none)."""
     with transaction.atomic():
@@ -163,6 +163,10 @@ def protection_sync(position_id: int) -> BrokerProtection | None:
         if protection is None:
             if wanted is None:
                 return None
+            latest = BrokerProtection.objects.filter(position=position).order_by("-pk").first()
+            if latest is not None and latest.state == ProtectionState.FAILED:
+                if held_terms(latest) == wanted:
+                    return latest  # refused as it is: tried again when the position changes
             protection = BrokerProtection.objects.create(
                 position=position,
                 strategy=position.strategy,
@@ -400,20 +404,30 @@ def protection_triggered(protection: BrokerProtection, gtt: BrokerGtt, broker) -
 
 
 def protection_yield_to_oms(position: Position) -> bool:
-    """Whether the OMS monitor may send its own exit for ``position`` now.
+    """Whether the OMS monitor may send its own stop-loss / take-profit exit for ``position``.
 
     OMS-only strategies, and positions with no live protection: yes. BROKER: no while a
     protection is live (the broker holds the stop). BOTH: the GTT is deleted first (no double
     exit): yes once it is; no when it triggered (its order is adopted instead) or the broker
     cannot be reached (the next tick tries again)."""
     mode = position.strategy.protection_mode
-    protection = BrokerProtection.objects.filter(
-        position=position, state__in=ProtectionState.live()
-    ).first()
-    if mode == ProtectionMode.OMS or protection is None:
-        return True
     if mode == ProtectionMode.BROKER:
-        return False
+        return not _live(position).exists()
+    return protection_cancel_before_exit(position, when_unreachable=False)
+
+
+def protection_cancel_before_exit(position: Position, *, when_unreachable: bool = True) -> bool:
+    """Delete a position's live GTT before an exit of the OMS (the monitor with BOTH, a
+    flatten, the MIS square-off) is sent; whether that exit may go.
+
+    No live protection: yes. Deleted: yes. The GTT triggered (the broker refused the delete
+    and lists it triggered): no, its order is adopted as the exit. The broker cannot be
+    reached: ``when_unreachable`` (a person's flatten and the square-off go anyway; the
+    protection's job deletes the GTT after, and a GTT that fired meanwhile is booked as an
+    order of its own, logged as such)."""
+    protection = _live(position).first()
+    if protection is None:
+        return True
     with transaction.atomic():
         locked = BrokerProtection.objects.select_for_update().get(pk=protection.pk)
         if locked.state not in ProtectionState.live():
@@ -429,5 +443,9 @@ def protection_yield_to_oms(position: Position) -> bool:
             locked.trigger_id,
             error,
         )
-        return False
+        return when_unreachable
     return ended.state == ProtectionState.CANCELLED
+
+
+def _live(position: Position):
+    return BrokerProtection.objects.filter(position=position, state__in=ProtectionState.live())

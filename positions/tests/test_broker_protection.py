@@ -17,7 +17,7 @@ from orders.enums import OrderStatus, ProtectionMode
 from orders.models import Order, PaperGtt, Trade
 from orders.services import order_place
 from orders.tests.factories import StrategyFactory
-from positions.exits import positions_check_exits
+from positions.exits import positions_check_exits, positions_flatten
 from positions.models import BrokerProtection, Position, ProtectionState
 from positions.protection import gtt_request, held_terms, protections_poll, protections_sync
 from positions.services import market_prices_update, position_protection_set, positions_mark
@@ -270,3 +270,31 @@ def test_the_database_refuses_a_second_live_protection_and_an_unknown_mode(last_
         transaction.atomic(),
     ):
         type(strategy).objects.filter(pk=strategy.pk).update(protection_mode="GTT")
+
+
+def test_with_broker_held_the_oms_monitor_stays_out_while_the_gtt_is_live(last_price, run_jobs):
+    strategy = strategy_with(ProtectionMode.BROKER)
+    position = open_position(strategy, run_jobs)
+
+    positions_mark([(SYMBOL, "NSE", D("799.00"))])  # a mark the paper exchange has not seen
+    positions_check_exits()
+
+    assert not Order.objects.filter(closes_position=position).exists()
+    assert BrokerProtection.objects.get(position=position).state == ProtectionState.ACTIVE
+
+
+def test_a_flatten_deletes_the_gtt_before_its_exit(last_price, run_jobs):
+    strategy = strategy_with(ProtectionMode.BROKER)
+    position = open_position(strategy, run_jobs)
+    protection = BrokerProtection.objects.get(position=position)
+
+    [result] = positions_flatten(actor="asha", reason="desk flattens", strategy=strategy)
+
+    protection.refresh_from_db()
+    assert protection.state == ProtectionState.CANCELLED
+    assert PaperGtt.objects.get(pk=int(protection.trigger_id)).status == "deleted"
+    assert not result.failed
+    run_jobs()
+    position.refresh_from_db()
+    assert position.quantity == 0
+    assert Order.objects.filter(closes_position=position).count() == 1

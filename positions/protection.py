@@ -146,9 +146,9 @@ def protection_sync(position_id: int) -> BrokerProtection | None:
     Guarantees: the intent is written under the position's lock before the broker is called
     with no lock held, and the answer recorded after (see the module). A broker refusal ends
     the protection FAILED with the broker's message (the OMS monitor acts instead; the same
-    terms are not asked again, the next change of the position's quantity or levels is); a BrokerUnavailable or BrokerTimeout is raised
-    with the row left as it was, for the job to run again. Returns the protection (None: the
-    position wants none and has none)."""
+    terms are not asked again, the next change of the position's quantity or levels is); a
+    BrokerUnavailable or BrokerTimeout is raised with the row left as it was, for the job to
+    run again. Returns the protection (None: the position wants none and has none)."""
     with transaction.atomic():
         position = Position.objects.select_related("strategy").select_for_update(of=("self",))
         position = position.get(pk=position_id)
@@ -164,9 +164,9 @@ def protection_sync(position_id: int) -> BrokerProtection | None:
             if wanted is None:
                 return None
             latest = BrokerProtection.objects.filter(position=position).order_by("-pk").first()
-            if latest is not None and latest.state == ProtectionState.FAILED:
-                if held_terms(latest) == wanted:
-                    return latest  # refused as it is: tried again when the position changes
+            refused = latest is not None and latest.state == ProtectionState.FAILED
+            if refused and held_terms(latest) == wanted:
+                return latest  # refused as it is: tried again when the position changes
             protection = BrokerProtection.objects.create(
                 position=position,
                 strategy=position.strategy,

@@ -44,25 +44,27 @@ class PositionProtectionColumns:
     """The position admin's protection column and its page's line."""
 
     @admin.display(description="protection")
-    def protection(self, position):
+    def protection(self, position, *, full: bool = False):
+        """``broker ACTIVE`` in the list (the GTT's trigger id on hover), ``broker: GTT 123
+        ACTIVE`` on the position's page."""
         mode = getattr(position, "protection_mode", position.strategy.protection_mode)
         label = MODE_LABELS[mode]
         state = getattr(position, "protection_state", None)
         if mode == ProtectionMode.OMS or state is None:
             return badge(label, "grey", title="stop-loss / take-profit watched by the OMS")
         trigger = getattr(position, "protection_trigger", "") or "—"
-        return badge(
-            f"{label}: GTT {trigger} {state}",
-            STATE_TONES[state],
-            title="held at the broker as a GTT" + (" and by the OMS" if label == "both" else ""),
+        where = (
+            "held at the broker as GTT " + trigger + (" and by the OMS" if label == "both" else "")
         )
+        text = f"{label}: GTT {trigger} {state}" if full else f"{label} {state}"
+        return badge(text, STATE_TONES[state], title=where)
 
     @admin.display(description="where its protection lives")
     def protection_held(self, position):
         url = reverse("admin:positions_brokerprotection_changelist")
         return format_html(
             '{} <a href="{}?position__id__exact={}">broker protections of this position</a>',
-            self.protection(position),
+            self.protection(position, full=True),
             url,
             position.pk,
         )

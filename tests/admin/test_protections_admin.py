@@ -52,8 +52,8 @@ def test_the_positions_list_says_where_each_protection_lives(as_viewer):
     with CaptureQueriesContext(connection) as many:
         as_viewer.get(POSITIONS)
 
-    assert "broker: GTT 4711 ACTIVE" in page
-    assert "broker: GTT — FAILED" in page
+    assert ">broker ACTIVE<" in page and "held at the broker as GTT 4711" in page
+    assert ">broker FAILED<" in page
     assert ">OMS<" in page
     assert len(many) == len(few)  # one query for the page, however many protections
 

@@ -11,7 +11,9 @@ from decimal import Decimal
 import pytest
 from django.db import IntegrityError, transaction
 
+from omsproject.testing.threads import run_together
 from orders import tasks
+from orders.brokers.paper import PaperBroker
 from orders.domain import OrderRequest
 from orders.enums import OrderStatus, ProtectionMode
 from orders.models import Order, PaperGtt, Trade
@@ -298,3 +300,20 @@ def test_a_flatten_deletes_the_gtt_before_its_exit(last_price, run_jobs):
     position.refresh_from_db()
     assert position.quantity == 0
     assert Order.objects.filter(closes_position=position).count() == 1
+
+
+def test_three_polls_at_once_adopt_a_triggered_gtt_once(last_price, run_jobs):
+    strategy = strategy_with(ProtectionMode.BROKER)
+    position = open_position(strategy, run_jobs)
+    # The paper exchange triggers the GTT and fills its order; no OMS poll has seen it yet.
+    PaperBroker.gtts_on_price(SYMBOL, "NSE", D("799.00"))
+
+    outcomes = run_together([protections_poll] * 3)
+
+    assert [error for _, error in outcomes if error is not None] == []
+    position.refresh_from_db()
+    assert position.quantity == 0
+    exits = Order.objects.filter(closes_position=position)
+    assert exits.count() == 1 and exits.get().filled_quantity == 10
+    assert Trade.objects.filter(order=exits.get()).count() == 1
+    assert BrokerProtection.objects.get(position=position).exit_order == exits.get()

@@ -238,6 +238,11 @@ ROUTES: tuple[Route, ...] = (
     _route("GET", "/quote/ltp", "last_prices"),
     _route("GET", "/instruments", "instruments"),
     _route("GET", "/instruments/(?P<exchange>[A-Z]+)", "instruments"),
+    _route("GET", "/gtt/triggers", "gtt_list"),
+    _route("POST", "/gtt/triggers", "gtt_place"),
+    _route("GET", "/gtt/triggers/(?P<trigger_id>[0-9]+)", "gtt_get"),
+    _route("PUT", "/gtt/triggers/(?P<trigger_id>[0-9]+)", "gtt_modify"),
+    _route("DELETE", "/gtt/triggers/(?P<trigger_id>[0-9]+)", "gtt_delete"),
 )
 
 
@@ -400,6 +405,23 @@ class SandboxApi:
             if exchange is None or i.exchange == exchange
         ]
         return Answer(200, "text/csv", instruments_csv(listed).encode())
+
+    # --- GTTs (omsproject.kite_sandbox_gtt) ------------------------------------------------------
+
+    def gtt_list(self, request: Request, account: Account) -> Answer:
+        return success(self.exchange.gtt_list(account))
+
+    def gtt_get(self, request: Request, account: Account, trigger_id: str) -> Answer:
+        return success(self.exchange.gtt_get(account, trigger_id))
+
+    def gtt_place(self, request: Request, account: Account) -> Answer:
+        return success({"trigger_id": self.exchange.gtt_place(account, request.form)})
+
+    def gtt_modify(self, request: Request, account: Account, trigger_id: str) -> Answer:
+        return success({"trigger_id": self.exchange.gtt_modify(account, trigger_id, request.form)})
+
+    def gtt_delete(self, request: Request, account: Account, trigger_id: str) -> Answer:
+        return success({"trigger_id": self.exchange.gtt_delete(account, trigger_id)})
 
 
 def _legs(request: Request) -> list[Mapping[str, Any]]:

@@ -21,6 +21,7 @@ from decimal import Decimal
 from random import Random
 from typing import Any
 
+from omsproject.kite_sandbox_gtt import SandboxGtts
 from omsproject.kite_sandbox_records import (
     AUTOMATIC_PROTECTION,
     EXCHANGES,
@@ -60,7 +61,7 @@ from omsproject.kite_sandbox_records import (
 )
 
 
-class SandboxExchange:
+class SandboxExchange(SandboxGtts):
     """Accounts, prices and order books of the sandbox (see the module's docstring)."""
 
     def __init__(
@@ -515,6 +516,7 @@ class SandboxExchange:
         for order in list(self.orders.values()):
             if order.instrument is instrument and order.status in ("OPEN", "TRIGGER PENDING"):
                 self._work(order)
+        self._gtts_trigger(instrument)  # GTTs the price reached (omsproject.kite_sandbox_gtt)
 
     def _work(self, order: SandboxOrder) -> None:
         """Trigger and fill the order if the instrument's price reaches it."""

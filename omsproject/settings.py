@@ -342,6 +342,9 @@ if OMS_PRODUCTION:
     X_FRAME_OPTIONS = "DENY"
 # A stop-loss / take-profit exit that died (rejected, cancelled) is tried again after this.
 OMS_EXIT_RETRY_SECONDS = env.int("OMS_EXIT_RETRY_SECONDS", default=60)
+# A broker-held stop-loss (GTT) leg is a LIMIT this far beyond its trigger, so it fills in a
+# falling (rising, for a short) market; the take-profit leg is a LIMIT at its trigger.
+OMS_GTT_LIMIT_TOLERANCE_PERCENT = Decimal(env.str("OMS_GTT_LIMIT_TOLERANCE_PERCENT", default="1"))
 
 # --- Money before and after the broker (margins, contract notes) ---
 # Pre-trade margin check of LIVE orders (Kite's order margins against the account's funds).

@@ -116,3 +116,12 @@ class StrategyEventKind(models.TextChoices):
     ORDER_REFUSED = "order.refused", "Order change refused"
     KILL_SWITCH = "kill_switch", "Kill switch change"
     STRATEGY_STATUS = "strategy.status", "Strategy status change"
+
+
+class ProtectionMode(models.TextChoices):
+    """Where a strategy's stop-loss / take-profit live: the OMS monitor only, a GTT OCO held at
+    the broker (which survives the OMS being down), or both (the OMS monitor as second line)."""
+
+    OMS = "OMS", "OMS only"
+    BROKER = "BROKER", "Broker-held (GTT)"
+    BOTH = "BOTH", "Both"

@@ -18,6 +18,7 @@ from orders.enums import (
     OrderType,
     PausedBy,
     Product,
+    ProtectionMode,
     Segment,
     StrategyMode,
     StrategyStatus,
@@ -60,6 +61,14 @@ class Strategy(models.Model):
         related_name="strategies",
     )
     config = models.JSONField(default=dict, blank=True)
+    protection_mode = models.CharField(
+        max_length=6,
+        choices=ProtectionMode.choices,
+        default=ProtectionMode.OMS,
+        db_default=ProtectionMode.OMS,
+        help_text="Where its positions' stop-loss / take-profit live: the OMS monitor, a GTT "
+        "OCO held at the broker, or both.",
+    )
     total_trades = models.PositiveIntegerField(default=0)
     winning_trades = models.PositiveIntegerField(default=0)
     losing_trades = models.PositiveIntegerField(default=0)
@@ -74,6 +83,7 @@ class Strategy(models.Model):
         constraints = [
             choices_check("status", StrategyStatus, "strategy_status_valid"),
             choices_check("mode", StrategyMode, "strategy_mode_valid"),
+            choices_check("protection_mode", ProtectionMode, "strategy_protection_mode_valid"),
             models.CheckConstraint(
                 condition=Q(winning_trades__gte=0)
                 & Q(losing_trades__gte=0)
@@ -660,6 +670,9 @@ class StrategyApiKey(models.Model):
 
 # The strategies' event log lives in its own module; imported here so that Django finds it.
 from orders.models_events import StrategyEvent as StrategyEvent  # noqa: E402
+
+# The paper broker's GTTs, likewise (orders.models_gtt).
+from orders.models_gtt import PaperGtt  # noqa: E402, F401
 
 # Webhooks' endpoints and delivery log, likewise (orders.models_webhooks).
 from orders.models_webhooks import WebhookDelivery, WebhookEndpoint  # noqa: E402, F401

@@ -31,13 +31,8 @@ from omsproject.admin_tools import (
     price,
 )
 from omsproject.templatetags.oms_admin import SEVERITY_TONES
-from positions.models import (
-    DailyStats,
-    MarketPrice,
-    Position,
-    ReconciliationIssue,
-    Severity,
-)
+from positions.admin_protections import PositionProtectionColumns, with_protection
+from positions.models import DailyStats, MarketPrice, Position, ReconciliationIssue, Severity
 from positions.selectors import marks_flagged
 from positions.services import (
     AUTO_FIXABLE,
@@ -104,7 +99,7 @@ class PositionForm(forms.ModelForm):
 
 
 @admin.register(Position)
-class PositionAdmin(LargeTableAdmin):
+class PositionAdmin(PositionProtectionColumns, LargeTableAdmin):
     form = PositionForm
     list_display = (
         "id",
@@ -118,6 +113,7 @@ class PositionAdmin(LargeTableAdmin):
         "total",
         "stop_loss_level",
         "take_profit_level",
+        "protection",
         "opened",
         "closed",
     )
@@ -139,7 +135,7 @@ class PositionAdmin(LargeTableAdmin):
         ),
         (
             "Protection (checked against the last price: a long's stop below it, a short's above)",
-            {"fields": (("stop_loss", "take_profit"),)},
+            {"fields": (("stop_loss", "take_profit"), "protection_held")},
         ),
         (
             "PnL (from fills and prices)",
@@ -155,10 +151,11 @@ class PositionAdmin(LargeTableAdmin):
     )
 
     def get_queryset(self, request):
-        return marks_flagged(super().get_queryset(request))  # "last" flags a stale mark
+        # "last" flags a stale mark; "protection" says where the stop lives.
+        return with_protection(marks_flagged(super().get_queryset(request)))
 
     def get_readonly_fields(self, request, obj=None):
-        fields = ["summary", *(f.name for f in Position._meta.fields)]
+        fields = ["summary", "protection_held", *(f.name for f in Position._meta.fields)]
         if obj is not None and obj.is_open and self.has_change_permission(request, obj):
             fields = [f for f in fields if f not in ("stop_loss", "take_profit")]
         return fields

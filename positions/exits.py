@@ -35,6 +35,7 @@ from orders.models import Order
 from orders.money import PAISA
 from orders.services import OrderThrottled, order_place
 from positions.models import Position
+from positions.protection import protection_cancel_before_exit, protection_yield_to_oms
 from positions.selectors import marks_stale_before, price_age, price_is_stale
 from risk.models import Instrument, KillSwitchState
 from risk.selectors import kill_switch_state
@@ -287,7 +288,8 @@ def positions_check_exits(*, actor: str = "stop-loss monitor", now=None, strateg
     Never twice for one breach: while an exit works (or the position is flat), position_close
     adds nothing. An exit that died (rejected by the broker or the checks, cancelled) is tried
     again, as the position's next exit, once OMS_EXIT_RETRY_SECONDS have passed. A LIVE
-    position with a stale mark is left (position_exit_reason).
+    position with a stale mark is left (position_exit_reason). A position whose stop is held
+    at the broker (a GTT) is left to it, or its GTT deleted first (protection_yield_to_oms).
     """
     stale_before = marks_stale_before()
     now = now or timezone.now()
@@ -299,6 +301,8 @@ def positions_check_exits(*, actor: str = "stop-loss monitor", now=None, strateg
     for position in candidates:
         kind = position_exit_reason(position, stale_before=stale_before)
         if kind is None or not exit_may_start(position, now=now, retry_after=retry_after):
+            continue
+        if not protection_yield_to_oms(position):  # the broker's GTT holds (or took) this exit
             continue
         results.append(position_close(position, kind=kind, actor=actor, reason=str(kind)))
     return results
@@ -319,11 +323,13 @@ def position_flatten(position: Position, *, actor: str, reason: str) -> ExitResu
 
 def positions_flatten(*, actor: str, reason: str, strategy=None) -> list[ExitResult]:
     """Close every open position of the scope (a strategy, or all) with MARKET orders: a
-    separate, confirmed act of a person. One ExitResult per position."""
+    separate, confirmed act of a person. One ExitResult per position (none for a position
+    whose broker-held GTT triggered: its order is the exit). A live GTT is deleted first."""
     positions = Position.objects.filter(closed_at__isnull=True).order_by("pk")
     if strategy is not None:
         positions = positions.filter(strategy=strategy)
     return [
         position_close(position, kind=ExitKind.FLATTEN, actor=actor, reason=reason)
         for position in positions
+        if protection_cancel_before_exit(position)  # a GTT that fired is the exit already
     ]

@@ -146,6 +146,104 @@ class Position(models.Model):
         self.lowest_price = price if self.lowest_price is None else min(self.lowest_price, price)
 
 
+class ProtectionState(models.TextChoices):
+    """A broker-held protection's life: asked for (PLACING), held at the broker (ACTIVE), being
+    changed (AMENDING) or removed (CANCELLING); then one of the ends."""
+
+    PLACING = "PLACING", "Placing"
+    ACTIVE = "ACTIVE", "Active at the broker"
+    AMENDING = "AMENDING", "Amending"
+    CANCELLING = "CANCELLING", "Cancelling"
+    TRIGGERED = "TRIGGERED", "Triggered"
+    CANCELLED = "CANCELLED", "Cancelled"
+    FAILED = "FAILED", "Failed"
+
+    @classmethod
+    def live(cls) -> list[str]:
+        return [cls.PLACING, cls.ACTIVE, cls.AMENDING, cls.CANCELLING]
+
+
+class BrokerProtection(models.Model):
+    """A position's stop-loss / take-profit held at the broker as a GTT (two-leg OCO, or single
+    when only one level is set): what we asked the broker to hold, its trigger id, its state.
+
+    One live protection per position (a partial unique index). ``quantity``, ``stop_loss`` and
+    ``take_profit`` are the terms the broker holds (or is being asked to hold, while PLACING
+    or AMENDING). ``exit_order``: the broker's order the GTT placed when it triggered, adopted
+    as an OMS exit order of the position (its fills are booked through it, once).
+    """
+
+    position = models.ForeignKey(Position, on_delete=models.PROTECT, related_name="protections")
+    strategy = models.ForeignKey(Strategy, on_delete=models.PROTECT, related_name="+")
+    broker = models.CharField(max_length=10, help_text="The broker that holds it.")
+    state = models.CharField(
+        max_length=10, choices=ProtectionState.choices, default=ProtectionState.PLACING
+    )
+    trigger_id = models.CharField(max_length=32, blank=True, default="")
+    quantity = models.PositiveIntegerField()
+    stop_loss = models.DecimalField(**PRICE, null=True, blank=True)
+    take_profit = models.DecimalField(**PRICE, null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    exit_order = models.ForeignKey(
+        "orders.Order", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "broker_protections"
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            choices_check("state", ProtectionState, "protection_state_valid"),
+            models.UniqueConstraint(
+                fields=["position"],
+                condition=Q(state__in=ProtectionState.live()),
+                name="protection_one_live_per_position",
+            ),
+            models.UniqueConstraint(
+                fields=["broker", "trigger_id"],
+                condition=~Q(trigger_id=""),
+                name="protection_trigger_unique",
+            ),
+            models.CheckConstraint(
+                condition=Q(stop_loss__isnull=False) | Q(take_profit__isnull=False),
+                name="protection_has_a_level",
+            ),
+            models.CheckConstraint(
+                condition=Q(quantity__gt=0), name="protection_quantity_positive"
+            ),
+            # Held at the broker means a trigger id; an end means an end time.
+            models.CheckConstraint(
+                condition=~Q(state__in=["ACTIVE", "AMENDING", "TRIGGERED"]) | ~Q(trigger_id=""),
+                name="protection_held_has_trigger_id",
+            ),
+            models.CheckConstraint(
+                condition=Q(state__in=ProtectionState.live(), ended_at__isnull=True)
+                | (~Q(state__in=ProtectionState.live()) & Q(ended_at__isnull=False)),
+                name="protection_ended_iff_final",
+            ),
+            on_paisa_check("stop_loss", "protection_stop_loss_on_paisa"),
+            on_paisa_check("take_profit", "protection_take_profit_on_paisa"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["strategy"],
+                condition=Q(state__in=ProtectionState.live()),
+                name="protection_live_idx",
+            )
+        ]
+        triggers = [updated_at_trigger()]
+
+    def __str__(self) -> str:
+        return f"protection {self.pk} of position {self.position_id}: {self.state}"
+
+    @property
+    def is_live(self) -> bool:
+        return self.state in ProtectionState.live()
+
+
 class IssueType(models.TextChoices):
     QUANTITY_MISMATCH = "QUANTITY_MISMATCH", "Quantity mismatch"
     PRICE_MISMATCH = "PRICE_MISMATCH", "Average price mismatch"
@@ -165,6 +263,8 @@ class IssueType(models.TextChoices):
     ORDER_MISSING_AT_BROKER = "ORDER_MISSING_AT_BROKER", "Working order missing at the broker"
     UNKNOWN_BROKER_ORDER = "UNKNOWN_BROKER_ORDER", "Broker order unknown to us"
     EXTRA_FILLS = "EXTRA_FILLS", "More filled here than at the broker"
+    # A broker-held protection (GTT) not at the broker as we expect (positions.reconciliation_gtt).
+    GTT_MISMATCH = "GTT_MISMATCH", "GTT differs at the broker"
 
 
 class Severity(models.TextChoices):

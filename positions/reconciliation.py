@@ -47,6 +47,7 @@ from positions.reconciliation_findings import (
     ReconcileReport,
     severity,
 )
+from positions.reconciliation_gtt import gtts_check
 from positions.reconciliation_orders import (
     cancels_check,
     compare_orders,
@@ -294,6 +295,7 @@ BOOK_CHECKS = [
     orders_check,
     cancels_check,
     positions_check,
+    gtts_check,
 ]
 
 

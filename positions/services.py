@@ -12,10 +12,12 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
+from orders.enums import ProtectionMode
 from orders.models import Strategy
 from orders.money import PAISA, on_paisa, to_paisa
 from orders.services.fills import adjustment_fill_record
 from positions import pnl
+from positions.jobs import defer_protection_sync
 from positions.ledger import position_lock
 from positions.models import (
     MarketPrice,
@@ -173,6 +175,8 @@ def position_protection_set(
         locked.stop_loss = stop_loss
         locked.take_profit = take_profit
         locked.save(update_fields=["stop_loss", "take_profit", "updated_at"])
+        if locked.strategy.protection_mode != ProtectionMode.OMS:
+            defer_protection_sync(locked.strategy_id)  # its GTT follows (positions.protection)
     logger.info(
         "position %s protection by %s: stop-loss %s -> %s, take-profit %s -> %s",
         locked.pk,

@@ -7,6 +7,8 @@ from django.utils import timezone
 from procrastinate.contrib.django import app
 
 from positions.contract_notes import contract_notes_check
+from positions.jobs import PROTECTION_SYNC
+from positions.protection import protections_poll, protections_sync
 from positions.reconciliation import reconcile_positions
 from positions.statistics import daily_stats_compute, strategy_counters_check
 from risk.calendar import is_trading_day, market_is_open
@@ -50,3 +52,18 @@ def contract_notes(timestamp: int) -> None:
     today = timezone.localdate()
     if is_trading_day(today):
         contract_notes_check(day=today)
+
+
+@app.task(name=PROTECTION_SYNC, queue="orders", retry=5)
+def protection_sync(strategy_id: int) -> None:
+    """A strategy's positions changed (a fill, new levels): place, amend or cancel their GTTs."""
+    protections_sync(strategy_id=strategy_id)
+
+
+@app.periodic(cron="* * * * *")
+@app.task(name="positions.protections", queue="orders", queueing_lock="protections")
+def protections(timestamp: int) -> None:
+    """Every minute: GTTs that triggered at the broker are adopted and booked (also after the
+    workers were down), then every protection brought in line (a run that died resumes)."""
+    protections_poll()
+    protections_sync()

@@ -18,6 +18,7 @@ from orders.selectors import orders_cancellable
 from orders.services import IllegalOrderState, order_cancel, order_updates_apply
 from positions.exits import ExitKind, position_close, positions_check_exits
 from positions.models import Position
+from positions.protection import protection_cancel_before_exit, protections_poll
 from positions.services import market_prices_update, positions_mark, strategy_prices_update
 from risk import calendar
 from risk.kill_switch import risk_auto_triggers
@@ -79,6 +80,7 @@ def square_off_mis(*, dry_run: bool = False, actor: str = "rule:mis-square-off")
     plan.exits = [
         position_close(position, kind=ExitKind.SQUARE_OFF, actor=actor, reason="MIS square-off")
         for position in plan.positions_to_close
+        if protection_cancel_before_exit(position)  # its GTT deleted first, or it fired
     ]
     logger.warning(
         "MIS square-off: %s orders cancelled, %s positions closing, %s failed, %s held by HALT",
@@ -134,6 +136,8 @@ def market_tick(prices: list[tuple[str, str, Decimal]], *, strategy=None) -> Non
             PaperBroker.on_price(symbol.upper(), exchange.upper(), price, strategy=strategy),
             source=EventSource.BROKER,
         )
+    # A paper GTT the prices triggered: its order adopted and booked now, not at the next poll.
+    protections_poll(strategy_id=strategy.pk if strategy else None, live=False)
     positions_mark(prices, strategy=strategy)
     positions_check_exits(strategy=strategy)
 

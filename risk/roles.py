@@ -44,6 +44,8 @@ AUDIT = AUDIT_SEEN | AUDIT_EXPORTED
 # The background jobs (risk migration 0018): the dashboard's jobs card links to the failed and
 # stalled ones; operators and risk officers read them (nobody changes them here).
 JOBS_SEEN = frozenset({"procrastinate.view_procrastinatejob"})
+# Broker-held protections (GTTs, risk migration roles_protections): everyone sees them.
+PROTECTIONS_SEEN = frozenset({"positions.view_brokerprotection"})
 
 VIEWER = (
     frozenset(f"{app}.view_{model}" for app, model in (m.split(".") for m in VIEWED))
@@ -51,6 +53,7 @@ VIEWER = (
     | INSTRUMENT_REFRESHES_SEEN
     | WEBHOOKS_SEEN
     | AUDIT_SEEN
+    | PROTECTIONS_SEEN
 )
 
 # Operators watch, and settle the reconciliation issues that are not CRITICAL.
@@ -102,6 +105,7 @@ ADDED_BY = {
     "0017_roles_webhooks": WEBHOOKS,
     "0018_roles_jobs_and_health": JOBS_SEEN,
     "0019_roles_audit": AUDIT,
+    "0020_roles_protections": PROTECTIONS_SEEN,
 }
 
 

@@ -27,7 +27,15 @@ from risk.selectors import kill_switch_own_state
 class StrategyForm(forms.ModelForm):
     class Meta:
         model = Strategy
-        fields = ("name", "description", "status", "mode", "broker_account", "config")
+        fields = (
+            "name",
+            "description",
+            "status",
+            "mode",
+            "broker_account",
+            "protection_mode",
+            "config",
+        )
 
     def clean_broker_account(self):
         account = self.cleaned_data["broker_account"]
@@ -102,7 +110,7 @@ class StrategyAdmin(OmsModelAdmin):
         "win_rate_display",
         "total_pnl_display",
     )
-    list_filter = ("status", "mode")
+    list_filter = ("status", "mode", "protection_mode")
     search_fields = ("name",)
     inlines = (RiskLimitInline, StrategyApiKeyInline)
     fieldsets = (
@@ -114,6 +122,7 @@ class StrategyAdmin(OmsModelAdmin):
                     ("status", "mode"),
                     "last_status_change",
                     "broker_account",
+                    "protection_mode",
                     "kill_switch",
                 ),
                 "description": "A mode change (PAPER ⇄ LIVE) is refused while the strategy has "

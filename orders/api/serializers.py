@@ -23,6 +23,7 @@ from orders.enums import (
     OrderType,
     PausedBy,
     Product,
+    ProtectionMode,
     StrategyEventKind,
     StrategyMode,
     StrategyStatus,
@@ -316,6 +317,12 @@ class StrategyOverviewSerializer(serializers.Serializer):
         source="strategy.status_reason", help_text="Why the status last changed."
     )
     mode = serializers.ChoiceField(source="strategy.mode", choices=StrategyMode.choices)
+    protection_mode = serializers.ChoiceField(
+        source="strategy.protection_mode",
+        choices=ProtectionMode.choices,
+        help_text="Where its positions' stop-loss / take-profit live: OMS (the OMS monitor), "
+        "BROKER (a GTT OCO held at the broker) or BOTH. Set by staff in the admin.",
+    )
     limits = serializers.DictField(
         help_text="The pre-trade limits in force: the strictest of the global limits, the "
         "strategy's and its config's; null means no limit."

@@ -172,3 +172,72 @@ class BrokerHolding:
     average_price: Decimal | None = None
     last_price: Decimal | None = None
     product: str = "CNC"
+
+
+# --- GTTs: triggers the broker holds for us (a position's broker-held protection) -------------
+
+
+@dataclass(frozen=True)
+class GttLeg:
+    """One order of a GTT: a LIMIT ``side`` ``quantity`` at ``price``, placed by the broker when
+    its trigger value is hit. Once triggered: ``order_id`` of the order placed (blank when the
+    broker failed to place it, with ``rejection``)."""
+
+    side: str
+    quantity: int
+    price: Decimal
+    order_id: str = ""
+    rejection: str = ""
+    triggered: bool = False
+
+
+@dataclass(frozen=True)
+class GttRequest:
+    """A GTT to place or amend: ``trigger_values`` ascending (one for a single trigger, two for
+    a two-leg OCO), one leg per trigger value in the same order."""
+
+    symbol: str
+    exchange: str
+    product: str
+    trigger_values: tuple[Decimal, ...]
+    last_price: Decimal
+    legs: tuple[GttLeg, ...]
+
+    @property
+    def trigger_type(self) -> str:
+        return "two-leg" if len(self.trigger_values) == 2 else "single"
+
+
+@dataclass(frozen=True)
+class BrokerGtt:
+    """A GTT as the broker holds it. ``status`` in Kite's words: active, triggered, disabled,
+    expired, cancelled, rejected, deleted."""
+
+    trigger_id: str
+    status: str
+    symbol: str
+    exchange: str
+    trigger_values: tuple[Decimal, ...]
+    legs: tuple[GttLeg, ...]
+
+    @property
+    def quantity(self) -> int:
+        return self.legs[0].quantity if self.legs else 0
+
+    @property
+    def triggered_leg(self) -> GttLeg | None:
+        return next((leg for leg in self.legs if leg.triggered), None)
+
+
+class GttBroker(Protocol):
+    """The GTT calls of a broker (the paper broker and Kite both have them)."""
+
+    def place_gtt(self, request: GttRequest) -> str:
+        """Place a GTT; its trigger id."""
+        ...
+
+    def modify_gtt(self, trigger_id: str, request: GttRequest) -> None: ...
+
+    def delete_gtt(self, trigger_id: str) -> None: ...
+
+    def gtts(self) -> list[BrokerGtt]: ...

@@ -29,6 +29,7 @@ from orders.broker_sessions import session_problem
 from orders.brokers.base import (
     BrokerError,
     BrokerFill,
+    BrokerGtt,
     BrokerHolding,
     BrokerOrderUpdate,
     BrokerPosition,
@@ -37,6 +38,7 @@ from orders.brokers.base import (
     BrokerSessionExpired,
     BrokerTimeout,
     BrokerUnavailable,
+    GttRequest,
     PlaceAck,
 )
 from orders.brokers.funds import (
@@ -53,6 +55,8 @@ from orders.brokers.kite_json import (
     available_funds,
     contract_note_entry,
     contract_note_params,
+    gtt_from_json,
+    gtt_params,
     instrument_row,
     kite_decimal,
     kite_time,
@@ -591,6 +595,25 @@ class KiteBroker:
         """The account's delivery holdings (GET /portfolio/holdings): CNC shares from earlier
         days, settled (``quantity``) and not yet settled (``t1_quantity``)."""
         return [broker_holding(entry) for entry in self._call(self.kite.holdings)]
+
+    # --- GTTs: a position's protection held at Kite (positions.protection) -------------------
+
+    def place_gtt(self, request: GttRequest) -> str:
+        """Place a GTT (POST /gtt/triggers); its trigger id."""
+        answer = self._call(self.kite.place_gtt, placing=True, **gtt_params(request))
+        return str(answer["trigger_id"])
+
+    def modify_gtt(self, trigger_id: str, request: GttRequest) -> None:
+        """Change a GTT's triggers and legs (PUT /gtt/triggers/{id})."""
+        self._call(self.kite.modify_gtt, trigger_id, **gtt_params(request))
+
+    def delete_gtt(self, trigger_id: str) -> None:
+        """Delete a GTT (DELETE /gtt/triggers/{id})."""
+        self._call(self.kite.delete_gtt, trigger_id)
+
+    def gtts(self) -> list[BrokerGtt]:
+        """The account's GTTs (GET /gtt/triggers), whatever their status."""
+        return [gtt_from_json(entry) for entry in self._call(self.kite.get_gtts)]
 
 
 def _entry_time(entry: Mapping[str, Any]) -> datetime:

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from django.utils import timezone
 
+from orders.brokers.base import BrokerGtt, GttLeg, GttRequest
 from orders.brokers.funds import (
     AvailableFunds,
     ContractNoteCharges,
@@ -170,3 +171,56 @@ def _csv_text(value: Any) -> str:
 
 def instrument_row(entry: Mapping[str, Any]) -> dict[str, str]:
     return {column: _csv_text(value) for column, value in entry.items()}
+
+
+# --- GTTs -------------------------------------------------------------------------------------
+
+
+def gtt_params(request: GttRequest) -> dict[str, Any]:
+    """The SDK's place_gtt / modify_gtt arguments for a GTT request (LIMIT legs)."""
+    return {
+        "trigger_type": request.trigger_type,
+        "tradingsymbol": request.symbol,
+        "exchange": request.exchange,
+        "trigger_values": [float(value) for value in request.trigger_values],
+        "last_price": float(request.last_price),
+        "orders": [
+            {
+                "transaction_type": leg.side,
+                "quantity": leg.quantity,
+                "price": float(leg.price),
+                "order_type": "LIMIT",
+                "product": request.product,
+            }
+            for leg in request.legs
+        ],
+    }
+
+
+def gtt_from_json(entry: Mapping[str, Any]) -> BrokerGtt:
+    """One GTT of GET /gtt/triggers (Kite's JSON) as ours; a leg with a ``result`` triggered."""
+    condition = entry.get("condition") or {}
+    legs = []
+    for leg in entry.get("orders") or ():
+        result = leg.get("result") or None
+        order_result = (result or {}).get("order_result") or {}
+        legs.append(
+            GttLeg(
+                side=str(leg.get("transaction_type") or ""),
+                quantity=int(leg.get("quantity") or 0),
+                price=kite_decimal(leg.get("price"), PAISA) or Decimal(0),
+                order_id=str(order_result.get("order_id") or ""),
+                rejection=str(order_result.get("rejection_reason") or ""),
+                triggered=result is not None,
+            )
+        )
+    return BrokerGtt(
+        trigger_id=str(entry.get("id")),
+        status=str(entry.get("status") or ""),
+        symbol=str(condition.get("tradingsymbol") or ""),
+        exchange=str(condition.get("exchange") or ""),
+        trigger_values=tuple(
+            kite_decimal(value, PAISA) for value in condition.get("trigger_values") or ()
+        ),
+        legs=tuple(legs),
+    )

@@ -34,15 +34,18 @@ from django.utils import timezone
 
 from orders.brokers.base import (
     BrokerFill,
+    BrokerGtt,
     BrokerHolding,
     BrokerOrderUpdate,
     BrokerPosition,
     BrokerRejected,
     BrokerTimeout,
+    GttLeg,
+    GttRequest,
     PlaceAck,
 )
 from orders.enums import OrderSide, OrderStatus, OrderType, Product, Segment, Validity
-from orders.models import Order, PaperOrder, PaperTrade, Strategy
+from orders.models import Order, PaperGtt, PaperOrder, PaperTrade, Strategy
 from orders.money import PAISA
 from positions.models import OwnPrice
 from positions.selectors import last_price as strategy_last_price
@@ -457,6 +460,92 @@ class PaperBroker:
                 paper_order = PaperOrder.objects.select_for_update().get(pk=paper_order_id)
                 if paper_order.status in WORKING:
                     updates.extend(broker._deliver(broker._try_match(paper_order, last_price)))
+        updates.extend(cls.gtts_on_price(symbol, exchange, last_price, strategy=strategy))
+        return updates
+
+    # --- GTTs (orders.models_gtt.PaperGtt): Kite's two-leg OCO and single triggers ------------
+
+    def place_gtt(self, request: GttRequest) -> str:
+        if self.fault == "gtt_reject":
+            raise BrokerRejected("paper broker: simulated GTT rejection")
+        gtt = PaperGtt.objects.create(
+            strategy=self.strategy,
+            trigger_type=request.trigger_type,
+            symbol=request.symbol,
+            exchange=request.exchange,
+            product=request.product,
+            trigger_values=[str(value) for value in request.trigger_values],
+            last_price=request.last_price,
+            legs=[_gtt_leg_json(leg) for leg in request.legs],
+        )
+        return str(gtt.pk)
+
+    def modify_gtt(self, trigger_id: str, request: GttRequest) -> None:
+        with transaction.atomic():
+            gtt = PaperGtt.objects.select_for_update().filter(pk=int(trigger_id)).first()
+            if gtt is None or gtt.status != "active":
+                raise BrokerRejected(f"GTT {trigger_id} is {gtt.status if gtt else 'unknown'}")
+            gtt.trigger_type = request.trigger_type
+            gtt.trigger_values = [str(value) for value in request.trigger_values]
+            gtt.last_price = request.last_price
+            gtt.legs = [_gtt_leg_json(leg) for leg in request.legs]
+            gtt.save()
+
+    def delete_gtt(self, trigger_id: str) -> None:
+        with transaction.atomic():
+            gtt = PaperGtt.objects.select_for_update().filter(pk=int(trigger_id)).first()
+            if gtt is None or gtt.status != "active":
+                raise BrokerRejected(f"GTT {trigger_id} is {gtt.status if gtt else 'unknown'}")
+            gtt.status = "deleted"
+            gtt.save()
+
+    def gtts(self) -> list[BrokerGtt]:
+        """Every paper GTT, as Kite lists every GTT of the account."""
+        return [_broker_gtt(gtt) for gtt in PaperGtt.objects.order_by("pk")]
+
+    @classmethod
+    def gtts_on_price(cls, symbol, exchange, last_price: Decimal, *, strategy=None) -> list:
+        """Trigger the active GTTs on an instrument that ``last_price`` reaches (for the same
+        strategies as on_price's matching): the GTT becomes triggered, its leg is placed as a
+        LIMIT paper order (tag ``GTT<id>``, the other leg of an OCO goes with the trigger) and
+        matched at once. Returns that order's reports (the OMS adopts it: positions.protection).
+        """
+        active = PaperGtt.objects.filter(symbol=symbol, exchange=exchange, status="active")
+        active = active.annotate(own_price=OwnPrice("strategy_id", "symbol", "exchange"))
+        if strategy is None:
+            active = active.filter(own_price__isnull=True)
+        else:
+            active = active.filter(strategy=strategy, own_price__isnull=False)
+        updates = []
+        for gtt_id in active.order_by("pk").values_list("pk", flat=True):
+            with transaction.atomic():
+                gtt = PaperGtt.objects.select_for_update().get(pk=gtt_id)
+                leg = gtt_leg_hit(gtt, last_price) if gtt.status == "active" else None
+                if leg is None:
+                    continue
+                broker = cls(gtt.strategy)
+                paper_order = PaperOrder.objects.create(
+                    strategy=gtt.strategy,
+                    tag=f"GTT{gtt.pk}",
+                    broker_order_id=f"PG{gtt.pk:012d}",
+                    symbol=gtt.symbol,
+                    exchange=gtt.exchange,
+                    product=gtt.product,
+                    side=gtt.legs[leg]["transaction_type"],
+                    order_type=OrderType.LIMIT,
+                    validity=Validity.DAY,
+                    quantity=gtt.legs[leg]["quantity"],
+                    price=Decimal(gtt.legs[leg]["price"]),
+                    status="OPEN",
+                )
+                gtt.legs[leg]["result"] = {
+                    "triggered_at": str(last_price),
+                    "order_result": {"status": "success", "order_id": paper_order.broker_order_id},
+                }
+                gtt.status = "triggered"
+                gtt.save()
+                updates.append(broker._update(paper_order))
+                updates.extend(broker._deliver(broker._try_match(paper_order, last_price)))
         return updates
 
     # --- holdings --------------------------------------------------------------------------
@@ -501,3 +590,50 @@ def _earlier_delivery() -> Q:
     """Paper trades of CNC orders executed before today (IST): holdings, not positions."""
     today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
     return Q(paper_order__product=Product.CNC, executed_at__lt=today)
+
+
+def gtt_leg_hit(gtt: PaperGtt, last_price: Decimal) -> int | None:
+    """Which leg of a GTT ``last_price`` triggers, if any (pure). Two-leg: the lower trigger
+    at or below it, the upper at or above. Single: the trigger crossed from the side of the
+    price the GTT was placed at."""
+    values = [Decimal(value) for value in gtt.trigger_values]
+    if len(values) == 2:
+        if last_price <= values[0]:
+            return 0
+        return 1 if last_price >= values[1] else None
+    below = gtt.last_price > values[0]
+    hit = last_price <= values[0] if below else last_price >= values[0]
+    return 0 if hit else None
+
+
+def _gtt_leg_json(leg: GttLeg) -> dict:
+    return {
+        "transaction_type": leg.side,
+        "quantity": leg.quantity,
+        "price": str(leg.price),
+        "order_type": "LIMIT",
+        "result": None,
+    }
+
+
+def _broker_gtt(gtt: PaperGtt) -> BrokerGtt:
+    legs = []
+    for leg in gtt.legs:
+        result = leg.get("result")
+        legs.append(
+            GttLeg(
+                side=leg["transaction_type"],
+                quantity=leg["quantity"],
+                price=Decimal(leg["price"]),
+                order_id=(result or {}).get("order_result", {}).get("order_id", ""),
+                triggered=result is not None,
+            )
+        )
+    return BrokerGtt(
+        trigger_id=str(gtt.pk),
+        status=gtt.status,
+        symbol=gtt.symbol,
+        exchange=gtt.exchange,
+        trigger_values=tuple(Decimal(value) for value in gtt.trigger_values),
+        legs=tuple(legs),
+    )

@@ -14,12 +14,13 @@ from django.utils import timezone
 from omsproject import rows
 from omsproject.write_batch import WriteBatch
 from orders.charges import attribute_fill_charges
-from orders.enums import EventKind, EventSource, OrderSide, OrderStatus, TradeKind
+from orders.enums import EventKind, EventSource, OrderSide, OrderStatus, ProtectionMode, TradeKind
 from orders.models import Order, OrderEvent, Strategy, Trade
 from orders.money import PAISA, to_paisa
 from orders.services.errors import FillRefused, OrderNotFound
 from orders.services.events import log_context, order_note, transition_staged
 from orders.state import AFTER_PARTIAL_FILL, FILLABLE
+from positions.jobs import defer_protection_sync
 from positions.ledger import Adjustment, position_apply_fill
 from positions.models import Position
 
@@ -82,6 +83,9 @@ def fill_apply(
                 executed_at=executed_at,
                 source=source,
             )
+            if strategy.protection_mode != ProtectionMode.OMS:
+                # The position changed: its GTT follows, after the commit (positions.protection).
+                defer_protection_sync(strategy.pk)
     if refusal:
         raise FillRefused(f"order {order.pk}, trade {trade_id}: {refusal}")
     return trade
@@ -116,7 +120,15 @@ def _fill_locks(order_id: int, trade_id: str):
     return strategy, position, order, fill_known, list(zip(quantities, prices, strict=True))
 
 
-_FILL_STRATEGY_FIELDS = ["id", "total_trades", "winning_trades", "losing_trades", "total_pnl"]
+# In the model's column order (Model.from_db reads them so).
+_FILL_STRATEGY_FIELDS = [
+    "id",
+    "protection_mode",
+    "total_trades",
+    "winning_trades",
+    "losing_trades",
+    "total_pnl",
+]
 _FILL_STRATEGY_LOCK = f"""
     SELECT {", ".join(f"s.{name}" for name in _FILL_STRATEGY_FIELDS)}
     FROM strategies s WHERE s.id = (SELECT strategy_id FROM orders WHERE id = %s)

@@ -51,8 +51,9 @@ def test_create_roles_re_syncs(roles):
     # The login attempts (3) since risk 0011, the broker accounts (view, connect) since 0012,
     # the instrument refreshes since 0015, the webhooks (view 2, add and change) since
     # roles_webhooks, the background jobs (operators too) since roles_jobs_and_health, the
-    # audit lists (the change log, strategy events, the CSV export) since roles_audit.
-    assert "Risk officer: 40 permissions" in out.getvalue()
+    # audit lists (the change log, strategy events, the CSV export) since roles_audit, the
+    # broker protections (view) since roles_protections.
+    assert "Risk officer: 41 permissions" in out.getvalue()
 
 
 PAGES = [

@@ -23,6 +23,7 @@ def form(strategy, **changes):
         "description": strategy.description,
         "status": strategy.status,
         "mode": strategy.mode,
+        "protection_mode": strategy.protection_mode,
         "config": "{}",
         "risk_limits-TOTAL_FORMS": "0",
         "risk_limits-INITIAL_FORMS": "0",

@@ -106,6 +106,7 @@ def test_the_run_is_a_list_of_checks():
         "orders_check",
         "cancels_check",
         "positions_check",
+        "gtts_check",
     ]
 
 

@@ -34,12 +34,16 @@ INSTRUMENT_REFRESHES_SEEN = frozenset({"risk.view_instrumentrefresh"})
 WEBHOOKS_SEEN = frozenset({"orders.view_webhookendpoint", "orders.view_webhookdelivery"})
 WEBHOOKS_MANAGED = frozenset({"orders.add_webhookendpoint", "orders.change_webhookendpoint"})
 WEBHOOKS = WEBHOOKS_SEEN | WEBHOOKS_MANAGED
+# The admin's change log (risk migration admin_changes): everyone reads it; only the services
+# that make a controlled change write it.
+ADMIN_CHANGES_SEEN = frozenset({"risk.view_adminchange"})
 
 VIEWER = (
     frozenset(f"{app}.view_{model}" for app, model in (m.split(".") for m in VIEWED))
     | BROKER_ACCOUNTS_SEEN
     | INSTRUMENT_REFRESHES_SEEN
     | WEBHOOKS_SEEN
+    | ADMIN_CHANGES_SEEN
 )
 
 # Operators watch, and settle the reconciliation issues that are not CRITICAL.

@@ -8,8 +8,10 @@ from django.db.models import Count, F, OuterRef, Subquery
 from django.urls import reverse
 from django.utils.html import format_html
 
+from omsproject.admin_forms import ConfirmedChangeAdmin, ConstraintWordsForm, change_reason
 from omsproject.admin_tools import OmsModelAdmin, ReadOnlyInline, badge, pnl
 from omsproject.templatetags.oms_admin import KILL_SWITCH_TONES, STRATEGY_TONES
+from orders.admin.display import day_start
 from orders.enums import OrderStatus, StrategyMode, StrategyStatus
 from orders.models import BrokerAccount, Order, Strategy, StrategyApiKey
 from orders.services import (
@@ -17,14 +19,16 @@ from orders.services import (
     strategy_account_refusal,
     strategy_mode_refusal,
     strategy_mode_set,
+    strategy_settings_set,
     strategy_status_set,
 )
-from risk.admin import limits_table
+from orders.services.strategies import SETTINGS_FIELDS
+from risk.admin import RiskLimitForm, limits_table, save_limit_form
 from risk.models import RiskLimit
 from risk.selectors import kill_switch_own_state
 
 
-class StrategyForm(forms.ModelForm):
+class StrategyForm(ConstraintWordsForm):
     class Meta:
         model = Strategy
         fields = ("name", "description", "status", "mode", "broker_account", "config")
@@ -66,6 +70,7 @@ class RiskLimitInline(admin.StackedInline):
     """The strategy's own limits (the strictest of these, the global row and its config hold)."""
 
     model = RiskLimit
+    form = RiskLimitForm
     max_num = 1
     extra = 0
     can_delete = False
@@ -87,9 +92,11 @@ class StrategyApiKeyInline(ReadOnlyInline):
 
 
 @admin.register(Strategy)
-class StrategyAdmin(OmsModelAdmin):
+class StrategyAdmin(ConfirmedChangeAdmin, OmsModelAdmin):
     """Strategies. Status and mode change through their services (a mode change only when the
-    strategy is flat); performance counters and PnL come from fills and are read-only."""
+    strategy is flat); performance counters and PnL come from fills and are read-only. Every
+    change of a saved strategy or its limits is confirmed on a page listing old → new values,
+    with a required reason, and recorded in the admin's change log."""
 
     form = StrategyForm
     list_display = (
@@ -114,7 +121,7 @@ class StrategyAdmin(OmsModelAdmin):
                     ("status", "mode"),
                     "last_status_change",
                     "broker_account",
-                    "kill_switch",
+                    ("kill_switch", "rejected_today"),
                 ),
                 "description": "A mode change (PAPER ⇄ LIVE) is refused while the strategy has "
                 "working orders or open positions. A pause set here is staff's: the strategy "
@@ -140,6 +147,7 @@ class StrategyAdmin(OmsModelAdmin):
     )
     readonly_fields = (
         "kill_switch",
+        "rejected_today",
         "limits_in_force",
         "total_trades",
         "winning_trades",
@@ -210,6 +218,21 @@ class StrategyAdmin(OmsModelAdmin):
         )
         return f"{held}{strategy.status_reason or 'no reason given'} ({strategy.status_actor})"
 
+    @admin.display(description="rejected today")
+    def rejected_today(self, strategy):
+        """Today's rejected orders of the strategy, linked to that list (two clicks from the
+        strategy list to the refusals)."""
+        if not strategy.pk:
+            return "—"
+        count = Order.objects.filter(
+            strategy=strategy, status=OrderStatus.REJECTED, created_at__gte=day_start()
+        ).count()
+        url = (
+            reverse("admin:orders_order_changelist")
+            + f"?strategy__id__exact={strategy.pk}&status__exact={OrderStatus.REJECTED}&day=today"
+        )
+        return format_html('<a href="{}" id="rejected-today">Rejected today: {}</a>', url, count)
+
     @admin.display(description="API keys")
     def api_keys(self, strategy):
         if not strategy.pk:
@@ -225,19 +248,28 @@ class StrategyAdmin(OmsModelAdmin):
         if not change:
             super().save_model(request, obj, form, change)
             return
-        actor = request.user.get_username()
-        plain = [name for name in form.changed_data if name not in ("status", "mode")]
-        if plain:
-            obj.save(update_fields=[*plain, "updated_at"])
+        user, reason = request.user, change_reason(request)
+        actor = user.get_username()
+        settings = {name: form.cleaned_data[name] for name in form.changed_data}
+        settings = {name: value for name, value in settings.items() if name in SETTINGS_FIELDS}
         try:
+            if settings:
+                strategy_settings_set(obj, values=settings, user=user, reason=reason)
             if "status" in form.changed_data:
                 strategy_status_set(
-                    obj,
-                    status=StrategyStatus(obj.status),
-                    actor=actor,
-                    reason="changed in the admin",
+                    obj, status=StrategyStatus(obj.status), actor=actor, reason=reason, user=user
                 )
             if "mode" in form.changed_data:
-                strategy_mode_set(obj, mode=obj.mode, actor=actor)
+                strategy_mode_set(obj, mode=obj.mode, actor=actor, reason=reason, user=user)
         except OrderError as error:  # it stopped being flat between the check and the save
             self.message_user(request, error.message, messages.ERROR)
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not RiskLimit:
+            super().save_formset(request, form, formset, change)
+            return
+        # A new strategy's limits are set with it (no confirmation page for an addition).
+        reason = change_reason(request) if change else "set when the strategy was added"
+        for limit_form in formset.forms:
+            if limit_form.has_changed():
+                save_limit_form(request, limit_form, strategy=form.instance, reason=reason)

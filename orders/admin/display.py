@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 
 from django.contrib import admin
 from django.utils import timezone
@@ -60,7 +60,3 @@ def compact_json(value) -> str:
 def day_start(day: date | None = None) -> datetime:
     """Midnight IST of ``day`` (default today), aware: where "today" starts for the order lists."""
     return timezone.make_aware(datetime.combine(day or timezone.localdate(), time.min))
-
-
-def day_end(day: date | None = None) -> datetime:
-    return day_start((day or timezone.localdate()) + timedelta(days=1))

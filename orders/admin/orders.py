@@ -23,6 +23,7 @@ from omsproject.admin_tools import (
     price,
 )
 from orders.admin.display import ShortChoicesFilter, compact_json, order_status_badge, side_badge
+from orders.admin.refusals import DayFilter, is_risk_refusal, short_reason, violations_list
 from orders.enums import EventSource
 from orders.models import Order, OrderEvent, Trade
 from orders.services import IllegalOrderState, OrderNotFound, order_cancel
@@ -122,9 +123,11 @@ class OrderAdmin(LargeTableAdmin):
         "limit_price",
         "average",
         "status_label",
+        "reason",
     )
     list_display_links = ("id", "created")
     list_filter = (
+        DayFilter,
         ("status", ShortChoicesFilter),
         "strategy",
         ("product", ShortChoicesFilter),
@@ -180,7 +183,25 @@ class OrderAdmin(LargeTableAdmin):
     )
 
     def get_readonly_fields(self, request, obj=None):
-        return ["summary", *(f.name for f in Order._meta.fields)]
+        return ["summary", "risk_refusal", *(f.name for f in Order._meta.fields)]
+
+    def get_fieldsets(self, request, obj=None):
+        """A pre-trade refusal is the risk checks' decision: shown as such, one line per
+        violation, in place of "Decided by the broker" (no broker saw the order)."""
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or not is_risk_refusal(obj):
+            return fieldsets
+        refused = (
+            "Refused by risk checks",
+            {
+                "fields": ("risk_refusal", "status"),
+                "description": "The pre-trade checks refused this order before any broker saw "
+                "it; each line is one limit or rule it broke (the check's words on hover).",
+            },
+        )
+        return [
+            refused if name == "Decided by the broker" else (name, opts) for name, opts in fieldsets
+        ]
 
     def has_add_permission(self, request):
         return False
@@ -246,6 +267,14 @@ class OrderAdmin(LargeTableAdmin):
     @admin.display(description="status")
     def status_label(self, order):
         return order_status_badge(order.status)
+
+    @admin.display(description="reason")
+    def reason(self, order):
+        return short_reason(order.status_message)
+
+    @admin.display(description="violations")
+    def risk_refusal(self, order):
+        return violations_list(order)
 
     @admin.display(description="order")
     def summary(self, order):

@@ -270,6 +270,14 @@ class StrategyAdmin(ConfirmedChangeAdmin, OmsModelAdmin):
             return
         # A new strategy's limits are set with it (no confirmation page for an addition).
         reason = change_reason(request) if change else "set when the strategy was added"
+        # What Django's change message reads (construct_change_message).
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
         for limit_form in formset.forms:
-            if limit_form.has_changed():
-                save_limit_form(request, limit_form, strategy=form.instance, reason=reason)
+            if not limit_form.has_changed():
+                continue
+            new = limit_form.instance.pk is None
+            row = save_limit_form(request, limit_form, strategy=form.instance, reason=reason)
+            if row is not None and new:
+                formset.new_objects.append(row)
+            elif row is not None:
+                formset.changed_objects.append((row, limit_form.changed_data))

@@ -126,6 +126,9 @@ class ConfirmedChangeAdmin:
                             _shown(inline_form.cleaned_data.get(name)),
                         )
                     )
+        # A field the form calls changed whose value reads the same (a JSON field's "{}") is
+        # no change: the services compare the values too, and record nothing for it.
+        lines = [(what, old, new) for what, old, new in lines if old != new]
         if not lines:
             return None
         return before, lines

@@ -127,7 +127,8 @@ def risk_limit_set(
     """A person sets limits: changes ``limit`` (a saved row), or, without one, makes the row
     of ``strategy`` (None: the global row).
 
-    Guarantees: one transaction, under the row's lock; the reason is required; the fields
+    Guarantees: one transaction, under the row's lock; the reason is required (RiskLimitError
+    naming ``reason``) when something changes; the fields
     that changed are recorded old → new in the admin's change log (AdminChange and LogEntry)
     in the same transaction, and nothing is written when nothing changed. A value the
     database refuses is a RiskLimitError naming the field and the rule in words (never a
@@ -136,10 +137,6 @@ def risk_limit_set(
     unknown = set(values) - set(LIMIT_FIELDS)
     if unknown:
         raise ValueError(f"fields {sorted(unknown)}: not limits")
-    try:
-        reason = change_reason_clean(reason)
-    except ChangeReasonMissing as error:
-        raise RiskLimitError(str(error), field="reason") from None
     try:
         with transaction.atomic():
             if limit is not None and limit.pk:
@@ -153,6 +150,10 @@ def risk_limit_set(
             changes = changes_between(before, values)
             if not changes and row.pk:
                 return row
+            try:
+                reason = change_reason_clean(reason)
+            except ChangeReasonMissing as error:
+                raise RiskLimitError(str(error), field="reason") from None
             for field, value in values.items():
                 setattr(row, field, value)
             row.save()

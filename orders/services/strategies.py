@@ -213,14 +213,14 @@ def strategy_settings_set(strategy: Strategy, *, values: dict, user, reason: str
     ``config.limits`` tighten its limits) in the back office.
 
     Guarantees: under the strategy's row lock; a new broker account only while the strategy
-    is flat (OrderError naming ``broker_account``); the reason is required (OrderError naming
-    ``reason``); the fields that changed are recorded old → new in the admin's change log in
-    the same transaction. Other fields in ``values`` are refused (ValueError).
+    is flat (OrderError naming ``broker_account``); when something changes, the reason is
+    required (OrderError naming ``reason``) and the fields that changed are recorded old →
+    new in the admin's change log in the same transaction. Other fields in ``values`` are
+    refused (ValueError).
     """
     unknown = set(values) - set(SETTINGS_FIELDS)
     if unknown:
         raise ValueError(f"fields {sorted(unknown)}: not settings of a strategy")
-    reason = _audited_reason(reason, user)
     with transaction.atomic():
         locked = Strategy.objects.select_for_update().get(pk=strategy.pk)
         if "broker_account" in values:
@@ -232,6 +232,7 @@ def strategy_settings_set(strategy: Strategy, *, values: dict, user, reason: str
         changes = changes_between(before, values)
         if not changes:
             return locked
+        reason = _audited_reason(reason, user)
         for field in changes:
             setattr(locked, field, values[field])
         locked.save(update_fields=[*changes, "updated_at"])

@@ -23,7 +23,13 @@ from omsproject.admin_tools import (
     price,
 )
 from orders.admin.display import ShortChoicesFilter, compact_json, order_status_badge, side_badge
-from orders.admin.refusals import DayFilter, is_risk_refusal, short_reason, violations_list
+from orders.admin.refusals import (
+    DayFilter,
+    is_risk_refusal,
+    risk_codes,
+    short_reason,
+    violations_list,
+)
 from orders.enums import EventSource
 from orders.models import Order, OrderEvent, Trade
 from orders.services import IllegalOrderState, OrderNotFound, order_cancel
@@ -127,8 +133,8 @@ class OrderAdmin(LargeTableAdmin):
     )
     list_display_links = ("id", "created")
     list_filter = (
-        DayFilter,
         ("status", ShortChoicesFilter),
+        DayFilter,
         "strategy",
         ("product", ShortChoicesFilter),
         ("exchange", ShortChoicesFilter),
@@ -136,6 +142,7 @@ class OrderAdmin(LargeTableAdmin):
     )
     list_select_related = ("strategy",)
     date_hierarchy = "created_at"
+    change_list_template = "admin/orders/order/change_list.html"
     sortable_by = ("id", "created")
     search_fields = ("symbol", "client_order_id", "broker_order_id", "broker_tag")
     search_help_text = (
@@ -270,7 +277,10 @@ class OrderAdmin(LargeTableAdmin):
 
     @admin.display(description="reason")
     def reason(self, order):
-        return short_reason(order.status_message)
+        """Why it was refused or rejected: a pre-trade refusal names its checks (their words
+        on hover), a broker's rejection gives the broker's message."""
+        shown = risk_codes(order) if is_risk_refusal(order) else ""
+        return short_reason(order.status_message, shown=shown)
 
     @admin.display(description="violations")
     def risk_refusal(self, order):
@@ -290,7 +300,7 @@ class OrderAdmin(LargeTableAdmin):
             f"{order.order_type} {order.product}",
             filled,
             order_status_badge(order.status),
-            order.status_message,
+            risk_codes(order) if is_risk_refusal(order) else order.status_message,
         )
 
     # --- the detail page and its cancel button ---

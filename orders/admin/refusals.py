@@ -19,7 +19,7 @@ MONEY_CODES = frozenset(
     {"max_order_value", "max_strategy_exposure", "max_total_exposure", "daily_loss_limit"}
 )
 PERCENT_CODES = frozenset({"price_band"})
-REASON_WIDTH = 60  # characters of the reason a list shows (the whole text on hover)
+REASON_WIDTH = 56  # characters of the reason a list shows (the whole text on hover)
 
 
 def is_risk_refusal(order) -> bool:
@@ -70,12 +70,27 @@ def violations_list(order):
     )
 
 
-def short_reason(text: str):
-    """The reason, cut to the list's width, with the whole of it on hover."""
+def risk_codes(order) -> str:
+    """ "Risk checks: max_order_quantity, max_order_value": which checks refused the order."""
+    codes = [v.get("code", "?") for v in (order.metadata or {}).get("violations") or []]
+    return "Risk checks: " + ", ".join(dict.fromkeys(codes))
+
+
+def short_reason(text: str, *, shown: str = ""):
+    """The reason, cut to the list's width (or ``shown`` in its place), with the whole of it
+    on hover."""
     if not text:
         return "—"
-    short = text if len(text) <= REASON_WIDTH else text[: REASON_WIDTH - 1] + "…"
-    return format_html('<span class="oms-reason" title="{}">{}</span>', text, short)
+    shown = shown or text
+    short = shown if len(shown) <= REASON_WIDTH else shown[: REASON_WIDTH - 1] + "…"
+    return format_html(
+        '<span class="oms-reason" title="{}" style="{}">{}</span>',
+        text,
+        # The list's cells do not wrap; this one does, within its width, so the list keeps
+        # to the screen.
+        "display: inline-block; max-width: 19em; white-space: normal",
+        short,
+    )
 
 
 class DayFilter(admin.SimpleListFilter):

@@ -50,6 +50,9 @@ def test_a_pre_trade_refusal_reads_as_the_risk_checks_decision(as_viewer):
     )
     # The check's own words stay on hover.
     assert 'title="order value 24500.00: above the limit 20000.00"' in page
+    listed = as_viewer.get(LIST).content.decode()
+    assert "Risk checks: max_order_quantity, max_order_value</span>" in listed
+    assert f'title="{order.status_message}"' in listed
 
 
 def test_a_broker_rejection_stays_the_broker_s_decision(as_viewer):
@@ -69,7 +72,7 @@ def test_the_list_shows_the_reason_short_with_the_whole_on_hover(as_viewer):
     page = as_viewer.get(LIST).content.decode()
 
     assert f'title="{long_reason}"' in page
-    assert long_reason[:59] + "…" in page
+    assert long_reason[:55] + "…" in page
     assert "<th" in page and "column-reason" in page
 
 

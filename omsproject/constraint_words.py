@@ -55,6 +55,10 @@ CONSTRAINT_WORDS: dict[str, tuple[str, str]] = {
         "user_id",
         "Kite user id: 2 to 32 capital letters and digits, as Kite shows it (e.g. AB1234)",
     ),
+    # webhooks
+    "webhook_url_http": ("url", "URL: must start with https:// (or http://)"),
+    "webhook_kinds_known": ("kinds", "kinds: only the event kinds listed may be chosen"),
+    "webhook_state_valid": ("state", "state: must be ACTIVE or PAUSED"),
 }
 
 

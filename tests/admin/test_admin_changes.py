@@ -8,10 +8,12 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from django.apps import apps as django_apps
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Group
 from django.db import IntegrityError, ProgrammingError, connection, transaction
 
+from omsproject.constraint_words import CONSTRAINT_WORDS
 from orders.api_keys import api_key_authenticate, api_key_create
 from orders.enums import StrategyStatus
 from orders.models import Strategy, StrategyApiKey
@@ -300,3 +302,14 @@ def test_every_role_reads_the_change_log(roles):
         codenames = set(group.permissions.values_list("codename", flat=True))
         assert "view_adminchange" in codenames, group.name
         assert "change_adminchange" not in codenames
+
+
+def test_every_rule_in_words_names_a_real_constraint():
+    """A renamed constraint would fall back to Django's message with its name: each name
+    listed must be one the models declare."""
+    declared = {
+        constraint.name
+        for model in django_apps.get_models()
+        for constraint in model._meta.constraints
+    }
+    assert set(CONSTRAINT_WORDS) <= declared, set(CONSTRAINT_WORDS) - declared

@@ -13,12 +13,15 @@ admin's change log (risk.audit), so Django's own "Changed Status" entry is not w
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django import forms
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.forms.formsets import all_valid
 from django.template.response import TemplateResponse
 
+from omsproject.admin_tools import inr
 from omsproject.constraint_words import NON_FIELD, constraint_words, named_constraint_in
 
 CONFIRM_FLAG = "_confirm_change"
@@ -54,11 +57,16 @@ def change_reason(request) -> str:
     return (request.POST.get(REASON_FIELD) or "").strip()
 
 
-def _shown(value) -> str:
+def _shown(value, name: str = "") -> str:
+    """A value as the confirmation page shows it: amounts in rupees (a percentage as one)."""
     if value is None or value == "":
         return "blank"
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, Decimal):
+        return f"{value}%" if "percent" in name else inr(value)
+    if isinstance(value, int):
+        return f"{value:,}"
     return str(value)
 
 
@@ -108,8 +116,8 @@ class ConfirmedChangeAdmin:
         lines = [
             (
                 str(form.fields[name].label or name),
-                _shown(getattr(before, name, None)),
-                _shown(form.cleaned_data.get(name)),
+                _shown(getattr(before, name, None), name),
+                _shown(form.cleaned_data.get(name), name),
             )
             for name in form.changed_data
         ]
@@ -122,8 +130,8 @@ class ConfirmedChangeAdmin:
                     lines.append(
                         (
                             f"{scope}: {inline_form.fields[name].label or name}",
-                            _shown(inline_form.initial.get(name)),
-                            _shown(inline_form.cleaned_data.get(name)),
+                            _shown(inline_form.initial.get(name), name),
+                            _shown(inline_form.cleaned_data.get(name), name),
                         )
                     )
         # A field the form calls changed whose value reads the same (a JSON field's "{}") is

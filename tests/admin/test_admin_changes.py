@@ -165,8 +165,9 @@ def test_a_limit_change_is_confirmed_and_recorded(as_risk_officer, risk_officer)
     change_url = f"/admin/risk/risklimit/{row.pk}/change/"
     data = limit_form(row, daily_loss_limit="40000.00")
 
-    page = as_risk_officer.post(change_url, data)
-    assert "Confirm the change of limits: global" in page.content.decode()
+    page = as_risk_officer.post(change_url, data).content.decode()
+    assert "Confirm the change of limits: global" in page
+    assert "<td>₹50,000.00</td><td>→</td><td><strong>₹40,000.00</strong></td>" in page
     assert RiskLimit.objects.get(pk=row.pk).daily_loss_limit == Decimal("50000.00")
 
     as_risk_officer.post(change_url, confirmed(data, reason="smaller book today"))

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, F, OuterRef, Subquery
+from django.http import Http404, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
-from omsproject.admin_forms import ConfirmedChangeAdmin, ConstraintWordsForm, change_reason
-from omsproject.admin_tools import OmsModelAdmin, ReadOnlyInline, badge, pnl
+from omsproject.admin_forms import (
+    CONFIRM_FLAG,
+    REASON_FIELD,
+    ConfirmedChangeAdmin,
+    ConstraintWordsForm,
+    change_reason,
+)
+from omsproject.admin_tools import OmsModelAdmin, ReadOnlyInline, badge, object_page_paths, pnl
 from omsproject.templatetags.oms_admin import KILL_SWITCH_TONES, STRATEGY_TONES
 from orders.admin.display import day_start
 from orders.enums import OrderStatus, StrategyMode, StrategyStatus
@@ -163,6 +173,75 @@ class StrategyAdmin(ConfirmedChangeAdmin, OmsModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
+    def get_fieldsets(self, request, obj=None):
+        """Those who may change a strategy get Pause… / Resume… beside its status."""
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or not self.has_change_permission(request, obj):
+            return fieldsets
+        return [
+            (name, {**opts, "fields": ("status_actions", *opts["fields"])})
+            if name == "Trading"
+            else (name, opts)
+            for name, opts in fieldsets
+        ]
+
+    def get_readonly_fields(self, request, obj=None):
+        return (*super().get_readonly_fields(request, obj), "status_actions")
+
+    @admin.display(description="pause / resume")
+    def status_actions(self, strategy):
+        target = "ACTIVE" if strategy.status == StrategyStatus.PAUSED else "PAUSED"
+        url = reverse("admin:orders_strategy_status", args=[strategy.pk]) + f"?to={target}"
+        label = "Resume…" if target == "ACTIVE" else "Pause…"
+        return format_html('<a class="button" href="{}" id="status-{}">{}</a>', url, target, label)
+
+    def get_urls(self):
+        return [
+            *object_page_paths(
+                self.admin_site, "status/", self.status_view, name="orders_strategy_status"
+            ),
+            *super().get_urls(),
+        ]
+
+    def status_view(self, request, object_id):
+        """Pause or resume (``?to=PAUSED|ACTIVE``) from the strategy's page: a confirmation
+        with the old → new status and a required reason, then strategy_status_set."""
+        strategy = get_object_or_404(Strategy, pk=object_id)
+        if not self.has_change_permission(request, strategy):
+            raise PermissionDenied
+        target = request.GET.get("to", "")
+        if target not in (StrategyStatus.PAUSED, StrategyStatus.ACTIVE):
+            raise Http404(f"to {target!r}: must be PAUSED or ACTIVE")
+        change_url = reverse("admin:orders_strategy_change", args=[strategy.pk])
+        reason = change_reason(request)
+        if request.method == "POST" and reason:
+            try:
+                strategy_status_set(
+                    strategy,
+                    status=StrategyStatus(target),
+                    actor=request.user.get_username(),
+                    reason=reason,
+                    user=request.user,
+                )
+            except OrderError as error:
+                self.message_user(request, error.message, messages.ERROR)
+            else:
+                self.message_user(request, f"{strategy.name} is {target}.", messages.SUCCESS)
+            return HttpResponseRedirect(change_url)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"{'Pause' if target == 'PAUSED' else 'Resume'} {strategy.name}?",
+            "object": strategy,
+            "lines": [("status", strategy.status, target)],
+            "kept": [],
+            "reason": reason,
+            "reason_error": "reason: required for this change" if request.method == "POST" else "",
+            "confirm_flag": CONFIRM_FLAG,
+            "reason_field": REASON_FIELD,
+        }
+        return TemplateResponse(request, "admin/oms_confirm_change.html", context)
+
     def get_queryset(self, request):
         working = (
             Order.objects.filter(strategy=OuterRef("pk"), status__in=sorted(OrderStatus.active()))
@@ -218,7 +297,7 @@ class StrategyAdmin(ConfirmedChangeAdmin, OmsModelAdmin):
         )
         return f"{held}{strategy.status_reason or 'no reason given'} ({strategy.status_actor})"
 
-    @admin.display(description="rejected today")
+    @admin.display(description="rejected orders")
     def rejected_today(self, strategy):
         """Today's rejected orders of the strategy, linked to that list (two clicks from the
         strategy list to the refusals)."""

@@ -80,6 +80,33 @@ def test_a_pause_is_confirmed_with_a_reason_and_recorded_old_to_new(as_risk_offi
     }
 
 
+def test_pause_and_resume_from_the_strategy_page(as_risk_officer, as_viewer, risk_officer):
+    strategy = StrategyFactory(name="Momentum")
+    page = as_risk_officer.get(url(strategy)).content.decode()
+    assert 'id="status-PAUSED"' in page
+    pause = f"/admin/orders/strategy/{strategy.pk}/status/?to=PAUSED"
+
+    confirmation = as_risk_officer.get(pause).content.decode()
+    assert "Pause Momentum?" in confirmation
+    blank = as_risk_officer.post(pause, {"_change_reason": " "})
+    assert "reason: required for this change" in blank.content.decode()
+    assert Strategy.objects.get(pk=strategy.pk).status == "ACTIVE"
+    assert as_risk_officer.post(pause, {"_change_reason": "news"}).status_code == 302
+
+    assert Strategy.objects.get(pk=strategy.pk).status == "PAUSED"
+    [change] = AdminChange.objects.all()
+    assert (change.user, change.reason, change.changes["status"]) == (
+        risk_officer,
+        "news",
+        ["ACTIVE", "PAUSED"],
+    )
+    assert 'id="status-ACTIVE"' in as_risk_officer.get(url(strategy)).content.decode()
+    # A viewer sees no button, and the page refuses them.
+    assert 'id="status-' not in as_viewer.get(url(strategy)).content.decode()
+    assert as_viewer.get(pause).status_code == 403
+    assert as_risk_officer.get(pause.replace("PAUSED", "ERROR")).status_code == 404
+
+
 def test_a_change_without_a_reason_changes_nothing(as_risk_officer):
     strategy = StrategyFactory()
 

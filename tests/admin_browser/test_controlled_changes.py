@@ -52,6 +52,17 @@ def test_a_risk_officer_pauses_a_strategy_with_a_reason(
     expect(page.locator("#change-history")).to_contain_text("NIFTY feed lagging")
     shot("21-strategy-history")
 
+    # Resuming from the strategy's own page: its Resume… button, the same confirmation.
+    page.goto(f"{live_server.url}/admin/orders/strategy/{strategy.pk}/change/")
+    shot("24-strategy-page")
+    page.click("#status-ACTIVE")
+    expect(page.locator("h1")).to_contain_text("Resume Momentum NIFTY?")
+    page.fill("#id_change_reason", "feed caught up")
+    page.click("#confirm-change")
+    expect(page.locator(".messagelist").first).to_contain_text("Momentum NIFTY is ACTIVE")
+    assert Strategy.objects.get(pk=strategy.pk).status == "ACTIVE"
+    assert AdminChange.objects.count() == 2
+
 
 def test_a_risk_officer_reads_a_refusal(page, live_server, people, desk, log_in, shot):
     strategy = Strategy.objects.get(name="Mean Reversion")

@@ -58,8 +58,9 @@ def changes_between(before: dict, after: dict) -> dict[str, list]:
     changes = {}
     for field, new in after.items():
         old = before.get(field)
-        if audit_value(old) != audit_value(new):
-            changes[field] = [audit_value(old), audit_value(new)]
+        if old == new or audit_value(old) == audit_value(new):
+            continue  # Decimal("5E+4") is 50000.00: the same value
+        changes[field] = [audit_value(old), audit_value(new)]
     return changes
 
 

@@ -157,6 +157,9 @@ def risk_limit_set(
             for field, value in values.items():
                 setattr(row, field, value)
             row.save()
+            # Recorded as stored (40000 typed is 40000.00 kept).
+            row.refresh_from_db(fields=list(values))
+            changes = changes_between(before, {field: getattr(row, field) for field in values})
             admin_change_record(
                 user=user,
                 target=row,

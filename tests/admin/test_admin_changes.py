@@ -190,7 +190,7 @@ def limit_form(row: RiskLimit, **changes) -> dict:
 def test_a_limit_change_is_confirmed_and_recorded(as_risk_officer, risk_officer):
     row = RiskLimit.objects.create(daily_loss_limit=Decimal("50000.00"))
     change_url = f"/admin/risk/risklimit/{row.pk}/change/"
-    data = limit_form(row, daily_loss_limit="40000.00")
+    data = limit_form(row, daily_loss_limit="40000")
 
     page = as_risk_officer.post(change_url, data).content.decode()
     assert "Confirm the change of limits: global" in page

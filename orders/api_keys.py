@@ -18,6 +18,8 @@ from django.utils import timezone
 
 from omsproject.rows import column_count, from_row, select_columns
 from orders.models import Strategy, StrategyApiKey
+from risk.audit import ChangeReasonMissing, admin_change_record, change_reason_clean
+from risk.models import AdminAction
 
 logger = logging.getLogger("oms.api_keys")
 
@@ -65,14 +67,36 @@ def api_key_create(*, strategy: Strategy, name: str, actor: str) -> tuple[Strate
     return row, plaintext
 
 
-def api_key_revoke(key: StrategyApiKey, *, actor: str) -> StrategyApiKey:
-    """Revoke a key: it fails authentication from the next request on. Revoking twice is a no-op."""
+def api_key_revoke(
+    key: StrategyApiKey, *, actor: str, reason: str = "", user=None
+) -> StrategyApiKey:
+    """Revoke a key: it fails authentication from the next request on. Revoking twice is a no-op.
+
+    Revoked by a person in the back office (``user``), the reason is required (ApiKeyError)
+    and the revocation is recorded in the admin's change log in the same transaction.
+    """
+    if user is not None:
+        try:
+            reason = change_reason_clean(reason)
+        except ChangeReasonMissing as error:
+            raise ApiKeyError(str(error)) from None
     with transaction.atomic():
         locked = StrategyApiKey.objects.select_for_update().get(pk=key.pk)
         if locked.revoked_at is None:
             locked.revoked_at = timezone.now()
             locked.revoked_by = actor
             locked.save(update_fields=["revoked_at", "revoked_by"])
+            if user is not None:
+                admin_change_record(
+                    user=user,
+                    target=locked,
+                    action=AdminAction.KEY_REVOKE,
+                    reason=reason,
+                    changes={
+                        "revoked_at": [None, locked.revoked_at.isoformat()],
+                        "revoked_by": ["", actor],
+                    },
+                )
             logger.info(
                 "api key %s of strategy %s revoked by %s", locked.prefix, key.strategy_id, actor
             )

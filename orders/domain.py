@@ -197,14 +197,21 @@ class OrderRequest:
 
 @dataclass(frozen=True)
 class Violation:
-    """One reason an order is refused by a pre-trade check."""
+    """One reason an order is refused by a pre-trade check. A check against a limit also
+    gives the measured ``value`` and the ``limit`` (decimal strings), so a screen can show
+    "value vs limit" formatted rather than read them out of the message."""
 
     code: str
     field: str
     message: str
+    value: str = ""
+    limit: str = ""
 
     def as_dict(self) -> dict[str, str]:
-        return {"code": self.code, "field": self.field, "message": self.message}
+        found = {"code": self.code, "field": self.field, "message": self.message}
+        if self.value or self.limit:
+            found.update(value=self.value, limit=self.limit)
+        return found
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from omsproject.admin_audit import CsvExportMixin, DateRangeFilter
+from omsproject.admin_forms import ConfirmedChangeAdmin, ConstraintWordsForm, change_reason
 from omsproject.admin_tools import (
     LargeTableAdmin,
     OmsModelAdmin,
@@ -47,7 +48,7 @@ from risk.models import (
     RiskLimit,
 )
 from risk.selectors import kill_switch_board, kill_switch_state
-from risk.services import KillSwitchError
+from risk.services import LIMIT_FIELDS, KillSwitchError, RiskLimitError, risk_limit_set
 
 EFFECTS = {
     KillSwitchState.HALTED: "No order passes, closing orders included; every working order of "
@@ -310,9 +311,38 @@ def limits_table(strategy) -> str:
     return render_to_string("risk/limits_in_force.html", {"report": limits_report(strategy)})
 
 
+class RiskLimitForm(ConstraintWordsForm):
+    """A limit row; a value the database would refuse reads as the field and its rule."""
+
+    class Meta:
+        model = RiskLimit
+        fields = "__all__"
+
+
+def save_limit_form(request, form, *, strategy, reason: str) -> RiskLimit | None:
+    """Save a limit form's changed fields through risk_limit_set (audited, with the reason);
+    a refusal is shown as a message in words."""
+    values = {name: form.cleaned_data[name] for name in form.changed_data if name in LIMIT_FIELDS}
+    limit = form.instance if form.instance.pk else None
+    try:
+        row = risk_limit_set(
+            user=request.user, reason=reason, values=values, limit=limit, strategy=strategy
+        )
+    except RiskLimitError as error:
+        messages.error(request, str(error))
+        return None
+    form.instance.pk = row.pk
+    return row
+
+
 @admin.register(RiskLimit)
-class RiskLimitAdmin(OmsModelAdmin):
-    """Pre-trade limits: the global row and one per strategy (blank: no limit at that level)."""
+class RiskLimitAdmin(ConfirmedChangeAdmin, OmsModelAdmin):
+    """Pre-trade limits: the global row and one per strategy (blank: no limit at that level).
+    Each change, and each new row, is confirmed with a reason and recorded old → new in the
+    admin's change log (risk.services.risk_limit_set)."""
+
+    form = RiskLimitForm
+    confirm_additions = True
 
     list_display = (
         "scope",
@@ -381,6 +411,14 @@ class RiskLimitAdmin(OmsModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def save_model(self, request, obj, form, change):
+        save_limit_form(
+            request,
+            form,
+            strategy=obj.strategy if not change else None,
+            reason=change_reason(request),
+        )
 
     @admin.display(description="scope", ordering="strategy__name")
     def scope(self, limit):

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
+from django.urls import reverse
 from django.utils.html import format_html
 
 from omsproject.admin_audit import CsvExportMixin, DateRangeFilter, titled
 from omsproject.admin_tools import LargeTableAdmin, ReadOnlyAdmin, badge, local_time
+from risk.models import AdminChange
 
 ACTIONS = {ADDITION: ("Added", "green"), CHANGE: ("Changed", "blue"), DELETION: ("Deleted", "red")}
 
@@ -100,3 +102,75 @@ class ChangeLogAdmin(CsvExportMixin, ReadOnlyAdmin, LargeTableAdmin):
     @admin.display(description="message")
     def message(self, entry):
         return entry.get_change_message()
+
+
+def changes_text(changes: dict) -> str:
+    """{field: [old, new]} as one line: "status ACTIVE → PAUSED; max_open_orders 20 → 10"."""
+    return "; ".join(
+        f"{field} {old if old not in (None, '') else '—'} → {new if new not in (None, '') else '—'}"
+        for field, (old, new) in (changes or {}).items()
+    )
+
+
+CONTROLLED_CHANGES_CSV = (
+    ("id", "id"),
+    ("created_at", "created_at"),
+    ("user", "user__username"),
+    ("action", "action"),
+    ("app", "content_type__app_label"),
+    ("model", "content_type__model"),
+    ("object_id", "object_id"),
+    ("object", "object_label"),
+    ("reason", "reason"),
+    ("changes", "changes", changes_text),
+)
+
+
+@admin.register(AdminChange)
+class AdminChangeAdmin(CsvExportMixin, ReadOnlyAdmin, LargeTableAdmin):
+    """The controlled changes (a strategy paused or resumed, a limit changed, a key revoked):
+    who, when, on what, why, and each field's old → new value. Append-only in the database."""
+
+    list_display = ("when", "user", "action", "target", "what_changed", "reason")
+    list_display_links = ("when",)
+    list_filter = (
+        ("created_at", DateRangeFilter),
+        ("user", admin.RelatedFieldListFilter),
+        ("action", titled(admin.ChoicesFieldListFilter, "change")),
+    )
+    list_select_related = ("user", "content_type")
+    sortable_by = ("when",)
+    search_fields = ("object_label", "reason")
+    search_help_text = "Part of the object's name or of the reason."
+    csv_columns = CONTROLLED_CHANGES_CSV
+    fields = ("when", "user", "action", "target", "what_changed", "reason")
+    readonly_fields = fields
+
+    def get_ordering(self, request):
+        return ["-id"]
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {
+            "title": "Controlled changes (old → new, with the reason)",
+            **(extra_context or {}),
+        }
+        return super().changelist_view(request, extra_context)
+
+    @admin.display(description="time", ordering="id")
+    def when(self, change):
+        return local_time(change.created_at)
+
+    @admin.display(description="object")
+    def target(self, change):
+        model = change.content_type.model_class() if change.content_type else None
+        if model is not None and admin.site.is_registered(model):
+            url = reverse(
+                f"admin:{change.content_type.app_label}_{change.content_type.model}_change",
+                args=[change.object_id],
+            )
+            return format_html('<a href="{}">{}</a>', url, change.object_label)
+        return change.object_label
+
+    @admin.display(description="old → new")
+    def what_changed(self, change):
+        return changes_text(change.changes) or "—"

@@ -1,5 +1,7 @@
 """Risk controls: the kill switch log, limits, the instrument master, holidays, PnL snapshots."""
 
+from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
@@ -376,3 +378,55 @@ class InstrumentRefresh(models.Model):
     @property
     def succeeded(self) -> bool:
         return self.finished_at is not None and not self.error
+
+
+class AdminAction(models.TextChoices):
+    STRATEGY_STATUS = "STRATEGY_STATUS", "Strategy status"
+    STRATEGY_MODE = "STRATEGY_MODE", "Strategy mode"
+    STRATEGY_SETTINGS = "STRATEGY_SETTINGS", "Strategy settings"
+    LIMIT_ADD = "LIMIT_ADD", "Limit set"
+    LIMIT_CHANGE = "LIMIT_CHANGE", "Limit changed"
+    KEY_REVOKE = "KEY_REVOKE", "API key revoked"
+
+
+class AdminChange(models.Model):
+    """One controlled change made by a person in the back office (a strategy paused or resumed,
+    a limit changed, a key revoked): who, when, on what, why, and each field's old and new
+    value (``changes``: {field: [old, new]}, decimals and choices as strings).
+
+    Written by the service that makes the change, in the same transaction (risk.audit). The
+    reason is required (a check constraint) and the table is append-only (triggers).
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(db_default=Now())
+    content_type = models.ForeignKey(ContentType, on_delete=models.PROTECT, related_name="+")
+    object_id = models.CharField(max_length=64)
+    object_label = models.CharField(max_length=200)
+    action = models.CharField(max_length=20, choices=AdminAction.choices)
+    reason = models.TextField()
+    changes = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        db_table = "admin_changes"
+        ordering = ["-id"]
+        verbose_name = "admin change"
+        constraints = [
+            choices_check("action", AdminAction, "admin_change_action_valid"),
+            # Blank or only spaces: every controlled change says why.
+            models.CheckConstraint(
+                condition=Q(reason__regex=r"[^[:space:]]"), name="admin_change_reason_required"
+            ),
+            models.CheckConstraint(
+                condition=~Q(object_label=""), name="admin_change_object_label_set"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["content_type", "object_id", "-id"], name="admin_change_object_idx"
+            ),
+        ]
+        triggers = append_only_triggers()
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()}: {self.object_label}"

@@ -46,6 +46,9 @@ AUDIT = AUDIT_SEEN | AUDIT_EXPORTED
 JOBS_SEEN = frozenset({"procrastinate.view_procrastinatejob"})
 # Broker-held protections (GTTs, risk migration roles_protections): everyone sees them.
 PROTECTIONS_SEEN = frozenset({"positions.view_brokerprotection"})
+# The admin's change log (risk migration admin_changes): everyone reads it; only the services
+# that make a controlled change write it.
+ADMIN_CHANGES_SEEN = frozenset({"risk.view_adminchange"})
 
 VIEWER = (
     frozenset(f"{app}.view_{model}" for app, model in (m.split(".") for m in VIEWED))
@@ -54,6 +57,7 @@ VIEWER = (
     | WEBHOOKS_SEEN
     | AUDIT_SEEN
     | PROTECTIONS_SEEN
+    | ADMIN_CHANGES_SEEN
 )
 
 # Operators watch, and settle the reconciliation issues that are not CRITICAL.
@@ -106,6 +110,7 @@ ADDED_BY = {
     "0018_roles_jobs_and_health": JOBS_SEEN,
     "0019_roles_audit": AUDIT,
     "0020_roles_protections": PROTECTIONS_SEEN,
+    "0021_admin_changes": ADMIN_CHANGES_SEEN,
 }
 
 

@@ -6,17 +6,26 @@ from __future__ import annotations
 import logging
 
 from django.apps import apps as installed_apps
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
+from omsproject.constraint_words import integrity_words
 from orders.models import OrderEvent, Strategy
+from risk.audit import (
+    ChangeReasonMissing,
+    admin_change_record,
+    change_reason_clean,
+    changes_between,
+)
 from risk.models import (
     ActorType,
+    AdminAction,
     KillSwitchEvent,
     KillSwitchScope,
     KillSwitchState,
     PnlSnapshot,
+    RiskLimit,
 )
 from risk.roles import ROLES
 from risk.selectors import KILL_SWITCH_LOCK, day_pnl, kill_switch_state
@@ -93,6 +102,79 @@ def _resume_levels(strategy) -> dict:
         "pnl": str(snapshot[1]) if snapshot else None,
         "order_event_id": OrderEvent.objects.aggregate(last=Max("id"))["last"],
     }
+
+
+# --- limits ------------------------------------------------------------------------------------
+
+LIMIT_FIELDS = tuple(
+    field.name
+    for field in RiskLimit._meta.concrete_fields
+    if field.name not in ("id", "strategy", "updated_at")
+)
+
+
+class RiskLimitError(Exception):
+    """A limit change refused; ``field`` names the field, the message the rule in words."""
+
+    def __init__(self, message: str, *, field: str = "__all__"):
+        super().__init__(message)
+        self.field = field
+
+
+def risk_limit_set(
+    *, user, reason: str, values: dict, limit: RiskLimit | None = None, strategy=None
+) -> RiskLimit:
+    """A person sets limits: changes ``limit`` (a saved row), or, without one, makes the row
+    of ``strategy`` (None: the global row).
+
+    Guarantees: one transaction, under the row's lock; the reason is required (RiskLimitError
+    naming ``reason``) when something changes; the fields
+    that changed are recorded old → new in the admin's change log (AdminChange and LogEntry)
+    in the same transaction, and nothing is written when nothing changed. A value the
+    database refuses is a RiskLimitError naming the field and the rule in words (never a
+    constraint's name), with nothing written. Only limit fields may be set (ValueError).
+    """
+    unknown = set(values) - set(LIMIT_FIELDS)
+    if unknown:
+        raise ValueError(f"fields {sorted(unknown)}: not limits")
+    try:
+        with transaction.atomic():
+            if limit is not None and limit.pk:
+                row = RiskLimit.objects.select_for_update().get(pk=limit.pk)
+                before = {field: getattr(row, field) for field in values}
+                action = AdminAction.LIMIT_CHANGE
+            else:
+                row = RiskLimit(strategy=strategy)
+                before = dict.fromkeys(values)
+                action = AdminAction.LIMIT_ADD
+            changes = changes_between(before, values)
+            if not changes and row.pk:
+                return row
+            try:
+                reason = change_reason_clean(reason)
+            except ChangeReasonMissing as error:
+                raise RiskLimitError(str(error), field="reason") from None
+            for field, value in values.items():
+                setattr(row, field, value)
+            row.save()
+            # Recorded as stored (40000 typed is 40000.00 kept).
+            row.refresh_from_db(fields=list(values))
+            changes = changes_between(before, {field: getattr(row, field) for field in values})
+            admin_change_record(
+                user=user,
+                target=row,
+                action=action,
+                reason=reason,
+                changes=changes,
+                label=f"limits: {row.strategy.name if row.strategy else 'global'}",
+            )
+    except IntegrityError as error:
+        words = integrity_words(error)
+        if words is None:
+            raise
+        raise RiskLimitError(words[1], field=words[0]) from None
+    logger.warning("limits %s changed by %s: %s (%s)", row, user, changes, reason)
+    return row
 
 
 # --- PnL of the day and automatic triggers -----------------------------------------------------

@@ -351,6 +351,8 @@ def _price_band(ctx: Context) -> list[Violation]:
                 "price",
                 f"price {price}: {distance.quantize(PAISA)}% from the last price "
                 f"{ctx.last_price}, beyond the {band}% band",
+                value=str(distance.quantize(PAISA)),
+                limit=str(band),
             )
         ]
     return []
@@ -365,6 +367,8 @@ def _size(ctx: Context) -> list[Violation]:
                 "max_order_quantity",
                 "quantity",
                 f"quantity {request.quantity}: above the limit {limits.max_order_quantity}",
+                value=str(request.quantity),
+                limit=str(limits.max_order_quantity),
             )
         )
     value = ctx.value
@@ -374,6 +378,8 @@ def _size(ctx: Context) -> list[Violation]:
                 "max_order_value",
                 "quantity",
                 f"order value {value.quantize(PAISA)}: above the limit {limits.max_order_value}",
+                value=str(value.quantize(PAISA)),
+                limit=str(limits.max_order_value),
             )
         )
     if ctx.reduces or limits.max_position_quantity is None:
@@ -389,6 +395,8 @@ def _size(ctx: Context) -> list[Violation]:
                 "quantity",
                 f"position would be {after} in {request.symbol} with the working orders on "
                 f"its side: above the limit {limits.max_position_quantity}",
+                value=str(after),
+                limit=str(limits.max_position_quantity),
             )
         )
     return found
@@ -405,6 +413,8 @@ def _open_orders(ctx: Context) -> list[Violation]:
                 "max_open_orders",
                 "strategy",
                 f"{working} open orders: the limit is {limit}",
+                value=str(working),
+                limit=str(limit),
             )
         ]
     return []
@@ -469,6 +479,8 @@ def _exposure(ctx: Context) -> list[Violation]:
                     "quantity",
                     f"strategy exposure would be {total.quantize(PAISA)}: above the "
                     f"limit {strategy_limit}",
+                    value=str(total.quantize(PAISA)),
+                    limit=str(strategy_limit),
                 )
             )
     overall_limit = ctx.limits.max_total_exposure
@@ -485,6 +497,8 @@ def _exposure(ctx: Context) -> list[Violation]:
                     "quantity",
                     f"total exposure would be {total.quantize(PAISA)}: above the "
                     f"limit {overall_limit}",
+                    value=str(total.quantize(PAISA)),
+                    limit=str(overall_limit),
                 )
             )
     return found
@@ -545,6 +559,8 @@ def _daily_loss(ctx: Context) -> list[Violation]:
                     "strategy",
                     f"{label} PnL today {today}: at or beyond the loss limit "
                     f"-{limit}; only reducing orders pass",
+                    value=str(today),
+                    limit=str(-limit),
                 )
             )
     return found

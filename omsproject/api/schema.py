@@ -23,6 +23,12 @@ class ViolationSerializer(serializers.Serializer):
     code = serializers.CharField()
     field = serializers.CharField()
     message = serializers.CharField()
+    value = serializers.CharField(
+        required=False, help_text="A limit check's measured value, a decimal string."
+    )
+    limit = serializers.CharField(
+        required=False, help_text="A limit check's limit, a decimal string."
+    )
 
 
 class RefusalDetailSerializer(ErrorDetailSerializer):

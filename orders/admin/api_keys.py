@@ -7,8 +7,22 @@ from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 
 from omsproject.admin_tools import OmsModelAdmin
-from orders.api_keys import api_key_create, api_key_revoke
+from orders.api_keys import ApiKeyError, api_key_create, api_key_revoke
 from orders.models import StrategyApiKey
+
+
+class RevokeForm(forms.Form):
+    reason = forms.CharField(
+        max_length=1000,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 70}),
+        help_text="Required: why the keys are revoked (kept in the admin's change log).",
+    )
+
+    def clean_reason(self):
+        reason = self.cleaned_data["reason"].strip()
+        if not reason:
+            raise forms.ValidationError("reason: required to revoke a key")
+        return reason
 
 
 class StrategyApiKeyAddForm(forms.ModelForm):
@@ -85,10 +99,39 @@ class StrategyApiKeyAdmin(OmsModelAdmin):
         }
         return TemplateResponse(request, "admin/orders/strategyapikey/created.html", context)
 
-    @admin.action(description="Revoke the selected keys", permissions=["change"])
+    @admin.action(description="Revoke the selected keys…", permissions=["change"])
     def revoke_keys(self, request, queryset):
-        live = list(queryset.filter(revoked_at__isnull=True))
-        for key in live:
-            api_key_revoke(key, actor=request.user.get_username())
-            self.log_change(request, key, "Revoked")
-        self.message_user(request, f"Revoked {len(live)} key(s).", messages.SUCCESS)
+        """A confirmation page listing the live keys selected, with a required reason; its
+        POST revokes them through api_key_revoke (each recorded in the change log)."""
+        live = list(queryset.filter(revoked_at__isnull=True).select_related("strategy"))
+        if not live:
+            self.message_user(request, "None of the selected keys is live.", messages.WARNING)
+            return None
+        form = RevokeForm(request.POST if request.POST.get("confirmed") == "yes" else None)
+        if form.is_bound and form.is_valid():
+            revoked = 0
+            for key in live:
+                try:
+                    api_key_revoke(
+                        key,
+                        actor=request.user.get_username(),
+                        reason=form.cleaned_data["reason"],
+                        user=request.user,
+                    )
+                except ApiKeyError as error:
+                    self.message_user(request, str(error), messages.ERROR)
+                    return None
+                revoked += 1
+            self.message_user(request, f"Revoked {revoked} key(s).", messages.SUCCESS)
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Revoke API keys?",
+            "opts": self.opts,
+            "keys": live,
+            "form": form,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(
+            request, "admin/orders/strategyapikey/revoke_confirmation.html", context
+        )

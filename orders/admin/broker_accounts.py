@@ -16,6 +16,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from omsproject.admin_forms import ConstraintWordsForm
 from omsproject.admin_tools import OmsModelAdmin
 from orders.broker_sessions import IST, session_problem, session_state
 from orders.models import BrokerAccount
@@ -35,7 +36,7 @@ SESSION_LABELS = {
 }
 
 
-class BrokerAccountForm(forms.ModelForm):
+class BrokerAccountForm(ConstraintWordsForm):
     """The API key and secret are typed in, never shown: blank keeps the stored value."""
 
     api_key = forms.CharField(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from datetime import date, datetime, time
 
 from django.contrib import admin
+from django.utils import timezone
 
 from omsproject.admin_tools import badge
 from orders.enums import OrderSide, OrderStatus
@@ -53,3 +55,8 @@ class ShortChoicesFilter(admin.ChoicesFieldListFilter):
 
 def compact_json(value) -> str:
     return json.dumps(value, sort_keys=True, default=str) if value else "—"
+
+
+def day_start(day: date | None = None) -> datetime:
+    """Midnight IST of ``day`` (default today), aware: where "today" starts for the order lists."""
+    return timezone.make_aware(datetime.combine(day or timezone.localdate(), time.min))

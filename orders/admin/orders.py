@@ -23,6 +23,13 @@ from omsproject.admin_tools import (
     price,
 )
 from orders.admin.display import ShortChoicesFilter, compact_json, order_status_badge, side_badge
+from orders.admin.refusals import (
+    DayFilter,
+    is_risk_refusal,
+    risk_codes,
+    short_reason,
+    violations_list,
+)
 from orders.enums import EventSource
 from orders.models import Order, OrderEvent, Trade
 from orders.services import IllegalOrderState, OrderNotFound, order_cancel
@@ -122,10 +129,12 @@ class OrderAdmin(LargeTableAdmin):
         "limit_price",
         "average",
         "status_label",
+        "reason",
     )
     list_display_links = ("id", "created")
     list_filter = (
         ("status", ShortChoicesFilter),
+        DayFilter,
         "strategy",
         ("product", ShortChoicesFilter),
         ("exchange", ShortChoicesFilter),
@@ -133,6 +142,7 @@ class OrderAdmin(LargeTableAdmin):
     )
     list_select_related = ("strategy",)
     date_hierarchy = "created_at"
+    change_list_template = "admin/orders/order/change_list.html"
     sortable_by = ("id", "created")
     search_fields = ("symbol", "client_order_id", "broker_order_id", "broker_tag")
     search_help_text = (
@@ -180,7 +190,25 @@ class OrderAdmin(LargeTableAdmin):
     )
 
     def get_readonly_fields(self, request, obj=None):
-        return ["summary", *(f.name for f in Order._meta.fields)]
+        return ["summary", "risk_refusal", *(f.name for f in Order._meta.fields)]
+
+    def get_fieldsets(self, request, obj=None):
+        """A pre-trade refusal is the risk checks' decision: shown as such, one line per
+        violation, in place of "Decided by the broker" (no broker saw the order)."""
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or not is_risk_refusal(obj):
+            return fieldsets
+        refused = (
+            "Refused by risk checks",
+            {
+                "fields": ("risk_refusal", "status"),
+                "description": "The pre-trade checks refused this order before any broker saw "
+                "it; each line is one limit or rule it broke (the check's words on hover).",
+            },
+        )
+        return [
+            refused if name == "Decided by the broker" else (name, opts) for name, opts in fieldsets
+        ]
 
     def has_add_permission(self, request):
         return False
@@ -247,6 +275,17 @@ class OrderAdmin(LargeTableAdmin):
     def status_label(self, order):
         return order_status_badge(order.status)
 
+    @admin.display(description="reason")
+    def reason(self, order):
+        """Why it was refused or rejected: a pre-trade refusal names its checks (their words
+        on hover), a broker's rejection gives the broker's message."""
+        shown = risk_codes(order) if is_risk_refusal(order) else ""
+        return short_reason(order.status_message, shown=shown)
+
+    @admin.display(description="violations")
+    def risk_refusal(self, order):
+        return violations_list(order)
+
     @admin.display(description="order")
     def summary(self, order):
         filled = f"{order.filled_quantity:,} of {order.quantity:,} filled"
@@ -261,7 +300,7 @@ class OrderAdmin(LargeTableAdmin):
             f"{order.order_type} {order.product}",
             filled,
             order_status_badge(order.status),
-            order.status_message,
+            risk_codes(order) if is_risk_refusal(order) else order.status_message,
         )
 
     # --- the detail page and its cancel button ---

@@ -4,12 +4,24 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, F, OuterRef, Subquery
+from django.http import Http404, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
-from omsproject.admin_tools import OmsModelAdmin, ReadOnlyInline, badge, pnl
+from omsproject.admin_forms import (
+    CONFIRM_FLAG,
+    REASON_FIELD,
+    ConfirmedChangeAdmin,
+    ConstraintWordsForm,
+    change_reason,
+)
+from omsproject.admin_tools import OmsModelAdmin, ReadOnlyInline, badge, object_page_paths, pnl
 from omsproject.templatetags.oms_admin import KILL_SWITCH_TONES, STRATEGY_TONES
+from orders.admin.display import day_start
 from orders.enums import OrderStatus, StrategyMode, StrategyStatus
 from orders.models import BrokerAccount, Order, Strategy, StrategyApiKey
 from orders.services import (
@@ -17,14 +29,16 @@ from orders.services import (
     strategy_account_refusal,
     strategy_mode_refusal,
     strategy_mode_set,
+    strategy_settings_set,
     strategy_status_set,
 )
-from risk.admin import limits_table
+from orders.services.strategies import SETTINGS_FIELDS
+from risk.admin import RiskLimitForm, limits_table, save_limit_form
 from risk.models import RiskLimit
 from risk.selectors import kill_switch_own_state
 
 
-class StrategyForm(forms.ModelForm):
+class StrategyForm(ConstraintWordsForm):
     class Meta:
         model = Strategy
         fields = (
@@ -74,6 +88,7 @@ class RiskLimitInline(admin.StackedInline):
     """The strategy's own limits (the strictest of these, the global row and its config hold)."""
 
     model = RiskLimit
+    form = RiskLimitForm
     max_num = 1
     extra = 0
     can_delete = False
@@ -95,9 +110,11 @@ class StrategyApiKeyInline(ReadOnlyInline):
 
 
 @admin.register(Strategy)
-class StrategyAdmin(OmsModelAdmin):
+class StrategyAdmin(ConfirmedChangeAdmin, OmsModelAdmin):
     """Strategies. Status and mode change through their services (a mode change only when the
-    strategy is flat); performance counters and PnL come from fills and are read-only."""
+    strategy is flat); performance counters and PnL come from fills and are read-only. Every
+    change of a saved strategy or its limits is confirmed on a page listing old → new values,
+    with a required reason, and recorded in the admin's change log."""
 
     form = StrategyForm
     list_display = (
@@ -123,7 +140,7 @@ class StrategyAdmin(OmsModelAdmin):
                     "last_status_change",
                     "broker_account",
                     "protection_mode",
-                    "kill_switch",
+                    ("kill_switch", "rejected_today"),
                 ),
                 "description": "A mode change (PAPER ⇄ LIVE) is refused while the strategy has "
                 "working orders or open positions. A pause set here is staff's: the strategy "
@@ -149,6 +166,7 @@ class StrategyAdmin(OmsModelAdmin):
     )
     readonly_fields = (
         "kill_switch",
+        "rejected_today",
         "limits_in_force",
         "total_trades",
         "winning_trades",
@@ -163,6 +181,75 @@ class StrategyAdmin(OmsModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def get_fieldsets(self, request, obj=None):
+        """Those who may change a strategy get Pause… / Resume… beside its status."""
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or not self.has_change_permission(request, obj):
+            return fieldsets
+        return [
+            (name, {**opts, "fields": ("status_actions", *opts["fields"])})
+            if name == "Trading"
+            else (name, opts)
+            for name, opts in fieldsets
+        ]
+
+    def get_readonly_fields(self, request, obj=None):
+        return (*super().get_readonly_fields(request, obj), "status_actions")
+
+    @admin.display(description="pause / resume")
+    def status_actions(self, strategy):
+        target = "ACTIVE" if strategy.status == StrategyStatus.PAUSED else "PAUSED"
+        url = reverse("admin:orders_strategy_status", args=[strategy.pk]) + f"?to={target}"
+        label = "Resume…" if target == "ACTIVE" else "Pause…"
+        return format_html('<a class="button" href="{}" id="status-{}">{}</a>', url, target, label)
+
+    def get_urls(self):
+        return [
+            *object_page_paths(
+                self.admin_site, "status/", self.status_view, name="orders_strategy_status"
+            ),
+            *super().get_urls(),
+        ]
+
+    def status_view(self, request, object_id):
+        """Pause or resume (``?to=PAUSED|ACTIVE``) from the strategy's page: a confirmation
+        with the old → new status and a required reason, then strategy_status_set."""
+        strategy = get_object_or_404(Strategy, pk=object_id)
+        if not self.has_change_permission(request, strategy):
+            raise PermissionDenied
+        target = request.GET.get("to", "")
+        if target not in (StrategyStatus.PAUSED, StrategyStatus.ACTIVE):
+            raise Http404(f"to {target!r}: must be PAUSED or ACTIVE")
+        change_url = reverse("admin:orders_strategy_change", args=[strategy.pk])
+        reason = change_reason(request)
+        if request.method == "POST" and reason:
+            try:
+                strategy_status_set(
+                    strategy,
+                    status=StrategyStatus(target),
+                    actor=request.user.get_username(),
+                    reason=reason,
+                    user=request.user,
+                )
+            except OrderError as error:
+                self.message_user(request, error.message, messages.ERROR)
+            else:
+                self.message_user(request, f"{strategy.name} is {target}.", messages.SUCCESS)
+            return HttpResponseRedirect(change_url)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"{'Pause' if target == 'PAUSED' else 'Resume'} {strategy.name}?",
+            "object": strategy,
+            "lines": [("status", strategy.status, target)],
+            "kept": [],
+            "reason": reason,
+            "reason_error": "reason: required for this change" if request.method == "POST" else "",
+            "confirm_flag": CONFIRM_FLAG,
+            "reason_field": REASON_FIELD,
+        }
+        return TemplateResponse(request, "admin/oms_confirm_change.html", context)
 
     def get_queryset(self, request):
         working = (
@@ -219,6 +306,21 @@ class StrategyAdmin(OmsModelAdmin):
         )
         return f"{held}{strategy.status_reason or 'no reason given'} ({strategy.status_actor})"
 
+    @admin.display(description="rejected orders")
+    def rejected_today(self, strategy):
+        """Today's rejected orders of the strategy, linked to that list (two clicks from the
+        strategy list to the refusals)."""
+        if not strategy.pk:
+            return "—"
+        count = Order.objects.filter(
+            strategy=strategy, status=OrderStatus.REJECTED, created_at__gte=day_start()
+        ).count()
+        url = (
+            reverse("admin:orders_order_changelist")
+            + f"?strategy__id__exact={strategy.pk}&status__exact={OrderStatus.REJECTED}&day=today"
+        )
+        return format_html('<a href="{}" id="rejected-today">Rejected today: {}</a>', url, count)
+
     @admin.display(description="API keys")
     def api_keys(self, strategy):
         if not strategy.pk:
@@ -234,19 +336,36 @@ class StrategyAdmin(OmsModelAdmin):
         if not change:
             super().save_model(request, obj, form, change)
             return
-        actor = request.user.get_username()
-        plain = [name for name in form.changed_data if name not in ("status", "mode")]
-        if plain:
-            obj.save(update_fields=[*plain, "updated_at"])
+        user, reason = request.user, change_reason(request)
+        actor = user.get_username()
+        settings = {name: form.cleaned_data[name] for name in form.changed_data}
+        settings = {name: value for name, value in settings.items() if name in SETTINGS_FIELDS}
         try:
+            if settings:
+                strategy_settings_set(obj, values=settings, user=user, reason=reason)
             if "status" in form.changed_data:
                 strategy_status_set(
-                    obj,
-                    status=StrategyStatus(obj.status),
-                    actor=actor,
-                    reason="changed in the admin",
+                    obj, status=StrategyStatus(obj.status), actor=actor, reason=reason, user=user
                 )
             if "mode" in form.changed_data:
-                strategy_mode_set(obj, mode=obj.mode, actor=actor)
+                strategy_mode_set(obj, mode=obj.mode, actor=actor, reason=reason, user=user)
         except OrderError as error:  # it stopped being flat between the check and the save
             self.message_user(request, error.message, messages.ERROR)
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not RiskLimit:
+            super().save_formset(request, form, formset, change)
+            return
+        # A new strategy's limits are set with it (no confirmation page for an addition).
+        reason = change_reason(request) if change else "set when the strategy was added"
+        # What Django's change message reads (construct_change_message).
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        for limit_form in formset.forms:
+            if not limit_form.has_changed():
+                continue
+            new = limit_form.instance.pk is None
+            row = save_limit_form(request, limit_form, strategy=form.instance, reason=reason)
+            if row is not None and new:
+                formset.new_objects.append(row)
+            elif row is not None:
+                formset.changed_objects.append((row, limit_form.changed_data))

@@ -8,6 +8,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 
+from omsproject.admin_forms import ConstraintWordsForm
 from omsproject.admin_tools import OmsModelAdmin
 from orders.enums import StrategyEventKind
 from orders.models import WebhookDelivery, WebhookEndpoint
@@ -34,7 +35,7 @@ STATE_FIELDS = (
 )
 
 
-class WebhookEndpointForm(forms.ModelForm):
+class WebhookEndpointForm(ConstraintWordsForm):
     url = forms.URLField(max_length=2000, assume_scheme="https")
     kinds = forms.MultipleChoiceField(
         choices=StrategyEventKind.choices,

@@ -66,6 +66,7 @@ from orders.services.strategies import (
     strategy_account_refusal,
     strategy_mode_refusal,
     strategy_mode_set,
+    strategy_settings_set,
     strategy_status_set,
     strategy_steer,
 )
@@ -110,6 +111,7 @@ __all__ = [
     "strategy_account_refusal",
     "strategy_mode_refusal",
     "strategy_mode_set",
+    "strategy_settings_set",
     "strategy_status_set",
     "strategy_steer",
 ]

@@ -9,8 +9,16 @@ from django.db import transaction
 from orders.enums import OrderStatus, PausedBy, StrategyMode, StrategyStatus
 from orders.models import Order, Strategy
 from orders.services.errors import OrderError, StrategyStatusRefused
+from positions.jobs import defer_protection_sync
 from positions.models import Position
 from positions.services import strategy_prices_clear
+from risk.audit import (
+    ChangeReasonMissing,
+    admin_change_record,
+    change_reason_clean,
+    changes_between,
+)
+from risk.models import AdminAction
 
 logger = logging.getLogger("oms.orders")
 
@@ -18,18 +26,34 @@ logger = logging.getLogger("oms.orders")
 MAX_REASON_LENGTH = 500
 
 
+def _audited_reason(reason: str, user) -> str:
+    """A person's change in the back office (``user`` given) needs a reason: OrderError
+    naming ``reason`` otherwise."""
+    if user is None:
+        return reason
+    try:
+        return change_reason_clean(reason)
+    except ChangeReasonMissing as error:
+        raise OrderError(str(error), fields={"reason": str(error)}) from None
+
+
 def strategy_status_set(
-    strategy: Strategy, *, status: StrategyStatus, actor: str, reason: str = ""
+    strategy: Strategy, *, status: StrategyStatus, actor: str, reason: str = "", user=None
 ) -> Strategy:
     """Staff change a strategy's status (ACTIVE, PAUSED, INACTIVE, ERROR).
 
     Guarantees: under the strategy's row lock; a pause set here is staff's (``paused_by``
     STAFF), which the strategy itself can never lift — pausing a strategy that paused itself
     takes its pause over. The change, its reason and actor reach the strategy's event feed
-    (a ``strategy.status`` event, written by the database).
+    (a ``strategy.status`` event, written by the database). Made by a person in the back
+    office (``user``), the reason is required (OrderError naming ``reason``, nothing changed)
+    and the change is recorded in the admin's change log (AdminChange and LogEntry, old → new)
+    in the same transaction.
     """
+    reason = _audited_reason(reason, user)
     with transaction.atomic():
         locked = Strategy.objects.select_for_update().get(pk=strategy.pk)
+        before = {"status": locked.status, "paused_by": locked.paused_by}
         _status_write(
             locked,
             status=status,
@@ -37,6 +61,15 @@ def strategy_status_set(
             actor=actor,
             reason=reason or "changed by staff",
         )
+        changes = changes_between(before, {"status": status, "paused_by": locked.paused_by})
+        if user is not None and changes:
+            admin_change_record(
+                user=user,
+                target=locked,
+                action=AdminAction.STRATEGY_STATUS,
+                reason=reason,
+                changes=changes,
+            )
     logger.info("strategy %s status %s by %s: %s", locked.name, status, actor, reason)
     return locked
 
@@ -138,15 +171,19 @@ def _not_flat(strategy: Strategy, change: str) -> str | None:
     return None
 
 
-def strategy_mode_set(strategy: Strategy, *, mode: str, actor: str) -> Strategy:
+def strategy_mode_set(
+    strategy: Strategy, *, mode: str, actor: str, reason: str = "", user=None
+) -> Strategy:
     """Switch a strategy between PAPER and LIVE (its broker).
 
     Guarantees: under the strategy's row lock (every fill and placement takes it first), the
     strategy is flat — no working order, no open position — or OrderError is raised with the
     reason (``strategy_mode_refusal``). The prices it posted for itself as a paper strategy
-    are forgotten. Setting the current mode is a no-op. Logged with the actor.
+    are forgotten. Setting the current mode is a no-op. Logged with the actor; made by a person
+    in the back office (``user``), it needs a reason and is recorded in the admin's change log.
     """
     mode = StrategyMode(mode)
+    reason = _audited_reason(reason, user)
     with transaction.atomic():
         locked = Strategy.objects.select_for_update().get(pk=strategy.pk)
         refusal = strategy_mode_refusal(locked, mode=mode)
@@ -157,5 +194,59 @@ def strategy_mode_set(strategy: Strategy, *, mode: str, actor: str) -> Strategy:
             locked.mode = mode
             locked.save(update_fields=["mode", "updated_at"])
             strategy_prices_clear(strategy=locked)
+            if user is not None:
+                admin_change_record(
+                    user=user,
+                    target=locked,
+                    action=AdminAction.STRATEGY_MODE,
+                    reason=reason,
+                    changes={"mode": [str(before), str(mode)]},
+                )
             logger.warning("strategy %s mode %s -> %s by %s", locked.name, before, mode, actor)
+    return locked
+
+
+SETTINGS_FIELDS = ("name", "description", "broker_account", "config", "protection_mode")
+
+
+def strategy_settings_set(strategy: Strategy, *, values: dict, user, reason: str) -> Strategy:
+    """A person changes a strategy's name, description, broker account, config (its
+    ``config.limits`` tighten its limits) or protection mode (where its stops are held:
+    positions.protection follows) in the back office.
+
+    Guarantees: under the strategy's row lock; a new broker account only while the strategy
+    is flat (OrderError naming ``broker_account``); when something changes, the reason is
+    required (OrderError naming ``reason``) and the fields that changed are recorded old →
+    new in the admin's change log in the same transaction. Other fields in ``values`` are
+    refused (ValueError).
+    """
+    unknown = set(values) - set(SETTINGS_FIELDS)
+    if unknown:
+        raise ValueError(f"fields {sorted(unknown)}: not settings of a strategy")
+    with transaction.atomic():
+        locked = Strategy.objects.select_for_update().get(pk=strategy.pk)
+        if "broker_account" in values:
+            account = values["broker_account"]
+            refusal = strategy_account_refusal(locked, account_id=account.pk if account else None)
+            if refusal:
+                raise OrderError(refusal, fields={"broker_account": refusal})
+        before = {field: getattr(locked, field) for field in values}
+        changes = changes_between(before, values)
+        if not changes:
+            return locked
+        reason = _audited_reason(reason, user)
+        for field in changes:
+            setattr(locked, field, values[field])
+        locked.save(update_fields=[*changes, "updated_at"])
+        admin_change_record(
+            user=user,
+            target=locked,
+            action=AdminAction.STRATEGY_SETTINGS,
+            reason=reason,
+            changes=changes,
+        )
+        if "protection_mode" in changes:
+            # Where the stops live changed: the GTTs follow, after the commit.
+            defer_protection_sync(locked.pk)
+    logger.info("strategy %s settings %s by %s", locked.name, sorted(changes), user)
     return locked

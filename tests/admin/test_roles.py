@@ -52,8 +52,9 @@ def test_create_roles_re_syncs(roles):
     # the instrument refreshes since 0015, the webhooks (view 2, add and change) since
     # roles_webhooks, the background jobs (operators too) since roles_jobs_and_health, the
     # audit lists (the change log, strategy events, the CSV export) since roles_audit, the
-    # broker protections (view) since roles_protections.
-    assert "Risk officer: 41 permissions" in out.getvalue()
+    # broker protections (view) since roles_protections, the controlled changes' audit rows
+    # (view) since admin_changes.
+    assert "Risk officer: 42 permissions" in out.getvalue()
 
 
 PAGES = [

@@ -33,6 +33,11 @@ def form(strategy, **changes):
     return {**data, **changes}
 
 
+def confirmed(data, reason="desk review"):
+    """The confirmation page's POST: the edit page's fields again, with the reason."""
+    return {**data, "_confirm_change": "yes", "_change_reason": reason}
+
+
 def url(strategy):
     return f"/admin/orders/strategy/{strategy.pk}/change/"
 
@@ -41,7 +46,7 @@ def test_status_changes_through_the_service(as_risk_officer, risk_officer, caplo
     strategy = StrategyFactory(total_pnl=Decimal("10.00"))
 
     response = as_risk_officer.post(
-        url(strategy), form(strategy, status="PAUSED", total_pnl="9999")
+        url(strategy), confirmed(form(strategy, status="PAUSED", total_pnl="9999"))
     )
 
     assert response.status_code == 302
@@ -56,7 +61,7 @@ def test_status_changes_through_the_service(as_risk_officer, risk_officer, caplo
     assert event.payload["paused_by"] == "STAFF"
     assert event.payload["actor"] == "rita"
     page = as_risk_officer.get(url(strategy)).content.decode()
-    assert "paused by staff · changed in the admin (rita)" in page
+    assert "paused by staff · desk review (rita)" in page
 
 
 def test_a_mode_change_is_refused_while_orders_work(as_risk_officer):
@@ -74,7 +79,7 @@ def test_a_flat_strategy_goes_live(as_risk_officer):
     strategy = StrategyFactory()
     kite_account_create()  # the desk's only Kite account: the database picks it
 
-    as_risk_officer.post(url(strategy), form(strategy, mode="LIVE"))
+    as_risk_officer.post(url(strategy), confirmed(form(strategy, mode="LIVE")))
 
     live = Strategy.objects.get(pk=strategy.pk)
     assert (live.mode, live.broker_account.user_id) == ("LIVE", "AB1234")
@@ -92,7 +97,9 @@ def test_going_live_needs_an_account_and_changing_it_needs_a_flat_strategy(as_ri
     assert response.context["adminform"].form.errors["broker_account"] == [
         "a LIVE strategy trades through a Kite account: choose one"
     ]
-    as_risk_officer.post(url(strategy), form(strategy, mode="LIVE", broker_account=first.pk))
+    as_risk_officer.post(
+        url(strategy), confirmed(form(strategy, mode="LIVE", broker_account=first.pk))
+    )
     strategy.refresh_from_db()
     assert strategy.broker_account == first
     OrderFactory(strategy=strategy, status=OrderStatus.OPEN)
@@ -121,7 +128,7 @@ def test_limits_are_edited_beside_the_strategy(as_risk_officer):
         },
     )
 
-    as_risk_officer.post(url(strategy), data)
+    as_risk_officer.post(url(strategy), confirmed(data))
 
     assert RiskLimit.objects.get(strategy=strategy).max_order_quantity == 500
 

@@ -145,7 +145,12 @@ def test_the_admin_revokes_keys(admin_client_logged_in):
 
     response = admin_client_logged_in.post(
         "/admin/orders/strategyapikey/",
-        {"action": "revoke_keys", "_selected_action": [key.pk]},
+        {
+            "action": "revoke_keys",
+            "_selected_action": [key.pk],
+            "confirmed": "yes",
+            "reason": "runner retired",
+        },
         follow=True,
     )
 

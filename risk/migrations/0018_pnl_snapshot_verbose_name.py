@@ -4,14 +4,13 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('risk', '0017_roles_webhooks'),
+        ("risk", "0017_roles_webhooks"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='pnlsnapshot',
-            options={'ordering': ['taken_at'], 'verbose_name': 'PnL snapshot'},
+            name="pnlsnapshot",
+            options={"ordering": ["taken_at"], "verbose_name": "PnL snapshot"},
         ),
     ]

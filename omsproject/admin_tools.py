@@ -72,14 +72,16 @@ class LargeTablePaginator(Paginator):
 
     @cached_property
     def total_label(self) -> str:
-        """What the list says it holds: "1,234", "10,000+", "10,000+ of about 1,000,000"."""
+        """What the list says it holds: "1,234", "10,000+", "10,000+ of about 10,00,000"
+        (grouped the Indian way, as every figure of the admin)."""
         count = self.count  # counting decides is_capped
         if not self.is_capped:
-            return f"{count:,}"
+            return money_format.quantity(count)
+        cap = money_format.quantity(self.max_count)
         estimate = self.estimate
         if estimate and estimate > self.max_count:
-            return f"{self.max_count:,}+ of about {estimate:,}"
-        return f"{self.max_count:,}+"
+            return f"{cap}+ of about {money_format.quantity(estimate)}"
+        return f"{cap}+"
 
 
 # --- the date drill-down -------------------------------------------------------------------------

@@ -661,7 +661,7 @@ class ReconciliationIssueAdmin(OmsModelAdmin):
             done += 1
             self.log_change(request, resolved, f"Resolved: {note}")
         if done:
-            self.message_user(request, f"Resolved {done} issue(s).", messages.SUCCESS)
+            self.message_user(request, f"Resolved {plural(done, 'issue')}.", messages.SUCCESS)
         return done
 
     def _auto_fix(self, request, issues) -> int:
@@ -679,7 +679,7 @@ class ReconciliationIssueAdmin(OmsModelAdmin):
             done += 1
             self.log_change(request, fixed, f"Auto-fixed: {fixed.resolution}")
         if done:
-            self.message_user(request, f"Auto-fixed {done} issue(s).", messages.SUCCESS)
+            self.message_user(request, f"Auto-fixed {plural(done, 'issue')}.", messages.SUCCESS)
         return done
 
 

@@ -27,12 +27,14 @@ from omsproject.admin_tools import (
     local_time,
     pnl,
 )
+from omsproject.money_format import plural
 from omsproject.templatetags.oms_admin import KILL_SWITCH_TONES
 from orders.enums import OrderStatus
 from orders.models import Order, Strategy
 from orders.selectors import orders_cancellable
 from positions.exits import positions_flatten
 from positions.models import Position
+from risk import calendar
 from risk.kill_switch import kill_switch_set
 from risk.limits import limits_report
 from risk.models import (
@@ -267,8 +269,8 @@ class KillSwitchEventAdmin(ReadOnlyAdmin):
                 self.message_user(request, result.describe(), messages.ERROR)
             self.message_user(
                 request,
-                f"{len(results) - len(failed)} of {len(results)} position(s) closing"
-                + (f"; {len(failed)} exit(s) FAILED (listed above)" if failed else "")
+                f"{len(results) - len(failed)} of {plural(len(results), 'position')} closing"
+                + (f"; {plural(len(failed), 'exit')} FAILED (listed above)" if failed else "")
                 + ".",
                 messages.WARNING if failed else messages.SUCCESS,
             )
@@ -456,6 +458,13 @@ class MarketHolidayAdmin(OmsModelAdmin):
     list_display = ("date", "description", "created_by", "created_at")
     fields = ("date", "description", "created_by", "created_at")
     readonly_fields = ("created_by", "created_at")
+
+    def changelist_view(self, request, extra_context=None):
+        # The calendar library's holidays beside the table's: the list alone looks empty.
+        year = calendar.ist().year
+        library = [{"year": y, "days": calendar.exchange_holidays(y)} for y in (year, year + 1)]
+        extra_context = {"library_holidays": library, **(extra_context or {})}
+        return super().changelist_view(request, extra_context)
 
     def has_delete_permission(self, request, obj=None):
         return request.user.is_superuser

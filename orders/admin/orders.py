@@ -22,6 +22,7 @@ from omsproject.admin_tools import (
     object_page_paths,
     price,
 )
+from omsproject.money_format import plural
 from orders.admin.display import ShortChoicesFilter, compact_json, order_status_badge, side_badge
 from orders.enums import EventSource
 from orders.models import Order, OrderEvent, Trade
@@ -358,7 +359,7 @@ class OrderAdmin(LargeTableAdmin):
             self.log_change(request, order, f"Cancel requested ({order.status}): {reason}")
         self.message_user(
             request,
-            f"Cancel requested for {requested} order(s): cancelled at once if never sent, "
+            f"Cancel requested for {plural(requested, 'order')}: cancelled at once if never sent, "
             "otherwise CANCEL_PENDING until the broker answers.",
             messages.SUCCESS,
         )

@@ -158,7 +158,7 @@ def field_format(field):
     """How a read-only model field reads (a function of its value), or None for the default.
 
     Two-decimal decimals are rupees (PnL coloured by sign), four-decimal ones prices at their
-    tick, six-decimal prices averages; quantities are grouped. Percentages, rates and counts
+    tick, six-decimal prices averages; quantities and counts of orders and trades are grouped. Percentages, rates and counts
     of other things keep Django's own rendering.
     """
     name = field.name
@@ -175,7 +175,8 @@ def field_format(field):
         if field.decimal_places == 6 and "price" in name:
             return average
         return None
-    if kind.endswith("IntegerField") and ("quantity" in name or name == "lot_size"):
+    counted = ("quantity" in name, name == "lot_size", name.endswith(("_trades", "_orders")))
+    if kind.endswith("IntegerField") and any(counted):
         return quantity
     return None
 

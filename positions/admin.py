@@ -107,8 +107,6 @@ class PositionForm(forms.ModelForm):
 class PositionAdmin(LargeTableAdmin):
     form = PositionForm
     list_display = (
-        "id",
-        "strategy",
         "instrument",
         "held",
         "average",
@@ -116,15 +114,13 @@ class PositionAdmin(LargeTableAdmin):
         "value",
         "unrealized",
         "realized",
-        "realized_net",
         "protection",
-        "life",
     )
     list_filter = (PositionStatusFilter, "strategy", "product", "exchange")
     list_select_related = ("strategy",)
     search_fields = ("symbol",)
     search_help_text = "Exact symbol, e.g. RELIANCE."
-    sortable_by = ("id", "life")
+    sortable_by = ()  # newest first (by id): what a terminal shows
     fieldsets = (
         (None, {"fields": ("summary",)}),
         (
@@ -188,13 +184,7 @@ class PositionAdmin(LargeTableAdmin):
                 ),
                 "value": format_html("{}{}", inr(totals.value), unmarked),
                 "unrealized": pnl(totals.unrealized),
-                "realized": pnl(totals.realized_gross),
-                "realized_net": format_html(
-                    '<span title="gross {} less charges {}">{}</span>',
-                    inr(totals.realized_gross),
-                    inr(totals.charges),
-                    pnl(totals.realized_net),
-                ),
+                "realized": realized_gross_net(totals.realized_gross, totals.charges),
             }
         return [cells.get(column, "") for column in columns]
 
@@ -230,22 +220,29 @@ class PositionAdmin(LargeTableAdmin):
 
     @admin.display(description="instrument")
     def instrument(self, position):
-        return instrument_label(position)
+        return format_html(
+            '{}<br><small class="quiet">{}</small>', instrument_label(position), position.strategy
+        )
 
     @admin.display(description="quantity", ordering="quantity")
     def held(self, position):
+        if position.closed_at:
+            when = f"closed {self.closed(position)}"
+        else:
+            when = f"since {self.opened(position)}"
         if position.quantity == 0:
-            return badge("FLAT", "grey")
-        side = "LONG" if position.quantity > 0 else "SHORT"
-        return badge(
-            f"{side} {quantity(abs(position.quantity))}", "buy" if position.quantity > 0 else "sell"
-        )
+            held = badge("FLAT", "grey")
+        else:
+            side = "LONG" if position.quantity > 0 else "SHORT"
+            tone = "buy" if position.quantity > 0 else "sell"
+            held = badge(f"{side} {quantity(abs(position.quantity))}", tone)
+        return format_html('{}<br><small class="quiet">{}</small>', held, when)
 
     @admin.display(description="avg price")
     def average(self, position):
         return average(position.average_price)
 
-    @admin.display(description="mark (at)")
+    @admin.display(description="mark")
     def last(self, position):
         stale = getattr(position, "mark_stale", False)
         stale = badge("STALE", "amber", title="no fresh price: exits wait") if stale else ""
@@ -254,7 +251,7 @@ class PositionAdmin(LargeTableAdmin):
             '{}<br><small class="quiet">{}</small> {}', price(position.last_price), at, stale
         )
 
-    @admin.display(description="value at mark")
+    @admin.display(description="value")
     def value(self, position):
         if position.last_price is None or position.quantity == 0:
             return "—"
@@ -264,27 +261,15 @@ class PositionAdmin(LargeTableAdmin):
     def unrealized(self, position):
         return pnl(position.unrealized_pnl)
 
-    @admin.display(description="realized gross")
+    @admin.display(description="realized gross / net")
     def realized(self, position):
-        return pnl(position.realized_pnl)
+        return realized_gross_net(position.realized_pnl, getattr(position, "fill_charges", None))
 
-    @admin.display(description="realized net (after charges)")
-    def realized_net(self, position):
-        charges = getattr(position, "fill_charges", None)
-        if charges is None:
-            return "—"
-        return format_html(
-            '<span title="gross {} less charges {}">{}</span>',
-            inr(position.realized_pnl),
-            inr(charges),
-            pnl(position.realized_pnl - charges),
-        )
-
-    @admin.display(description="stop-loss / take-profit")
+    @admin.display(description="SL / TP")
     def protection(self, position):
         if position.stop_loss is None and position.take_profit is None:
             return "—"
-        return f"{price(position.stop_loss)} / {price(position.take_profit)}"
+        return format_html("SL {}<br>TP {}", price(position.stop_loss), price(position.take_profit))
 
     @admin.display(description="opened", ordering="opened_at")
     def opened(self, position):
@@ -293,14 +278,6 @@ class PositionAdmin(LargeTableAdmin):
     @admin.display(description="closed", ordering="closed_at")
     def closed(self, position):
         return local_time(position.closed_at, seconds=False) if position.closed_at else "open"
-
-    @admin.display(description="opened → closed", ordering="opened_at")
-    def life(self, position):
-        return format_html(
-            "{}<br><small>{}</small>",
-            self.opened(position),
-            f"→ {self.closed(position)}" if position.closed_at else "open",
-        )
 
     @admin.display(description="position")
     def summary(self, position):
@@ -314,6 +291,19 @@ class PositionAdmin(LargeTableAdmin):
             self.last(position),
             pnl(position.total_pnl),
         )
+
+
+def realized_gross_net(gross, charges):
+    """Realized PnL gross, and below it net of the charges of the position's fills."""
+    if charges is None:
+        return pnl(gross)
+    return format_html(
+        '{}<br><small title="gross {} less charges {}">net {}</small>',
+        pnl(gross),
+        inr(gross),
+        inr(charges),
+        pnl(gross - charges),
+    )
 
 
 # --- reconciliation issues --------------------------------------------------------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.utils.html import format_html
 
-from omsproject.admin_tools import ReadOnlyAdmin, inr, pnl
+from omsproject.admin_tools import ReadOnlyAdmin, inr, pnl, quantity
 from positions.models import DailyStats, MarketPrice
 
 
@@ -35,14 +35,22 @@ class DailyStatsAdmin(ReadOnlyAdmin):
 
     @admin.display(description="orders (filled / cancelled / rejected)")
     def orders(self, stats):
-        return (
-            f"{stats.total_orders:,} ({stats.filled_orders:,} / {stats.cancelled_orders:,} / "
-            f"{stats.rejected_orders:,})"
+        return format_html(
+            '{}<br><small class="quiet">{} / {} / {}</small>',
+            quantity(stats.total_orders),
+            quantity(stats.filled_orders),
+            quantity(stats.cancelled_orders),
+            quantity(stats.rejected_orders),
         )
 
     @admin.display(description="trades (won / lost)")
     def trades(self, stats):
-        return f"{stats.total_trades:,} ({stats.winning_trades:,} / {stats.losing_trades:,})"
+        return format_html(
+            '{}<br><small class="quiet">{} / {}</small>',
+            quantity(stats.total_trades),
+            quantity(stats.winning_trades),
+            quantity(stats.losing_trades),
+        )
 
     @admin.display(description="gross PnL", ordering="gross_pnl")
     def gross(self, stats):

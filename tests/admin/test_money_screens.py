@@ -162,7 +162,7 @@ def test_daily_stats_and_pnl_snapshots_read_in_rupees(as_viewer):
 
     assert "₹12,34,00,000" not in stats  # (guard against a wrong grouping)
     assert "₹12,34,56,789.10" in stats and "+₹12,34,567.89" in stats
-    assert "12,000 (12,000 / 0 / 0)" in stats
+    assert '12,000<br><small class="quiet">12,000 / 0 / 0</small>' in stats
     assert f"{MINUS}₹1,50,000.00" in snapshots
     assert "PnL snapshots" in index and "Pnl snapshots" not in index
 

@@ -158,8 +158,8 @@ def field_format(field):
     """How a read-only model field reads (a function of its value), or None for the default.
 
     Two-decimal decimals are rupees (PnL coloured by sign), four-decimal ones prices at their
-    tick, six-decimal prices averages; quantities and counts of orders and trades are grouped. Percentages, rates and counts
-    of other things keep Django's own rendering.
+    tick, six-decimal prices averages; quantities and counts of orders and trades are
+    grouped. Percentages, rates and other counts keep Django's own rendering.
     """
     name = field.name
     kind = field.get_internal_type()

@@ -172,8 +172,8 @@ def field_format(field):
             "price" in name or name in ("stop_loss", "take_profit", "strike", "tick_size")
         ):
             return price
-        if field.decimal_places == 6 and "price" in name:
-            return average
+        if field.decimal_places == 6:
+            return average if "price" in name else exact_inr
         return None
     counted = ("quantity" in name, name == "lot_size", name.endswith(("_trades", "_orders")))
     if kind.endswith("IntegerField") and any(counted):
@@ -448,6 +448,15 @@ def average(amount: Decimal | None):
         '<span class="oms-average" title="{}">{}</span>',
         money_format.exact(amount),
         money_format.average(amount),
+    )
+
+
+def exact_inr(amount: Decimal | None):
+    """An amount kept finer than the paisa (a cash flow): rupees to 2 decimals, exact on hover."""
+    if amount is None:
+        return money_format.NONE
+    return format_html(
+        '<span title="{}">{}</span>', money_format.exact(amount), money_format.amount(amount)
     )
 
 

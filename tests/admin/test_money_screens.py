@@ -11,9 +11,10 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from omsproject.admin_tools import field_format
 from orders.enums import OrderStatus
 from orders.tests.factories import OrderFactory, StrategyFactory, TradeFactory
-from positions.models import IssueType, Severity
+from positions.models import IssueType, Position, Severity
 from positions.tests.factories import (
     DailyStatsFactory,
     PositionFactory,
@@ -193,3 +194,27 @@ def test_issues_have_readable_titles_and_quantities(as_viewer):
     assert "— / <strong>1,50,000</strong>" in html
     assert ">12 min<" in html and "0.2 h" not in html
     assert "UNKNOWN_POSITION" not in detail.context["title"] + str(detail.context["original"])
+
+
+def test_a_position_page_reads_in_rupees_with_exact_values_on_hover(as_viewer):
+    position = PositionFactory(
+        quantity=140,
+        average_price=Decimal("1510.364286"),
+        last_price=Decimal("1520.05"),
+        realized_pnl=Decimal("-1234567.89"),
+        peak_pnl=Decimal("250000.00"),
+    )
+
+    html = page(as_viewer, f"/admin/positions/position/{position.pk}/change/")
+
+    assert '<span class="oms-average" title="1510.364286">1,510.36</span>' in html
+    assert '<div class="readonly">1,520.05</div>' in html
+    assert f"{MINUS}₹12,34,567.89" in html and "oms-pnl--down" in html
+    assert '<div class="readonly">₹2,50,000.00</div>' in html  # the peak, not 250000.00
+    # A money field kept to 6 decimals (the cash flow, not on the page): rupees to the paisa,
+    # the stored value on hover.
+    cash_flow = field_format(Position._meta.get_field("cash_flow"))
+    assert str(cash_flow(Decimal("-1446018.890040"))) == (
+        f'<span title="-1446018.89004">{MINUS}₹14,46,018.89</span>'
+    )
+    assert "1510.364286</div>" not in html

@@ -164,8 +164,8 @@ def field_format(field):
     name = field.name
     kind = field.get_internal_type()
     if kind == "DecimalField":
-        if "percent" in name or "rate" in name or "second" in name or "tokens" in name:
-            return None
+        if {"percent", "rate", "second", "seconds", "tokens"} & set(name.split("_")):
+            return None  # a percentage or a rate, not rupees ("strategy" holds "rate")
         if field.decimal_places == 2:
             return pnl if name in PNL_FIELDS else inr
         if field.decimal_places == 4 and (

@@ -65,3 +65,13 @@ def test_the_admin_index_names_models_readably(as_viewer):
 
     assert "PnL snapshots" in html and "Pnl snapshots" not in html
     assert "Instrument refreshs" not in html
+
+
+def test_an_unfiltered_list_has_one_count_line(as_viewer):
+    for _ in range(3):
+        OrderFactory()
+
+    html = as_viewer.get("/admin/orders/order/").content.decode()
+
+    assert 'id="search-result-count"' not in html  # no "3 results (Show all)" beside it
+    assert "3 orders" in html

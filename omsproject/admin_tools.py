@@ -13,9 +13,10 @@ import calendar
 import csv
 from collections.abc import Iterable
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from django.contrib import admin
+from django.core.exceptions import FieldDoesNotExist
 from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import Min
@@ -26,7 +27,7 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.text import capfirst
 
-from orders.money import PAISA, on_paisa
+from omsproject import money_format
 
 # --- counting ----------------------------------------------------------------------------------
 
@@ -71,14 +72,16 @@ class LargeTablePaginator(Paginator):
 
     @cached_property
     def total_label(self) -> str:
-        """What the list says it holds: "1,234", "10,000+", "10,000+ of about 1,000,000"."""
+        """What the list says it holds: "1,234", "10,000+", "10,000+ of about 10,00,000"
+        (grouped the Indian way, as every figure of the admin)."""
         count = self.count  # counting decides is_capped
         if not self.is_capped:
-            return f"{count:,}"
+            return money_format.quantity(count)
+        cap = money_format.quantity(self.max_count)
         estimate = self.estimate
         if estimate and estimate > self.max_count:
-            return f"{self.max_count:,}+ of about {estimate:,}"
-        return f"{self.max_count:,}+"
+            return f"{cap}+ of about {money_format.quantity(estimate)}"
+        return f"{cap}+"
 
 
 # --- the date drill-down -------------------------------------------------------------------------
@@ -146,7 +149,138 @@ def calendar_drilldown(request, field: str, *, first: date | None, today: date) 
     return {"show": True, "back": back, "choices": choices}
 
 
-class OmsModelAdmin(admin.ModelAdmin):
+# --- model fields shown as figures --------------------------------------------------------------
+
+PNL_FIELDS = frozenset({"realized_pnl", "unrealized_pnl", "total_pnl", "gross_pnl", "net_pnl"})
+
+
+def field_format(field):
+    """How a read-only model field reads (a function of its value), or None for the default.
+
+    Two-decimal decimals are rupees (PnL coloured by sign), four-decimal ones prices at their
+    tick, six-decimal prices averages; quantities and counts of orders and trades are
+    grouped. Percentages, rates and other counts keep Django's own rendering.
+    """
+    name = field.name
+    kind = field.get_internal_type()
+    if kind == "DecimalField":
+        if {"percent", "rate", "second", "seconds", "tokens"} & set(name.split("_")):
+            return None  # a percentage or a rate, not rupees ("strategy" holds "rate")
+        if field.decimal_places == 2:
+            return pnl if name in PNL_FIELDS else inr
+        if field.decimal_places == 4 and (
+            "price" in name or name in ("stop_loss", "take_profit", "strike", "tick_size")
+        ):
+            return price
+        if field.decimal_places == 6:
+            return average if "price" in name else exact_inr
+        return None
+    counted = ("quantity" in name, name == "lot_size", name.endswith(("_trades", "_orders")))
+    if kind.endswith("IntegerField") and any(counted):
+        return quantity
+    return None
+
+
+class FieldFigure:
+    """A read-only model field shown through ``field_format``: Django calls it with the row
+    (``readonly_fields`` and ``list_display`` accept callables); label, CSS class and sorting
+    stay the field's."""
+
+    def __init__(self, field, show):
+        self.field_name = field.name
+        self.__name__ = field.name  # the column's CSS class: field-<name>
+        self.short_description = field.verbose_name
+        self.admin_order_field = field.name
+        self.show = show
+
+    def __call__(self, row):
+        return self.show(getattr(row, self.field_name))
+
+    def __repr__(self) -> str:
+        return f"<FieldFigure {self.field_name}>"
+
+
+_figures: dict = {}
+
+
+def field_figure(model, name):
+    """The FieldFigure of ``model``'s field ``name`` (one per field, so ``in`` finds it), or
+    ``name`` itself when the field keeps Django's rendering."""
+    if not isinstance(name, str):
+        return name
+    key = (model, name)
+    if key not in _figures:
+        try:
+            field = model._meta.get_field(name)
+        except FieldDoesNotExist:
+            field = None
+        show = field_format(field) if field is not None and field.concrete else None
+        _figures[key] = FieldFigure(field, show) if show else name
+    return _figures[key]
+
+
+def _figured(model, fields, readonly):
+    """``fields`` (a fieldset's, nested in tuples) with each read-only figure replaced."""
+    shown = []
+    for name in fields:
+        if isinstance(name, (list, tuple)):
+            shown.append(tuple(_figured(model, name, readonly)))
+        elif name in readonly:
+            shown.append(field_figure(model, name))
+        else:
+            shown.append(name)
+    return shown
+
+
+class FiguresMixin:
+    """Read-only amounts, prices, averages and quantities written by ``money_format`` on the
+    detail page, in inlines and in list columns naming a model field (rather than Django's
+    ``389050000.00`` and ``3890.5000``). Editable fields keep their inputs.
+
+    A subclass's own ``get_readonly_fields`` is wrapped (``__init_subclass__``), so an admin
+    that computes its read-only fields gets the figures without knowing of them.
+    """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("get_readonly_fields")
+        if own is None or getattr(own, "figured", False):
+            return
+
+        def get_readonly_fields(self, request, obj=None):
+            return [field_figure(self.model, name) for name in own(self, request, obj)]
+
+        get_readonly_fields.figured = True
+        get_readonly_fields.__doc__ = own.__doc__
+        cls.get_readonly_fields = get_readonly_fields
+
+    def get_readonly_fields(self, request, obj=None):
+        return [
+            field_figure(self.model, name) for name in super().get_readonly_fields(request, obj)
+        ]
+
+    get_readonly_fields.figured = True
+
+    def get_fieldsets(self, request, obj=None):
+        readonly = {
+            getattr(name, "field_name", name) for name in self.get_readonly_fields(request, obj)
+        }
+        return [
+            (title, {**options, "fields": _figured(self.model, options["fields"], readonly)})
+            for title, options in super().get_fieldsets(request, obj)
+        ]
+
+    def get_list_display(self, request):
+        names = list(super().get_list_display(request))
+        links = self.list_display_links or names[:1]
+        editable = self.list_editable or ()
+        return [
+            name if name in links or name in editable else field_figure(self.model, name)
+            for name in names
+        ]
+
+
+class OmsModelAdmin(FiguresMixin, admin.ModelAdmin):
     """The OMS admins' base: a list is titled by what it lists ("Orders"), not "Select order
     to change"."""
 
@@ -197,7 +331,7 @@ class ReadOnlyAdmin(OmsModelAdmin):
         return False
 
 
-class ReadOnlyInline(admin.TabularInline):
+class ReadOnlyInline(FiguresMixin, admin.TabularInline):
     """Rows shown beside their parent (history, fills, keys): never added, changed or deleted
     from the parent's page."""
 
@@ -284,48 +418,56 @@ def badge(label: str, tone: str, *, title: str = ""):
     )
 
 
-def indian_grouping(digits: str) -> str:
-    """12345678 -> 1,23,45,678: thousands, then lakhs and crores, as an Indian desk reads."""
-    if len(digits) <= 3:
-        return digits
-    head, tail = digits[:-3], digits[-3:]
-    groups = []
-    while len(head) > 2:
-        groups.insert(0, head[-2:])
-        head = head[:-2]
-    if head:
-        groups.insert(0, head)
-    return ",".join(groups) + "," + tail
+indian_grouping = money_format.indian_grouping
 
 
 def inr(amount: Decimal | int | None, *, places: int = 2) -> str:
     """₹1,23,456.78, and a true minus sign before a negative amount; "—" for no amount."""
-    if amount is None:
-        return "—"
-    value = Decimal(amount).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
-    sign = "\N{MINUS SIGN}" if value < 0 else ""
-    whole, _, fraction = f"{abs(value):f}".partition(".")
-    text = indian_grouping(whole) + (f".{fraction}" if fraction else "")
-    return f"{sign}₹{text}"
+    return money_format.amount(amount, places=places)
 
 
 def pnl(amount: Decimal | None, *, places: int = 2):
     """A PnL amount, green when positive and red when negative."""
     if amount is None:
-        return "—"
+        return money_format.NONE
     tone = "up" if amount > 0 else "down" if amount < 0 else "flat"
-    text = ("+" if amount > 0 else "") + inr(amount, places=places)
+    text = money_format.amount(amount, places=places, signed=True)
     return format_html('<span class="oms-pnl oms-pnl--{}">{}</span>', tone, text)
 
 
 def price(amount: Decimal | None) -> str:
-    """A price or average on the paisa grid, without trailing zeros beyond it."""
+    """A price at its tick: 3,890.50, never the column's 3890.5000."""
+    return money_format.price(amount)
+
+
+def average(amount: Decimal | None):
+    """An average price to two decimals, the exact stored value on hover."""
     if amount is None:
-        return "—"
-    value = Decimal(amount)
-    value = value.quantize(PAISA) if on_paisa(value) else value.normalize()
-    whole, _, fraction = f"{value:f}".partition(".")
-    return indian_grouping(whole.lstrip("-")) + (f".{fraction}" if fraction else "")
+        return money_format.NONE
+    return format_html(
+        '<span class="oms-average" title="{}">{}</span>',
+        money_format.exact(amount),
+        money_format.average(amount),
+    )
+
+
+def exact_inr(amount: Decimal | None):
+    """An amount kept finer than the paisa (a cash flow): rupees to 2 decimals, exact on hover."""
+    if amount is None:
+        return money_format.NONE
+    return format_html(
+        '<span title="{}">{}</span>', money_format.exact(amount), money_format.amount(amount)
+    )
+
+
+def quantity(count: int | None) -> str:
+    """A quantity grouped the Indian way: 1,40,000."""
+    return money_format.quantity(count)
+
+
+def compact(amount: Decimal | None) -> str:
+    """A card's short amount: ₹12.35 L, ₹1.20 Cr."""
+    return money_format.compact(amount)
 
 
 def local_time(moment, *, seconds: bool = True) -> str:

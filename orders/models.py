@@ -8,6 +8,7 @@ import pgtrigger
 from django.db import models
 from django.db.models import F, Q
 
+from omsproject import money_format
 from omsproject.pg import append_only_triggers, choices_check, on_paisa_check, updated_at_trigger
 from orders.enums import (
     EventKind,
@@ -300,7 +301,10 @@ class Order(models.Model):
         triggers = [updated_at_trigger()]
 
     def __str__(self) -> str:
-        return f"#{self.pk} {self.side} {self.quantity} {self.symbol} {self.status}"
+        return (
+            f"#{self.pk} {self.side} {money_format.quantity(self.quantity)} {self.symbol} "
+            f"{self.status}"
+        )
 
     @property
     def is_active(self) -> bool:
@@ -501,7 +505,10 @@ class Trade(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.trade_id} {self.side} {self.quantity} {self.symbol} @ {self.price}"
+        return (
+            f"{self.trade_id} {self.side} {money_format.quantity(self.quantity)} {self.symbol} "
+            f"@ {money_format.price(self.price)}"
+        )
 
     @property
     def charges_percentage(self) -> Decimal:
@@ -615,7 +622,10 @@ class TodayOrder(models.Model):
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
-        return f"#{self.pk} {self.side} {self.quantity} {self.symbol} {self.status}"
+        return (
+            f"#{self.pk} {self.side} {money_format.quantity(self.quantity)} {self.symbol} "
+            f"{self.status}"
+        )
 
 
 class StrategyApiKey(models.Model):

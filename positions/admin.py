@@ -21,7 +21,7 @@ from omsproject.admin_audit import CsvExportMixin
 from omsproject.admin_tools import (
     LargeTableAdmin,
     OmsModelAdmin,
-    ReadOnlyAdmin,
+    average,
     badge,
     inr,
     instrument_label,
@@ -29,11 +29,17 @@ from omsproject.admin_tools import (
     object_page_paths,
     pnl,
     price,
+    quantity,
 )
+from omsproject.money_format import duration, plural
 from omsproject.templatetags.oms_admin import SEVERITY_TONES
 from positions.admin_protections import PositionProtectionColumns, with_protection
-from positions.models import DailyStats, MarketPrice, Position, ReconciliationIssue, Severity
-from positions.selectors import marks_flagged
+from positions.models import (
+    Position,
+    ReconciliationIssue,
+    Severity,
+)
+from positions.selectors import marks_flagged, positions_totals, positions_with_charges
 from positions.services import (
     AUTO_FIXABLE,
     PositionError,
@@ -46,6 +52,7 @@ from positions.services import (
 )
 
 MAX_AT_ONCE = 100
+MAX_TOTALLED = 5000  # the totals row sums at most this many positions (one query)
 
 
 class DefaultChoiceFilter(admin.SimpleListFilter):
@@ -102,26 +109,20 @@ class PositionForm(forms.ModelForm):
 class PositionAdmin(PositionProtectionColumns, LargeTableAdmin):
     form = PositionForm
     list_display = (
-        "id",
-        "strategy",
         "instrument",
         "held",
         "average",
         "last",
+        "value",
         "unrealized",
         "realized",
-        "total",
-        "stop_loss_level",
-        "take_profit_level",
         "protection",
-        "opened",
-        "closed",
     )
     list_filter = (PositionStatusFilter, "strategy", "product", "exchange")
     list_select_related = ("strategy",)
     search_fields = ("symbol",)
     search_help_text = "Exact symbol, e.g. RELIANCE."
-    sortable_by = ("id", "opened", "closed")
+    sortable_by = ()  # newest first (by id): what a terminal shows
     fieldsets = (
         (None, {"fields": ("summary",)}),
         (
@@ -151,8 +152,44 @@ class PositionAdmin(PositionProtectionColumns, LargeTableAdmin):
     )
 
     def get_queryset(self, request):
-        # "last" flags a stale mark; "protection" says where the stop lives.
-        return with_protection(marks_flagged(super().get_queryset(request)))
+        # "last" flags a stale mark; "realized net" takes the charges of the position's fills;
+        # "protection" says where the stop lives.
+        return with_protection(positions_with_charges(marks_flagged(super().get_queryset(request))))
+
+    def changelist_view(self, request, extra_context=None):
+        response = super().changelist_view(request, extra_context)
+        changelist = getattr(response, "context_data", {}).get("cl")
+        if changelist is not None:  # the result_list tag sees the change list, not the context
+            changelist.totals_row = self.totals_row(changelist)
+        return response
+
+    def totals_row(self, changelist) -> list:
+        """The footer of the list: the sums of every position the filters select (not only
+        this page's), cell by cell under the list's columns."""
+        columns = [getattr(name, "__name__", name) for name in changelist.list_display]
+        if changelist.result_count > MAX_TOTALLED:
+            cells = {
+                "instrument": f"No totals over {quantity(MAX_TOTALLED)} positions: filter the list"
+            }
+        else:
+            totals = positions_totals(changelist.queryset)
+            unmarked = (
+                format_html(
+                    ' <small title="left out of the value">{} without a mark</small>',
+                    quantity(totals.unmarked),
+                )
+                if totals.unmarked
+                else ""
+            )
+            cells = {
+                "instrument": format_html(
+                    "<strong>Totals</strong> of {}", plural(totals.count, "position")
+                ),
+                "value": format_html("{}{}", inr(totals.value), unmarked),
+                "unrealized": pnl(totals.unrealized),
+                "realized": realized_gross_net(totals.realized_gross, totals.charges),
+            }
+        return [cells.get(column, "") for column in columns]
 
     def get_readonly_fields(self, request, obj=None):
         fields = ["summary", "protection_held", *(f.name for f in Position._meta.fields)]
@@ -186,47 +223,60 @@ class PositionAdmin(PositionProtectionColumns, LargeTableAdmin):
 
     @admin.display(description="instrument")
     def instrument(self, position):
-        return instrument_label(position)
+        return format_html(
+            '{}<br><small class="quiet">{}</small>', instrument_label(position), position.strategy
+        )
 
     @admin.display(description="quantity", ordering="quantity")
     def held(self, position):
+        if position.closed_at:
+            when = f"closed {self.closed(position)}"
+        else:
+            when = f"since {self.opened(position)}"
         if position.quantity == 0:
-            return badge("FLAT", "grey")
-        side = "LONG" if position.quantity > 0 else "SHORT"
-        return badge(
-            f"{side} {abs(position.quantity):,}", "buy" if position.quantity > 0 else "sell"
-        )
+            held = badge("FLAT", "grey")
+        else:
+            side = "LONG" if position.quantity > 0 else "SHORT"
+            tone = "buy" if position.quantity > 0 else "sell"
+            held = badge(f"{side} {quantity(abs(position.quantity))}", tone)
+        return format_html('{}<br><small class="quiet">{}</small>', held, when)
 
     @admin.display(description="avg price")
     def average(self, position):
-        return price(position.average_price)
+        return average(position.average_price)
 
-    @admin.display(description="last price (marked at)")
+    @admin.display(description="mark")
     def last(self, position):
         stale = getattr(position, "mark_stale", False)
         stale = badge("STALE", "amber", title="no fresh price: exits wait") if stale else ""
         at = local_time(position.last_price_at) if position.last_price_at else ""
-        return format_html("{} <small>{}</small> {}", price(position.last_price), at, stale)
+        return format_html(
+            '{}<br><small class="quiet">{}</small> {}', price(position.last_price), at, stale
+        )
+
+    @admin.display(description="value")
+    def value(self, position):
+        if position.last_price is None or position.quantity == 0:
+            return "—"
+        return inr(position.quantity * position.last_price)
 
     @admin.display(description="unrealized")
     def unrealized(self, position):
         return pnl(position.unrealized_pnl)
 
-    @admin.display(description="realized")
+    @admin.display(description="realized gross / net")
     def realized(self, position):
-        return pnl(position.realized_pnl)
+        return realized_gross_net(position.realized_pnl, getattr(position, "fill_charges", None))
 
-    @admin.display(description="total PnL")
-    def total(self, position):
-        return pnl(position.total_pnl)
-
-    @admin.display(description="stop-loss")
-    def stop_loss_level(self, position):
-        return price(position.stop_loss)
-
-    @admin.display(description="take-profit")
-    def take_profit_level(self, position):
-        return price(position.take_profit)
+    @admin.display(description="SL / TP, held by")
+    def protection(self, position, *, full: bool = False):
+        """The levels, and where they are held (the OMS, a GTT at the broker, or both)."""
+        held_by = super().protection(position, full=full)
+        if position.stop_loss is None and position.take_profit is None:
+            return format_html("—<br>{}", held_by)
+        return format_html(
+            "SL {}<br>TP {}<br>{}", price(position.stop_loss), price(position.take_profit), held_by
+        )
 
     @admin.display(description="opened", ordering="opened_at")
     def opened(self, position):
@@ -239,15 +289,28 @@ class PositionAdmin(PositionProtectionColumns, LargeTableAdmin):
     @admin.display(description="position")
     def summary(self, position):
         return format_html(
-            "{} <strong>{}</strong> {} {} · avg {} · last {} · PnL {}",
+            "{} <strong>{}</strong> {} {} · avg {} · mark {} · PnL {}",
             self.held(position),
             position.symbol,
             position.exchange,
             position.product,
-            price(position.average_price),
+            average(position.average_price),
             self.last(position),
             pnl(position.total_pnl),
         )
+
+
+def realized_gross_net(gross, charges):
+    """Realized PnL gross, and below it net of the charges of the position's fills."""
+    if charges is None:
+        return pnl(gross)
+    return format_html(
+        '{}<br><small title="gross {} less charges {}">net {}</small>',
+        pnl(gross),
+        inr(gross),
+        inr(charges),
+        pnl(gross - charges),
+    )
 
 
 # --- reconciliation issues --------------------------------------------------------------------
@@ -382,19 +445,20 @@ class ReconciliationIssueAdmin(CsvExportMixin, OmsModelAdmin):
             return "—"
         return format_html(
             "{} / <strong>{}</strong>",
-            "—" if issue.internal_quantity is None else issue.internal_quantity,
-            "—" if issue.broker_quantity is None else issue.broker_quantity,
+            quantity(issue.internal_quantity),
+            quantity(issue.broker_quantity),
         )
 
     @admin.display(description="unresolved for", ordering="detected_at")
     def hours(self, issue):
-        hours = issue.hours_unresolved()
+        seconds = issue.seconds_unresolved()
         since = f"since {local_time(issue.detected_at, seconds=False)}"
+        words = duration(seconds)
         if issue.resolved:
-            return format_html('<span class="quiet" title="{}">{} h</span>', since, hours)
-        if hours >= 1:
-            return format_html('<strong title="{}">{} h</strong>', since, hours)
-        return format_html('<span title="{}">{} h</span>', since, hours)
+            return format_html('<span class="quiet" title="{}">{}</span>', since, words)
+        if seconds >= 3600:
+            return format_html('<strong title="{}">{}</strong>', since, words)
+        return format_html('<span title="{}">{}</span>', since, words)
 
     @admin.display(description="state")
     def state(self, issue):
@@ -595,7 +659,7 @@ class ReconciliationIssueAdmin(CsvExportMixin, OmsModelAdmin):
             done += 1
             self.log_change(request, resolved, f"Resolved: {note}")
         if done:
-            self.message_user(request, f"Resolved {done} issue(s).", messages.SUCCESS)
+            self.message_user(request, f"Resolved {plural(done, 'issue')}.", messages.SUCCESS)
         return done
 
     def _auto_fix(self, request, issues) -> int:
@@ -613,7 +677,7 @@ class ReconciliationIssueAdmin(CsvExportMixin, OmsModelAdmin):
             done += 1
             self.log_change(request, fixed, f"Auto-fixed: {fixed.resolution}")
         if done:
-            self.message_user(request, f"Auto-fixed {done} issue(s).", messages.SUCCESS)
+            self.message_user(request, f"Auto-fixed {plural(done, 'issue')}.", messages.SUCCESS)
         return done
 
 
@@ -628,70 +692,5 @@ def _open_position(issue) -> Position | None:
     ).first()
 
 
-# --- daily statistics and prices -----------------------------------------------------------------
-
-
-@admin.register(DailyStats)
-class DailyStatsAdmin(ReadOnlyAdmin):
-    """Computed by ``manage.py compute_daily_stats``: read-only."""
-
-    list_display = (
-        "date",
-        "scope",
-        "orders",
-        "trades",
-        "gross",
-        "charges",
-        "net",
-        "turnover_display",
-        "drawdown",
-    )
-    list_filter = ("strategy",)
-    list_select_related = ("strategy",)
-    date_hierarchy = "date"
-
-    @admin.display(description="strategy", ordering="strategy__name")
-    def scope(self, stats):
-        return stats.strategy or format_html("<strong>{}</strong>", "All strategies")
-
-    @admin.display(description="orders (filled / cancelled / rejected)")
-    def orders(self, stats):
-        return (
-            f"{stats.total_orders:,} ({stats.filled_orders:,} / {stats.cancelled_orders:,} / "
-            f"{stats.rejected_orders:,})"
-        )
-
-    @admin.display(description="trades (won / lost)")
-    def trades(self, stats):
-        return f"{stats.total_trades:,} ({stats.winning_trades:,} / {stats.losing_trades:,})"
-
-    @admin.display(description="gross PnL", ordering="gross_pnl")
-    def gross(self, stats):
-        return pnl(stats.gross_pnl)
-
-    @admin.display(description="charges", ordering="total_charges")
-    def charges(self, stats):
-        return inr(stats.total_charges)
-
-    @admin.display(description="net PnL", ordering="net_pnl")
-    def net(self, stats):
-        return pnl(stats.net_pnl)
-
-    @admin.display(description="turnover", ordering="turnover")
-    def turnover_display(self, stats):
-        return inr(stats.turnover)
-
-    @admin.display(description="max drawdown", ordering="max_drawdown")
-    def drawdown(self, stats):
-        return inr(stats.max_drawdown)
-
-
-@admin.register(MarketPrice)
-class MarketPriceAdmin(ReadOnlyAdmin):
-    """Shared last prices (market data, commands): read-only here. A paper strategy's own
-    posted prices are in strategy_prices, never here."""
-
-    list_display = ("symbol", "exchange", "last_price", "updated_at")
-    list_filter = ("exchange",)
-    search_fields = ("^symbol",)
-    ordering = ("symbol", "exchange")
+# Daily statistics and market prices: positions/admin_stats.py (registered on import).
+from positions import admin_stats  # noqa: E402, F401

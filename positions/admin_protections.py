@@ -64,7 +64,7 @@ class PositionProtectionColumns:
         url = reverse("admin:positions_brokerprotection_changelist")
         return format_html(
             '{} <a href="{}?position__id__exact={}">broker protections of this position</a>',
-            self.protection(position, full=True),
+            PositionProtectionColumns.protection(self, position, full=True),
             url,
             position.pk,
         )

@@ -10,6 +10,7 @@ from django.db import models
 from django.db.models import F, Func, Q
 from django.utils import timezone
 
+from omsproject import money_format
 from omsproject.pg import choices_check, on_paisa_check, updated_at_trigger
 from orders.enums import Exchange, Product
 from orders.models import AVERAGE, MONEY, PRICE, ZERO, Strategy
@@ -111,7 +112,14 @@ class Position(models.Model):
         triggers = [updated_at_trigger()]
 
     def __str__(self) -> str:
-        return f"{self.strategy_id}:{self.symbol} {self.quantity:+d} @ {self.average_price}"
+        """ "INFY NSE MIS: long 140 @ 1,510.36 (strategy 2)": what a desk calls a position."""
+        held = "flat" if self.quantity == 0 else "long" if self.quantity > 0 else "short"
+        size = "" if self.quantity == 0 else f" {money_format.quantity(abs(self.quantity))}"
+        at = f" @ {money_format.average(self.average_price)}" if self.quantity else ""
+        return (
+            f"{self.symbol} {self.exchange} {self.product}: {held}{size}{at} "
+            f"(strategy {self.strategy_id})"
+        )
 
     @property
     def is_open(self) -> bool:
@@ -352,16 +360,23 @@ class ReconciliationIssue(models.Model):
         triggers = [updated_at_trigger()]
 
     def __str__(self) -> str:
-        return f"{self.severity} {self.issue_type} {self.symbol}"
+        """ "CRITICAL · Position unknown to us · INFY": the issue in words, not its codes."""
+        subject = self.symbol or (f"order {self.order_id}" if self.order_id else "")
+        parts = (self.get_severity_display(), self.get_issue_type_display(), subject)
+        return " · ".join(part for part in parts if part)
 
     @property
     def is_critical(self) -> bool:
         return self.severity == Severity.CRITICAL
 
+    def seconds_unresolved(self, now: datetime | None = None) -> Decimal:
+        """Seconds since detection, up to resolution (or now, while unresolved)."""
+        end = self.resolved_at or now or timezone.now()
+        return Decimal((end - self.detected_at).total_seconds())
+
     def hours_unresolved(self, now: datetime | None = None) -> Decimal:
         """Hours since detection, up to resolution (or now, while unresolved)."""
-        end = self.resolved_at or now or timezone.now()
-        seconds = Decimal((end - self.detected_at).total_seconds())
+        seconds = self.seconds_unresolved(now)
         return (seconds / 3600).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
 
 
@@ -455,7 +470,7 @@ class DailyStats(models.Model):
         triggers = [updated_at_trigger()]
 
     def __str__(self) -> str:
-        return f"{self.date} {self.strategy or 'ALL'}"
+        return f"{self.date:%d %b %Y} · {self.strategy or 'All strategies'}"
 
 
 class MarketPrice(models.Model):

@@ -8,16 +8,33 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import BooleanField, Case, Q, QuerySet, Value, When
+from django.db.models import (
+    BooleanField,
+    Case,
+    Count,
+    DecimalField,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 
 from orders.charges import INDIA, dp_charge
 from orders.enums import OrderType, StrategyMode
-from orders.models import Strategy
+from orders.models import MONEY, Strategy, Trade
 from orders.money import PAISA, to_paisa
 from orders.state import CANCELLABLE
 from positions.models import Position
 from risk import calendar
+
+MONEY_FIELD = DecimalField(**MONEY)
+ZERO_MONEY = Decimal("0.00")
 
 # --- the day's money: the one definition ---------------------------------------------------------
 #
@@ -386,3 +403,68 @@ def positions_of(*, strategy: Strategy | None, status: str = "open") -> QuerySet
     elif status == "closed":
         positions = positions.filter(closed_at__isnull=False)
     return positions.order_by("-opened_at", "-id")
+
+
+# --- the positions list: charges of each position's fills, and the list's totals ------------------
+
+
+def positions_with_charges(positions: QuerySet[Position]) -> QuerySet[Position]:
+    """``positions`` annotated ``fill_charges``: the charges of the strategy's fills in the
+    position's instrument and product from its opening to its closing (or now), read through
+    trade_strategy_idx. A fill that flips a position (closes one and opens the next) counts in
+    both. ``realized_pnl`` less ``fill_charges`` is the position's realized PnL net of charges.
+    """
+    fills = (
+        Trade.objects.filter(
+            strategy_id=OuterRef("strategy_id"),
+            symbol=OuterRef("symbol"),
+            exchange=OuterRef("exchange"),
+            product=OuterRef("product"),
+            executed_at__gte=OuterRef("opened_at"),
+            executed_at__lte=Coalesce(OuterRef("closed_at"), Now()),
+        )
+        .order_by()
+        .values("strategy_id")
+        .annotate(charges=Sum("total_charges"))
+        .values("charges")
+    )
+    return positions.annotate(
+        fill_charges=Coalesce(Subquery(fills[:1]), Value(ZERO_MONEY), output_field=MONEY_FIELD)
+    )
+
+
+@dataclass(frozen=True)
+class PositionTotals:
+    """The sums of a list of positions (``positions_with_charges``): value at the marks (the
+    positions without a mark left out), unrealized, realized gross, charges, realized net."""
+
+    count: int
+    value: Decimal
+    unmarked: int
+    unrealized: Decimal
+    realized_gross: Decimal
+    charges: Decimal
+
+    @property
+    def realized_net(self) -> Decimal:
+        return self.realized_gross - self.charges
+
+
+def positions_totals(positions: QuerySet[Position]) -> PositionTotals:
+    """The totals row of a positions list: one aggregate query over ``positions``."""
+    sums = positions.order_by().aggregate(
+        count=Count("id"),
+        value=Sum(F("quantity") * F("last_price"), output_field=MONEY_FIELD),
+        unmarked=Count("id", filter=Q(last_price__isnull=True) & ~Q(quantity=0)),
+        unrealized=Sum("unrealized_pnl"),
+        realized_gross=Sum("realized_pnl"),
+        charges=Sum("fill_charges"),
+    )
+    return PositionTotals(
+        count=sums["count"],
+        value=to_paisa(sums["value"] or ZERO_MONEY),
+        unmarked=sums["unmarked"],
+        unrealized=sums["unrealized"] or ZERO_MONEY,
+        realized_gross=sums["realized_gross"] or ZERO_MONEY,
+        charges=sums["charges"] or ZERO_MONEY,
+    )

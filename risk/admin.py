@@ -34,6 +34,7 @@ from orders.enums import OrderStatus
 from orders.models import Order, Strategy
 from orders.selectors import orders_cancellable
 from positions.models import Position
+from risk import calendar
 from risk.admin_audit import ChangeLogAdmin as ChangeLogAdmin  # registers the change log
 from risk.admin_exits import flatten_page
 from risk.kill_switch import kill_switch_set
@@ -486,6 +487,13 @@ class MarketHolidayAdmin(OmsModelAdmin):
     list_display = ("date", "description", "created_by", "created_at")
     fields = ("date", "description", "created_by", "created_at")
     readonly_fields = ("created_by", "created_at")
+
+    def changelist_view(self, request, extra_context=None):
+        # The calendar library's holidays beside the table's: the list alone looks empty.
+        year = calendar.ist().year
+        library = [{"year": y, "days": calendar.exchange_holidays(y)} for y in (year, year + 1)]
+        extra_context = {"library_holidays": library, **(extra_context or {})}
+        return super().changelist_view(request, extra_context)
 
     def has_delete_permission(self, request, obj=None):
         return request.user.is_superuser

@@ -35,6 +35,12 @@ def _exchange_holidays(year: int) -> frozenset[date]:
     return frozenset(d.date() for d in holidays if d.year == year)
 
 
+def exchange_holidays(year: int) -> list[date]:
+    """The weekday holidays of ``year`` the calendar library knows (XNSE), in date order: the
+    ones the holidays table need not repeat."""
+    return sorted(day for day in _exchange_holidays(year) if day.weekday() < 5)
+
+
 def is_exchange_trading_day(day: date) -> bool:
     """A weekday that is not an exchange holiday (the staff's holidays are not looked at)."""
     return day.weekday() < 5 and day not in _exchange_holidays(day.year)

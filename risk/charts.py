@@ -13,6 +13,8 @@ from decimal import Decimal
 
 from django.utils import timezone
 
+from omsproject import money_format
+
 PALETTE = ("#2563eb", "#d97706", "#059669", "#7c3aed", "#db2777", "#0891b2", "#65a30d", "#9f1239")
 DESK_COLOR = "#111827"
 MAX_POINTS = 400  # per line: a day of one-minute snapshots is 375
@@ -63,14 +65,8 @@ def nice_step(span: Decimal, ticks: int = 5) -> Decimal:
 
 
 def compact_inr(amount: Decimal) -> str:
-    """An axis label: ₹500, ₹12k, ₹1.5L (lakh), ₹2Cr (crore), with a minus sign below zero."""
-    sign = "\N{MINUS SIGN}" if amount < 0 else ""
-    value = abs(amount)
-    for size, suffix in ((Decimal(10**7), "Cr"), (Decimal(10**5), "L"), (Decimal(10**3), "k")):
-        if value >= size:
-            number = (value / size).quantize(Decimal("0.1")).normalize()
-            return f"{sign}₹{number:f}{suffix}"
-    return f"{sign}₹{value.quantize(Decimal(1)):f}"
+    """An axis label: ₹45,000, ₹1.50 L (lakh), ₹2.00 Cr (crore): ``money_format.compact``."""
+    return money_format.compact(amount)
 
 
 def _thin(points: Sequence, limit: int = MAX_POINTS) -> list:

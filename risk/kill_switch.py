@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from omsproject.money_format import amount
 from orders.enums import EventKind, EventSource, OrderStatus
 from orders.models import Order, OrderEvent, Strategy
 from orders.selectors import orders_cancellable
@@ -176,8 +177,8 @@ def risk_auto_triggers(*, now=None) -> list[KillSwitchEvent]:
                         KillSwitchState.HALTED,
                         strategy,
                         rule="drawdown-from-peak",
-                        reason=f"PnL {latest.total_pnl} is {drop} below {peak_of} {peak} "
-                        f"(limit {limits.drawdown_limit})",
+                        reason=f"PnL {amount(latest.total_pnl)} is {amount(drop)} below "
+                        f"{peak_of} {amount(peak)} (limit {amount(limits.drawdown_limit)})",
                         figures={
                             "peak": str(peak),
                             "pnl": str(latest.total_pnl),
@@ -193,14 +194,16 @@ def risk_auto_triggers(*, now=None) -> list[KillSwitchEvent]:
             and (at_resume is None or latest.total_pnl < at_resume.total_pnl)
             and not _already(KillSwitchState.REDUCING, strategy)
         ):
-            deeper = "" if at_resume is None else f", below {at_resume.total_pnl} at the resume"
+            deeper = ""
+            if at_resume is not None:
+                deeper = f", below {amount(at_resume.total_pnl)} at the resume"
             fired.append(
                 _rule_fires(
                     KillSwitchState.REDUCING,
                     strategy,
                     rule="daily-loss-limit",
-                    reason=f"day's PnL {latest.total_pnl} at or beyond the loss limit "
-                    f"{limits.daily_loss_limit}{deeper}",
+                    reason=f"day's PnL {amount(latest.total_pnl)} at or beyond the loss limit "
+                    f"{amount(-limits.daily_loss_limit)}{deeper}",
                     figures={"pnl": str(latest.total_pnl), "limit": str(limits.daily_loss_limit)},
                     since=since,
                 )
@@ -260,7 +263,8 @@ def kill_switch_on_critical_issue(issue) -> KillSwitchEvent | None:
         KillSwitchState.HALTED,
         strategy,
         rule="critical-reconciliation",
-        reason=f"CRITICAL reconciliation issue #{issue.pk}: {issue.issue_type} {issue.symbol}",
+        reason=f"CRITICAL reconciliation issue #{issue.pk}: {issue.get_issue_type_display()} "
+        f"{issue.symbol}",
         figures={
             "issue_id": issue.pk,
             "internal_quantity": issue.internal_quantity,

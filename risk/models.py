@@ -6,7 +6,9 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
+from django.utils import timezone
 
+from omsproject import money_format
 from omsproject.pg import append_only_triggers, choices_check
 from orders.models import Strategy
 
@@ -307,6 +309,7 @@ class PnlSnapshot(models.Model):
 
     class Meta:
         db_table = "pnl_snapshots"
+        verbose_name = "PnL snapshot"
         ordering = ["taken_at"]
         indexes = [models.Index(fields=["strategy", "taken_at"], name="pnl_snapshot_idx")]
         constraints = [
@@ -317,7 +320,9 @@ class PnlSnapshot(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.taken_at} {self.strategy or 'ALL'} {self.total_pnl}"
+        taken = timezone.localtime(self.taken_at).strftime("%d %b %Y %H:%M")
+        scope = self.strategy or "All strategies"
+        return f"{scope} at {taken}: {money_format.amount(self.total_pnl, signed=True)}"
 
 
 class MarginCache(models.Model):

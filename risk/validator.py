@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import F, Sum
 
+from omsproject.money_format import amount
 from omsproject.rows import column_count, from_row, select_columns
 from orders.broker_sessions import session_problem
 from orders.domain import OrderRequest, Violation
@@ -377,7 +378,7 @@ def _size(ctx: Context) -> list[Violation]:
             Violation(
                 "max_order_value",
                 "quantity",
-                f"order value {value.quantize(PAISA)}: above the limit {limits.max_order_value}",
+                f"order value {amount(value)}: above the limit {amount(limits.max_order_value)}",
                 value=str(value.quantize(PAISA)),
                 limit=str(limits.max_order_value),
             )
@@ -477,8 +478,8 @@ def _exposure(ctx: Context) -> list[Violation]:
                 Violation(
                     "max_strategy_exposure",
                     "quantity",
-                    f"strategy exposure would be {total.quantize(PAISA)}: above the "
-                    f"limit {strategy_limit}",
+                    f"strategy exposure would be {amount(total)}: above the "
+                    f"limit {amount(strategy_limit)}",
                     value=str(total.quantize(PAISA)),
                     limit=str(strategy_limit),
                 )
@@ -495,8 +496,8 @@ def _exposure(ctx: Context) -> list[Violation]:
                 Violation(
                     "max_total_exposure",
                     "quantity",
-                    f"total exposure would be {total.quantize(PAISA)}: above the "
-                    f"limit {overall_limit}",
+                    f"total exposure would be {amount(total)}: above the "
+                    f"limit {amount(overall_limit)}",
                     value=str(total.quantize(PAISA)),
                     limit=str(overall_limit),
                 )
@@ -557,8 +558,8 @@ def _daily_loss(ctx: Context) -> list[Violation]:
                 Violation(
                     "daily_loss_limit",
                     "strategy",
-                    f"{label} PnL today {today}: at or beyond the loss limit "
-                    f"-{limit}; only reducing orders pass",
+                    f"{label} PnL today {amount(today)}: at or beyond the loss limit "
+                    f"{amount(-limit)}; only reducing orders pass",
                     value=str(today),
                     limit=str(-limit),
                 )

@@ -3,7 +3,7 @@
 from django import template
 
 from omsproject import admin_tools
-from risk.charts import compact_inr
+from risk.limits import INTEGER_FIELDS
 
 register = template.Library()
 
@@ -24,7 +24,34 @@ def inr(amount):
 
 @register.filter
 def inr_compact(amount):
-    return "—" if amount is None else compact_inr(amount)
+    return admin_tools.compact(amount)
+
+
+@register.filter
+def price(amount):
+    return admin_tools.price(amount)
+
+
+@register.filter
+def average(amount):
+    return admin_tools.average(amount)
+
+
+@register.filter
+def quantity(count):
+    return admin_tools.quantity(count)
+
+
+@register.filter
+def limit_figure(value, name):
+    """A limit's value as it reads: rupees, a count grouped, or a percentage."""
+    if value is None:
+        return "—"
+    if name in INTEGER_FIELDS:
+        return admin_tools.quantity(value)
+    if name.endswith("_percent"):
+        return f"{value.normalize():f}%"
+    return admin_tools.inr(value)
 
 
 @register.simple_tag

@@ -16,12 +16,15 @@ from django.utils.html import format_html
 from omsproject.admin_tools import (
     LargeTableAdmin,
     ReadOnlyInline,
+    average,
     csv_download,
     instrument_label,
     local_time,
     object_page_paths,
     price,
+    quantity,
 )
+from omsproject.money_format import plural
 from orders.admin.display import ShortChoicesFilter, compact_json, order_status_badge, side_badge
 from orders.admin.refusals import (
     DayFilter,
@@ -256,7 +259,7 @@ class OrderAdmin(LargeTableAdmin):
 
     @admin.display(description="filled / qty")
     def filled_of_quantity(self, order):
-        return f"{order.filled_quantity:,} / {order.quantity:,}"
+        return f"{quantity(order.filled_quantity)} / {quantity(order.quantity)}"
 
     @admin.display(description="type / price")
     def limit_price(self, order):
@@ -269,7 +272,7 @@ class OrderAdmin(LargeTableAdmin):
 
     @admin.display(description="avg price")
     def average(self, order):
-        return price(order.average_price)
+        return average(order.average_price)
 
     @admin.display(description="status")
     def status_label(self, order):
@@ -288,13 +291,13 @@ class OrderAdmin(LargeTableAdmin):
 
     @admin.display(description="order")
     def summary(self, order):
-        filled = f"{order.filled_quantity:,} of {order.quantity:,} filled"
+        filled = f"{quantity(order.filled_quantity)} of {quantity(order.quantity)} filled"
         if order.average_price is not None:
-            filled += f" at {price(order.average_price)}"
+            filled = format_html("{} at {}", filled, average(order.average_price))
         return format_html(
             '<span class="oms-summary">{} {} <strong>{}</strong> {} · {} · {} · {} {}</span>',
             side_badge(order.side),
-            f"{order.quantity:,}",
+            quantity(order.quantity),
             order.symbol,
             order.exchange,
             f"{order.order_type} {order.product}",
@@ -397,7 +400,7 @@ class OrderAdmin(LargeTableAdmin):
             self.log_change(request, order, f"Cancel requested ({order.status}): {reason}")
         self.message_user(
             request,
-            f"Cancel requested for {requested} order(s): cancelled at once if never sent, "
+            f"Cancel requested for {plural(requested, 'order')}: cancelled at once if never sent, "
             "otherwise CANCEL_PENDING until the broker answers.",
             messages.SUCCESS,
         )

@@ -10,6 +10,7 @@ from django.template.response import TemplateResponse
 
 from omsproject.admin_forms import ConstraintWordsForm
 from omsproject.admin_tools import OmsModelAdmin
+from omsproject.money_format import plural
 from orders.enums import StrategyEventKind
 from orders.models import WebhookDelivery, WebhookEndpoint
 from orders.services.webhooks import (
@@ -128,7 +129,7 @@ class WebhookEndpointAdmin(OmsModelAdmin):
         paused = [e for e in queryset if webhook_endpoint_pause(e, reason="paused", actor=actor)]
         for endpoint in paused:
             self.log_change(request, endpoint, "Paused")
-        self.message_user(request, f"Paused {len(paused)} endpoint(s).", messages.SUCCESS)
+        self.message_user(request, f"Paused {plural(len(paused), 'endpoint')}.", messages.SUCCESS)
 
     @admin.action(
         description="Resume the selected endpoints (from their last delivered event)",
@@ -139,13 +140,15 @@ class WebhookEndpointAdmin(OmsModelAdmin):
         resumed = [e for e in queryset if webhook_endpoint_resume(e, actor=actor)]
         for endpoint in resumed:
             self.log_change(request, endpoint, "Resumed")
-        self.message_user(request, f"Resumed {len(resumed)} endpoint(s).", messages.SUCCESS)
+        self.message_user(request, f"Resumed {plural(len(resumed), 'endpoint')}.", messages.SUCCESS)
 
     @admin.action(description="Retry now", permissions=["change"])
     def retry_endpoints_now(self, request, queryset):
         retried = [e for e in queryset if webhook_retry_now(e)]
         self.message_user(
-            request, f"Delivery of {len(retried)} active endpoint(s) runs now.", messages.SUCCESS
+            request,
+            f"Delivery of {plural(len(retried), 'active endpoint')} runs now.",
+            messages.SUCCESS,
         )
 
 
@@ -205,5 +208,7 @@ class WebhookDeliveryAdmin(OmsModelAdmin):
         endpoints = WebhookEndpoint.objects.filter(pk__in=queryset.values("endpoint_id").distinct())
         retried = [e for e in endpoints if webhook_retry_now(e)]
         self.message_user(
-            request, f"Delivery of {len(retried)} active endpoint(s) runs now.", messages.SUCCESS
+            request,
+            f"Delivery of {plural(len(retried), 'active endpoint')} runs now.",
+            messages.SUCCESS,
         )

@@ -34,11 +34,11 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from omsproject import money_format
 from orders.brokers import BrokerError, BrokerRateLimited, BrokerSessionExpired
 from orders.brokers.funds import MarginBroker
 from orders.enums import EventKind, EventSource, OrderStatus
 from orders.models import Order
-from orders.money import PAISA
 from orders.services.events import order_locked, order_note, order_transition
 from risk.models import MarginCache
 
@@ -62,7 +62,7 @@ NOT_CHECKED = MarginVerdict(send=True, reason="no margin check")
 
 
 def rupees(amount: Decimal) -> str:
-    return f"₹{amount.quantize(PAISA):,}"
+    return money_format.amount(amount)
 
 
 def segment_of(order: Order) -> str:

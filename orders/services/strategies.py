@@ -6,6 +6,7 @@ import logging
 
 from django.db import transaction
 
+from omsproject.money_format import plural
 from orders.enums import OrderStatus, PausedBy, StrategyMode, StrategyStatus
 from orders.models import Order, Strategy
 from orders.services.errors import OrderError, StrategyStatusRefused
@@ -159,13 +160,13 @@ def _not_flat(strategy: Strategy, change: str) -> str | None:
     working = Order.objects.filter(strategy=strategy, status__in=sorted(OrderStatus.active()))
     if working.exists():
         return (
-            f"{change}: strategy {strategy.name} has {working.count()} working order(s) at "
+            f"{change}: strategy {strategy.name} has {plural(working.count(), 'working order')} at "
             f"its {strategy.mode} broker; cancel them first"
         )
     held = Position.objects.filter(strategy=strategy, closed_at__isnull=True)
     if held.exists():
         return (
-            f"{change}: strategy {strategy.name} holds {held.count()} open position(s) at "
+            f"{change}: strategy {strategy.name} holds {plural(held.count(), 'open position')} at "
             f"its {strategy.mode} broker; close them first"
         )
     return None

@@ -640,7 +640,7 @@ def test_after_a_resume_the_loss_must_go_deeper_than_at_the_resume(strategy, aft
     )
     if fires:
         assert fired[0].details["since_resume_event_id"] == resumed.pk
-        assert "below -600.00 at the resume" in fired[0].reason
+        assert "below \N{MINUS SIGN}₹600.00 at the resume" in fired[0].reason
 
 
 @pytest.mark.django_db

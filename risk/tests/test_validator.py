@@ -506,7 +506,7 @@ def test_the_overall_daily_loss_counts_every_strategy(strategy):
     (violation,) = validate_order(order_request(strategy), strategy=strategy)
 
     assert violation.code == "daily_loss_limit"
-    assert violation.message.startswith("overall PnL today -1000.00")
+    assert violation.message.startswith("overall PnL today \N{MINUS SIGN}₹1,000.00")
 
 
 # --- market hours (a fixed clock) --------------------------------------------------------------

@@ -136,7 +136,7 @@ def test_the_dashboard_and_the_validator_agree_on_a_strategys_gross_exposure():
         for v in validate_order(order_request(strategy), strategy=strategy)
         if v.code == "max_strategy_exposure"
     ]
-    assert refusals == ["strategy exposure would be 25810.00: above the limit 1.00"]
+    assert refusals == ["strategy exposure would be ₹25,810.00: above the limit ₹1.00"]
 
 
 def test_the_dashboard_costs_the_same_for_2_and_12_strategies(as_viewer):

@@ -20,7 +20,10 @@ def test_the_limits_list_shows_the_shipped_global_limits_and_flags_the_off_ones(
     html = page.content.decode()
     assert "Global limits in force" in html
     assert "Price band around the last price (%)" in html
-    assert "<strong>1000000.00</strong>" in html
+    assert "<strong>₹10,00,000.00</strong>" in html  # money reads like money, not 1000000.00
+    # The list's own row: the same figures, grouped the Indian way.
+    assert '<td class="field-max_order_value">₹10,00,000.00</td>' in html
+    assert '<td class="field-max_strategy_exposure">—</td>' in html  # off: a dash, as the rest
     for name in (*OFF_GLOBALLY, "max_position_quantity"):
         assert f"{name} is off (no value at any level)" in html
     assert "max_order_value is off" not in html

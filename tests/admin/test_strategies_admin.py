@@ -71,7 +71,7 @@ def test_a_mode_change_is_refused_while_orders_work(as_risk_officer):
     response = as_risk_officer.post(url(strategy), form(strategy, mode="LIVE"))
 
     assert response.status_code == 200
-    assert "1 working order(s)" in response.content.decode()
+    assert "1 working order at" in response.content.decode()
     assert Strategy.objects.get(pk=strategy.pk).mode == "PAPER"
 
 
@@ -109,7 +109,7 @@ def test_going_live_needs_an_account_and_changing_it_needs_a_flat_strategy(as_ri
     )
 
     assert response.context["adminform"].form.errors["broker_account"] == [
-        f"broker account: strategy {strategy.name} has 1 working order(s) at its LIVE broker; "
+        f"broker account: strategy {strategy.name} has 1 working order at its LIVE broker; "
         "cancel them first"
     ]
     strategy.refresh_from_db()

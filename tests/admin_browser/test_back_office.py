@@ -181,6 +181,8 @@ def test_a_viewer_can_look_but_not_act(page, live_server, people, desk, log_in, 
     expect(page.locator("#cancel-order")).to_have_count(0)
     page.goto(f"{live_server.url}/admin/orders/order/{infy.pk}/cancel/")
     expect(page.locator("body")).to_contain_text(re.compile("403|Forbidden"))
+    expect(page.locator("#forbidden-note")).to_contain_text("signed in as vera")
+    shot("14b-viewer-forbidden")
 
     page.goto(f"{live_server.url}/admin/risk/killswitch/")
     expect(page.locator("#read-only-note")).to_be_visible()

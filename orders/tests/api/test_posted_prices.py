@@ -130,7 +130,7 @@ def test_another_strategys_checks_value_its_order_at_the_shared_price(mode):
     assert refused.status_code == 422
     # (A LIVE strategy also keeps the exchange's hours: market_closed may join it.)
     violations = {v["code"]: v["message"] for v in refused.json()["error"]["violations"]}
-    assert "order value 7500.00" in violations["max_order_value"]
+    assert "order value ₹7,500.00" in violations["max_order_value"]
     assert Order.objects.get(strategy=b.strategy).status == OrderStatus.REJECTED
     assert market_buy(a, "a-1").status_code == 201  # A's own checks see its own price
 

@@ -16,6 +16,9 @@ from orders.models import Strategy
 from orders.tests.factories import StrategyFactory
 from positions.models import BrokerProtection, ProtectionState
 from positions.tests.factories import PositionFactory
+from risk.models import AdminChange
+from tests.admin.test_strategies_admin import confirmed, url
+from tests.admin.test_strategies_admin import form as form_data
 
 pytestmark = pytest.mark.django_db
 
@@ -88,15 +91,17 @@ def test_a_risk_officer_sets_a_strategys_protection_mode(as_risk_officer):
     form = page.context["adminform"].form
     assert form.initial["protection_mode"] == ProtectionMode.OMS
 
-    data = {
-        key: value
-        for key, value in form.initial.items()
-        if key in form.fields and value is not None
-    }
-    data.update(protection_mode="BOTH", config="{}")
-    for prefix in ("risk_limits", "api_keys"):
-        data.update({f"{prefix}-TOTAL_FORMS": "0", f"{prefix}-INITIAL_FORMS": "0"})
-    response = as_risk_officer.post(f"/admin/orders/strategy/{strategy.pk}/change/", data)
+    # A controlled setting: the confirmation page first, then the change with its reason.
+    page = as_risk_officer.post(url(strategy), form_data(strategy, protection_mode="BOTH"))
+    assert "Confirm the change of" in page.content.decode()
+    assert Strategy.objects.get(pk=strategy.pk).protection_mode == ProtectionMode.OMS
+    response = as_risk_officer.post(
+        url(strategy),
+        confirmed(form_data(strategy, protection_mode="BOTH"), reason="stops at the broker"),
+    )
 
     assert response.status_code == 302, response.content.decode()[:2000]
+    [change] = AdminChange.objects.all()
+    assert change.changes == {"protection_mode": ["OMS", "BOTH"]}
+    assert change.reason == "stops at the broker"
     assert Strategy.objects.get(pk=strategy.pk).protection_mode == ProtectionMode.BOTH

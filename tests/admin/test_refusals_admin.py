@@ -49,7 +49,7 @@ def test_a_pre_trade_refusal_reads_as_the_risk_checks_decision(as_viewer):
         "<span class='oms-vs'>vs limit</span> ₹20,000.00"
     )
     # The check's own words stay on hover.
-    assert 'title="order value 24500.00: above the limit 20000.00"' in page
+    assert 'title="order value ₹24,500.00: above the limit ₹20,000.00"' in page
     listed = as_viewer.get(LIST).content.decode()
     assert "Risk checks: max_order_quantity, max_order_value</span>" in listed
     assert f'title="{order.status_message}"' in listed

@@ -116,3 +116,12 @@ class StrategyEventKind(models.TextChoices):
     ORDER_REFUSED = "order.refused", "Order change refused"
     KILL_SWITCH = "kill_switch", "Kill switch change"
     STRATEGY_STATUS = "strategy.status", "Strategy status change"
+
+
+class Variety(models.TextChoices):
+    """Kite's order varieties the OMS sends: a plain order, an after-market order (queued for
+    the next session) and an iceberg (the exchange works it leg by leg)."""
+
+    REGULAR = "regular", "Regular"
+    AMO = "amo", "After-market (AMO)"
+    ICEBERG = "iceberg", "Iceberg"

@@ -23,9 +23,11 @@ from orders.enums import (
     StrategyStatus,
     TradeKind,
     Validity,
+    Variety,
 )
 from orders.models_accounts import BrokerAccount
 from orders.money import to_paisa
+from orders.varieties import variety_constraints
 
 PRICE = {"max_digits": 14, "decimal_places": 4}  # checked to the paisa by a constraint
 AVERAGE = {"max_digits": 20, "decimal_places": 6}  # weighted averages are not on the paisa
@@ -192,6 +194,23 @@ class Order(models.Model):
         db_default="",  # rows written around the ORM (COPY) are no exit
         help_text="The exit this order is part of (its slices share it).",
     )
+    # Kite's variety (orders.varieties: the iceberg's rules), and the basket or sliced parent
+    # the order was placed in (orders.models_baskets).
+    variety = models.CharField(
+        max_length=7, choices=Variety.choices, default=Variety.REGULAR, db_default="regular"
+    )
+    iceberg_legs = models.PositiveSmallIntegerField(null=True, blank=True)
+    iceberg_quantity = models.PositiveIntegerField(null=True, blank=True)
+    basket = models.ForeignKey(
+        "orders.Basket", null=True, blank=True, on_delete=models.PROTECT, related_name="orders"
+    )
+    parent = models.ForeignKey(
+        "orders.OrderParent",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="children",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
     acknowledged_at = models.DateTimeField(null=True, blank=True)
@@ -266,6 +285,7 @@ class Order(models.Model):
             choices_check("validity", Validity, "order_validity_valid"),
             choices_check("exchange", Exchange, "order_exchange_valid"),
             choices_check("segment", Segment, "order_segment_valid"),
+            *variety_constraints(),
         ]
         indexes = [
             models.Index(fields=["strategy", "-created_at"], name="order_strategy_created_idx"),
@@ -653,7 +673,10 @@ class StrategyApiKey(models.Model):
         return self.revoked_at is not None
 
 
-# The strategies' event log lives in its own module; imported here so that Django finds it.
+# Baskets and sliced parents live in their own module; imported here so that Django finds them.
+from orders.models_baskets import Basket, OrderParent  # noqa: E402, F401
+
+# The strategies' event log, likewise (orders.models_events).
 from orders.models_events import StrategyEvent as StrategyEvent  # noqa: E402
 
 # Webhooks' endpoints and delivery log, likewise (orders.models_webhooks).

@@ -10,11 +10,15 @@ risk.validator against the instrument). Kite places the first leg, and the next 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import models
 from django.db.models import F, Q
 
-from orders.enums import OrderType, Validity, Variety
+from orders.enums import OrderStatus, OrderType, Validity, Variety
+
+AVERAGE_PLACES = Decimal("0.000001")  # as orders.average_price
 
 ICEBERG_MIN_LEGS = 2
 ICEBERG_MAX_LEGS = 50
@@ -92,3 +96,60 @@ def variety_constraints() -> list[models.CheckConstraint]:
             name="order_iceberg_legs_valid",
         ),
     ]
+
+
+def freeze_slices(quantity: int, freeze_quantity: int, lot_size: int = 1) -> list[int]:
+    """``quantity`` cut into orders within the freeze quantity, each a whole number of lots,
+    the largest first: 3,900 NIFTY futures (lot 65, freeze 1,800) are 1,755 + 1,755 + 390."""
+    largest = freeze_quantity - freeze_quantity % lot_size if lot_size <= freeze_quantity else 1
+    slices = [largest] * (quantity // largest)
+    if quantity % largest:
+        slices.append(quantity % largest)
+    return slices
+
+
+@dataclass(frozen=True)
+class ParentState:
+    """A sliced parent as its children make it: never stored, derived when read."""
+
+    status: OrderStatus
+    filled_quantity: int
+    average_price: Decimal | None
+
+
+def parent_state(quantity: int, children) -> ParentState:
+    """The parent's status, filled quantity and average price from its children (objects with
+    ``status``, ``filled_quantity`` and ``average_price``).
+
+    Working while any child works (PARTIALLY_FILLED once something filled, OPEN once a child
+    is at the broker, else PENDING); when all are done, FILLED if everything filled, REJECTED
+    if every child was rejected, else CANCELLED (or EXPIRED) with whatever filled kept.
+    """
+    filled = sum(child.filled_quantity for child in children)
+    value = sum(
+        (
+            child.average_price * child.filled_quantity
+            for child in children
+            if child.filled_quantity
+        ),
+        Decimal(0),
+    )
+    average = (value / filled).quantize(AVERAGE_PLACES, rounding=ROUND_HALF_UP) if filled else None
+    statuses = {child.status for child in children}
+    working = statuses & OrderStatus.active()
+    if working:
+        if filled:
+            status = OrderStatus.PARTIALLY_FILLED
+        elif working - {OrderStatus.PENDING, OrderStatus.SUBMITTED, OrderStatus.UNKNOWN}:
+            status = OrderStatus.OPEN
+        else:
+            status = OrderStatus.PENDING
+    elif filled == quantity:
+        status = OrderStatus.FILLED
+    elif statuses == {OrderStatus.REJECTED}:
+        status = OrderStatus.REJECTED
+    elif statuses <= {OrderStatus.EXPIRED, OrderStatus.FILLED}:
+        status = OrderStatus.EXPIRED
+    else:
+        status = OrderStatus.CANCELLED
+    return ParentState(status, filled, average)

@@ -117,6 +117,16 @@ def _write(strategy_id, client_basket_id, legs, fingerprint, actor, source, marg
         margin_required=margin.details.get("required") if margin else None,
     )
     metadata = {BASKET_CHECKED: True} if margin else None
+    orders = legs_write(
+        legs, strategy=strategy, actor=actor, source=source, metadata=metadata, basket=basket
+    )
+    return BasketResult(basket, orders)
+
+
+def legs_write(legs, *, strategy, actor, source, metadata=None, basket=None, parent=None):
+    """Check and write each of ``legs`` in turn, under the caller's checks_lock and inside its
+    transaction; the first refused raises BasketRefused (the caller's transaction then rolls
+    every leg back). Each leg sees those before it as working orders."""
     orders = []
     for index, leg in enumerate(legs):
         verdict = order_verdict(leg, strategy=strategy)
@@ -142,10 +152,11 @@ def _write(strategy_id, client_basket_id, legs, fingerprint, actor, source, marg
             source=source,
             metadata=metadata,
             basket=basket,
+            parent=parent,
         )
         _write_accepted(order, received, strategy=strategy, limits=verdict.limits)
         orders.append(order)
-    return BasketResult(basket, orders)
+    return orders
 
 
 def _margin(strategy: Strategy, legs: list[OrderRequest]):

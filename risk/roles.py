@@ -35,11 +35,15 @@ WEBHOOKS_SEEN = frozenset({"orders.view_webhookendpoint", "orders.view_webhookde
 WEBHOOKS_MANAGED = frozenset({"orders.add_webhookendpoint", "orders.change_webhookendpoint"})
 WEBHOOKS = WEBHOOKS_SEEN | WEBHOOKS_MANAGED
 
+# Baskets and sliced parents (risk migration roles_baskets): everyone reads them.
+BASKETS_SEEN = frozenset({"orders.view_basket", "orders.view_orderparent"})
+
 VIEWER = (
     frozenset(f"{app}.view_{model}" for app, model in (m.split(".") for m in VIEWED))
     | BROKER_ACCOUNTS_SEEN
     | INSTRUMENT_REFRESHES_SEEN
     | WEBHOOKS_SEEN
+    | BASKETS_SEEN
 )
 
 # Operators watch, and settle the reconciliation issues that are not CRITICAL.

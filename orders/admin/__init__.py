@@ -10,6 +10,7 @@ or a trade here, and every amount the broker or the fills decided is read-only.
 """
 
 from orders.admin.api_keys import StrategyApiKeyAdmin
+from orders.admin.baskets import BasketAdmin, OrderParentAdmin
 from orders.admin.broker_accounts import BrokerAccountAdmin
 from orders.admin.orders import OrderAdmin
 from orders.admin.strategies import StrategyAdmin
@@ -17,8 +18,10 @@ from orders.admin.trades import TradeAdmin
 from orders.admin.webhooks import WebhookDeliveryAdmin, WebhookEndpointAdmin
 
 __all__ = [
+    "BasketAdmin",
     "BrokerAccountAdmin",
     "OrderAdmin",
+    "OrderParentAdmin",
     "StrategyAdmin",
     "StrategyApiKeyAdmin",
     "TradeAdmin",

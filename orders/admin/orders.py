@@ -100,6 +100,7 @@ ORDER_CSV = (
     ("status", "status"),
     ("status_message", "status_message"),
     ("tag", "tag"),
+    ("variety", "variety"),
 )
 
 
@@ -130,6 +131,7 @@ class OrderAdmin(LargeTableAdmin):
         ("product", ShortChoicesFilter),
         ("exchange", ShortChoicesFilter),
         ("side", ShortChoicesFilter),
+        ("variety", ShortChoicesFilter),
     )
     list_select_related = ("strategy",)
     date_hierarchy = "created_at"
@@ -151,6 +153,8 @@ class OrderAdmin(LargeTableAdmin):
                     ("symbol", "exchange", "segment", "product"),
                     ("side", "quantity", "order_type", "validity"),
                     ("price", "trigger_price", "stop_loss", "take_profit"),
+                    ("variety", "iceberg_legs", "iceberg_quantity"),
+                    ("basket", "parent"),
                     "request_fingerprint",
                 )
             },

@@ -7,6 +7,7 @@ from django.db import migrations
 
 def roles_create(apps, schema_editor):
     from risk.roles import (
+        BASKETS_SEEN,
         BROKER_ACCOUNTS,
         INSTRUMENT_REFRESHES_SEEN,
         LOGIN_ATTEMPTS,
@@ -24,7 +25,12 @@ def roles_create(apps, schema_editor):
     roles_sync(
         apps=apps,
         roles={
-            name: held - LOGIN_ATTEMPTS - BROKER_ACCOUNTS - INSTRUMENT_REFRESHES_SEEN - WEBHOOKS
+            name: held
+            - LOGIN_ATTEMPTS
+            - BROKER_ACCOUNTS
+            - INSTRUMENT_REFRESHES_SEEN
+            - WEBHOOKS
+            - BASKETS_SEEN
             for name, held in ROLES.items()
         },
     )

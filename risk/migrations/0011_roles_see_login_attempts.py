@@ -5,7 +5,13 @@ from django.db import migrations
 
 
 def roles_resync(apps, schema_editor):
-    from risk.roles import BROKER_ACCOUNTS, INSTRUMENT_REFRESHES_SEEN, ROLES, WEBHOOKS
+    from risk.roles import (
+        BASKETS_SEEN,
+        BROKER_ACCOUNTS,
+        INSTRUMENT_REFRESHES_SEEN,
+        ROLES,
+        WEBHOOKS,
+    )
     from risk.services import roles_sync
 
     for app_config in apps.get_app_configs():
@@ -15,7 +21,7 @@ def roles_resync(apps, schema_editor):
     roles_sync(
         apps=apps,
         roles={
-            name: held - BROKER_ACCOUNTS - INSTRUMENT_REFRESHES_SEEN - WEBHOOKS
+            name: held - BROKER_ACCOUNTS - INSTRUMENT_REFRESHES_SEEN - WEBHOOKS - BASKETS_SEEN
             for name, held in ROLES.items()
         },
     )

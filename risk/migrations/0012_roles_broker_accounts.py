@@ -5,7 +5,7 @@ from django.db import migrations
 
 
 def roles_resync(apps, schema_editor):
-    from risk.roles import INSTRUMENT_REFRESHES_SEEN, ROLES, WEBHOOKS
+    from risk.roles import BASKETS_SEEN, INSTRUMENT_REFRESHES_SEEN, ROLES, WEBHOOKS
     from risk.services import roles_sync
 
     for app_config in apps.get_app_configs():
@@ -14,7 +14,10 @@ def roles_resync(apps, schema_editor):
         app_config.models_module = None
     roles_sync(
         apps=apps,
-        roles={name: held - INSTRUMENT_REFRESHES_SEEN - WEBHOOKS for name, held in ROLES.items()},
+        roles={
+            name: held - INSTRUMENT_REFRESHES_SEEN - WEBHOOKS - BASKETS_SEEN
+            for name, held in ROLES.items()
+        },
     )
 
 

@@ -5,14 +5,16 @@ from django.db import migrations
 
 
 def roles_resync(apps, schema_editor):
-    from risk.roles import ROLES, WEBHOOKS
+    from risk.roles import BASKETS_SEEN, ROLES, WEBHOOKS
     from risk.services import roles_sync
 
     for app_config in apps.get_app_configs():
         app_config.models_module = True
         create_permissions(app_config, apps=apps, verbosity=0)
         app_config.models_module = None
-    roles_sync(apps=apps, roles={name: held - WEBHOOKS for name, held in ROLES.items()})
+    roles_sync(
+        apps=apps, roles={name: held - WEBHOOKS - BASKETS_SEEN for name, held in ROLES.items()}
+    )
 
 
 class Migration(migrations.Migration):

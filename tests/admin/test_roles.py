@@ -50,8 +50,8 @@ def test_create_roles_re_syncs(roles):
     assert held(Group.objects.get(name="Operator")) == set(OPERATOR)
     # The login attempts (3) since risk 0011, the broker accounts (view, connect) since 0012,
     # the instrument refreshes since 0015, the webhooks (view 2, add and change) since
-    # roles_webhooks.
-    assert "Risk officer: 36 permissions" in out.getvalue()
+    # roles_webhooks, the baskets and sliced parents (view 2) since roles_baskets.
+    assert "Risk officer: 38 permissions" in out.getvalue()
 
 
 PAGES = [
@@ -62,6 +62,8 @@ PAGES = [
     "/admin/orders/strategyapikey/",
     "/admin/orders/webhookendpoint/",
     "/admin/orders/webhookdelivery/",
+    "/admin/orders/basket/",
+    "/admin/orders/orderparent/",
     "/admin/positions/position/",
     "/admin/positions/reconciliationissue/",
     "/admin/positions/dailystats/",

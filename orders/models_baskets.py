@@ -78,6 +78,7 @@ class OrderParent(models.Model):
 
     class Meta:
         db_table = "order_parents"
+        verbose_name = "sliced order"
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(

@@ -53,6 +53,7 @@ class BasketAdmin(ReadOnlyAdmin):
     """Baskets: several orders placed in one request, checked all together."""
 
     list_display = ("id", "created", "strategy", "client_basket_id", "leg_count", "margin_required")
+    list_display_links = ("id", "client_basket_id")
     list_select_related = ("strategy",)
     list_filter = ("strategy",)
     search_fields = ("client_basket_id",)
@@ -91,6 +92,7 @@ class OrderParentAdmin(ReadOnlyAdmin):
         "freeze_quantity",
         "state",
     )
+    list_display_links = ("id", "created")
     list_select_related = ("strategy",)
     list_filter = ("strategy",)
     search_fields = ("client_order_id", "symbol")

@@ -17,7 +17,15 @@ from omsproject.api.authentication import actor_of, strategy_of
 from omsproject.api.exceptions import REPLAY_HEADER, ApiError
 from omsproject.api.pagination import NewestFirstPagination
 from omsproject.api.permissions import StrategyOrMonitoringStaff
-from omsproject.api.schema import CONFLICT, INVALID, OBJECT_ERRORS, READ_ERRORS
+from omsproject.api.schema import (
+    CONFLICT,
+    INVALID,
+    OBJECT_ERRORS,
+    READ_ERRORS,
+    TOO_LARGE,
+    ErrorDetailSerializer,
+    ViolationSerializer,
+)
 from orders.api.serializers import OrderPlaceSerializer, OrderSerializer
 from orders.domain import CLIENT_ID_RE, OrderRequest, OrderRequestError
 from orders.enums import EventSource
@@ -54,6 +62,24 @@ class BasketSerializer(serializers.ModelSerializer):
         return OrderSerializer(sorted(basket.orders.all(), key=lambda o: o.pk), many=True).data
 
 
+class BasketRefusalDetailSerializer(ErrorDetailSerializer):
+    leg = serializers.IntegerField(
+        allow_null=True, help_text="The index of the leg refused (null: the basket, e.g. margin)."
+    )
+    violations = ViolationSerializer(many=True)
+
+
+class BasketRefusalSerializer(serializers.Serializer):
+    """A basket (or a sliced order) refused before anything was written."""
+
+    error = BasketRefusalDetailSerializer()
+
+
+BASKET_REFUSED = OpenApiResponse(
+    BasketRefusalSerializer, description="A leg (or the basket's margin) refused: nothing written."
+)
+
+
 def basket_refused(error: BasketRefused) -> ApiError:
     return ApiError(
         status_code=status.HTTP_422_UNPROCESSABLE_ENTITY,
@@ -66,7 +92,10 @@ def basket_refused(error: BasketRefused) -> ApiError:
 
 
 @extend_schema_view(
-    list=extend_schema(summary="List baskets", responses={200: BasketSerializer(many=True)}),
+    list=extend_schema(
+        summary="List baskets",
+        responses={200: BasketSerializer(many=True), **READ_ERRORS, 404: OBJECT_ERRORS[404]},
+    ),
     retrieve=extend_schema(
         summary="One basket with its legs", responses={200: BasketSerializer, **OBJECT_ERRORS}
     ),
@@ -100,7 +129,10 @@ class BasketViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
             200: OpenApiResponse(BasketSerializer, description="A replay: the first basket."),
             **READ_ERRORS,
             400: INVALID,
+            404: OBJECT_ERRORS[404],
             409: CONFLICT,
+            413: TOO_LARGE,
+            422: BASKET_REFUSED,
         },
     )
     def create(self, request):

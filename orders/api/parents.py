@@ -4,7 +4,12 @@ POST /parents/{id}/cancel/ (cancels the working children). Thin: orders.services
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+)
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
@@ -15,8 +20,8 @@ from omsproject.api.exceptions import REPLAY_HEADER
 from omsproject.api.fields import AveragePriceField, MoneyField
 from omsproject.api.pagination import NewestFirstPagination
 from omsproject.api.permissions import StrategyOrMonitoringStaff
-from omsproject.api.schema import CONFLICT, INVALID, OBJECT_ERRORS, READ_ERRORS
-from orders.api.baskets import basket_refused
+from omsproject.api.schema import CONFLICT, INVALID, OBJECT_ERRORS, READ_ERRORS, TOO_LARGE
+from orders.api.baskets import BASKET_REFUSED, basket_refused
 from orders.api.serializers import OrderCancelSerializer, OrderPlaceSerializer, OrderSerializer
 from orders.domain import OrderRequest
 from orders.enums import OrderStatus, Variety
@@ -80,6 +85,16 @@ class ParentSerializer(serializers.ModelSerializer):
         return OrderSerializer(sorted(parent.children.all(), key=lambda o: o.pk), many=True).data
 
 
+@extend_schema_view(
+    list=extend_schema(
+        summary="List sliced orders",
+        responses={200: ParentSerializer(many=True), **READ_ERRORS, 404: OBJECT_ERRORS[404]},
+    ),
+    retrieve=extend_schema(
+        summary="One sliced order with its children",
+        responses={200: ParentSerializer, **OBJECT_ERRORS},
+    ),
+)
 class ParentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Place an order above the freeze quantity as child orders; read or cancel it."""
 
@@ -116,7 +131,10 @@ class ParentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
             200: OpenApiResponse(ParentSerializer, description="A replay."),
             **READ_ERRORS,
             400: INVALID,
+            404: OBJECT_ERRORS[404],
             409: CONFLICT,
+            413: TOO_LARGE,
+            422: BASKET_REFUSED,
         },
     )
     def create(self, request):
@@ -140,7 +158,7 @@ class ParentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     @extend_schema(
         summary="Cancel a sliced order's working children",
         request=OrderCancelSerializer,
-        responses={202: ParentSerializer, **OBJECT_ERRORS},
+        responses={202: ParentSerializer, **OBJECT_ERRORS, 409: CONFLICT, 413: TOO_LARGE},
     )
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):

@@ -118,7 +118,9 @@ class OrderSerializer(FieldsOnceSerializer):
         return (order.metadata or {}).get("pending_modification")
 
     @extend_schema_field(
-        serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+        serializers.DictField(
+            child=serializers.ListField(child=serializers.CharField()), allow_null=True
+        )
     )
     def get_checks(self, order: Order):
         """An AMO's pre-trade checks: those run when placed ("now") and those left to the

@@ -504,8 +504,11 @@ def _paper_ignores_hours(strategy) -> bool:
 
 
 def _at_open(ctx: Context) -> bool:
-    """An AMO's checks against the market (AMO_CHECKED_AT_OPEN) are the next session's."""
-    return ctx.request.variety == Variety.AMO
+    """An AMO's checks against the market (AMO_CHECKED_AT_OPEN) are the next session's; once
+    the session is on, a modification of it is checked like any order's."""
+    if ctx.request.variety != Variety.AMO:
+        return False
+    return ctx.order is None or not calendar.in_session(ctx.now)
 
 
 def _market_hours(ctx: Context) -> list[Violation]:

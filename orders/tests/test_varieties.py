@@ -15,7 +15,7 @@ from orders import tasks
 from orders.domain import OrderRequest, OrderRequestError
 from orders.enums import OrderStatus, Variety
 from orders.models import Order, PaperOrder, Trade
-from orders.services import order_cancel, order_place
+from orders.services import order_cancel, order_modify, order_place
 from orders.tests.factories import (
     StrategyFactory,
     order_row,
@@ -304,3 +304,33 @@ def test_a_queued_amo_can_be_cancelled_before_the_open(clock, run_jobs):
     order.refresh_from_db()
     assert order.status == OrderStatus.CANCELLED
     assert PaperOrder.objects.get(tag=order.broker_tag).status == "CANCELLED"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_modified_iceberg_is_checked_as_an_iceberg(run_jobs):
+    strategy = StrategyFactory()
+    market_prices_update([(FUT, "NFO", Decimal("26050.00"))])
+    order = order_place(request(strategy), actor="t").order
+    run_jobs()
+
+    order_modify(order.pk, actor="t", price=Decimal("26010.00"))
+    with pytest.raises(OrderRequestError) as refused:
+        order_modify(order.pk, actor="t", quantity=5200)  # 3 legs of 1,300 hold 3,900
+
+    assert Order.objects.get(pk=order.pk).metadata["pending_modification"] is not None
+    assert "iceberg_quantity 1300: at least quantity / legs = 1734" in str(refused.value)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_amo_released_at_the_open_is_modified_like_any_order(clock, run_jobs):
+    strategy = StrategyFactory()
+    market_prices_update([(FUT, "NFO", Decimal("26050.00"))])
+    clock("2026-01-13 18:30")
+    amo = request(strategy, variety="amo", iceberg_legs=None, iceberg_quantity=None, quantity=65)
+    order = order_place(amo, actor="t").order
+    run_jobs()
+    clock("2026-01-14 10:00")
+
+    order_modify(order.pk, actor="t", price=Decimal("26020.00"))
+
+    assert Order.objects.get(pk=order.pk).metadata["pending_modification"]["price"] == "26020.00"

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from orders.brokers import KiteBroker
 from orders.enums import OrderStatus, StrategyMode
 from orders.models import Basket, Order
 from orders.services import order_cancel, order_cancel_at_broker, order_place, order_submit
@@ -130,3 +131,21 @@ def test_a_live_basket_beyond_the_funds_writes_nothing(kite_server, live, settin
         "basket margin insufficient: required ₹81,520.60, available ₹50,000.00 (equity)"
     )
     assert (Basket.objects.count(), Order.objects.count()) == (0, 0)
+
+
+def test_kites_order_book_with_an_amo_and_an_icebergs_legs(kite_server, kite_account):
+    kite_server.reply("GET", "/orders", "orders_varieties")
+
+    amo, first_leg, second_leg = KiteBroker.for_account(kite_account).orders()
+
+    # An AMO waiting for the open is in flight for us (it is not at the exchange yet).
+    assert (amo.raw_status, amo.status, amo.tag) == (
+        "AMO REQ RECEIVED",
+        OrderStatus.SUBMITTED,
+        "OMSAMO00000000000001",
+    )
+    # Each iceberg leg is its own Kite order, the later ones naming the first as their parent.
+    assert (first_leg.status, first_leg.filled_quantity) == (OrderStatus.FILLED, 1300)
+    assert first_leg.average_price == Decimal("25990")
+    assert (second_leg.broker_order_id, second_leg.status) == ("260114000000102", OrderStatus.OPEN)
+    assert second_leg.tag == first_leg.tag == "OMSICE00000000000001"

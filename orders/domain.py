@@ -13,8 +13,18 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from orders.enums import Exchange, OrderSide, OrderStatus, OrderType, Product, Segment, Validity
+from orders.enums import (
+    Exchange,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    Product,
+    Segment,
+    Validity,
+    Variety,
+)
 from orders.money import on_paisa, to_paisa
+from orders.varieties import iceberg_errors
 
 SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9&_\-.]{0,49}$")
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-:.]{0,63}$")
@@ -91,6 +101,9 @@ class OrderRequest:
     take_profit: Decimal | None = None
     tag: str = ""
     segment: Segment = field(default=Segment.EQ)
+    variety: Variety = Variety.REGULAR
+    iceberg_legs: int | None = None
+    iceberg_quantity: int | None = None
 
     def __post_init__(self) -> None:
         errors: dict[str, str] = {}
@@ -116,6 +129,18 @@ class OrderRequest:
             ("validity", Validity),
         ):
             set_(name, _choice(errors, name, getattr(self, name), choices))
+
+        variety = str(getattr(self.variety, "value", self.variety) or "").lower()
+        if variety in Variety.values:
+            set_("variety", Variety(variety))
+        else:
+            errors["variety"] = f"variety {self.variety!r}: must be one of " + ", ".join(
+                Variety.values
+            )
+        for name in ("iceberg_legs", "iceberg_quantity"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+                errors[name] = f"{name} {value!r}: must be a whole number"
 
         quantity = self.quantity
         if isinstance(quantity, str) and quantity.strip().isdigit():
@@ -168,6 +193,16 @@ class OrderRequest:
                     f"trigger_price {self.trigger_price}: must be at or above price "
                     f"{self.price} for an SL SELL"
                 )
+        errors.update(
+            iceberg_errors(
+                variety=self.variety,
+                quantity=self.quantity,
+                order_type=self.order_type,
+                validity=self.validity,
+                legs=self.iceberg_legs,
+                leg_quantity=self.iceberg_quantity,
+            )
+        )
         derivative = self.exchange in DERIVATIVE_EXCHANGES
         if self.product == Product.NRML and not derivative:
             errors["product"] = "product NRML: only for futures and options (NFO, BFO)"
@@ -188,6 +223,9 @@ class OrderRequest:
         """Identifies the request's content, so a replay can be told from a clashing reuse."""
         content = {k: (str(v) if v is not None else None) for k, v in asdict(self).items()}
         content.pop("client_order_id")
+        if self.variety == Variety.REGULAR:  # as before varieties: old replays still match
+            for name in ("variety", "iceberg_legs", "iceberg_quantity"):
+                content.pop(name)
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
     @property

@@ -125,3 +125,12 @@ class ProtectionMode(models.TextChoices):
     OMS = "OMS", "OMS only"
     BROKER = "BROKER", "Broker-held (GTT)"
     BOTH = "BOTH", "Both"
+
+
+class Variety(models.TextChoices):
+    """Kite's order varieties the OMS sends: a plain order, an after-market order (queued for
+    the next session) and an iceberg (the exchange works it leg by leg)."""
+
+    REGULAR = "regular", "Regular"
+    AMO = "amo", "After-market (AMO)"
+    ICEBERG = "iceberg", "Iceberg"

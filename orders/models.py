@@ -25,9 +25,11 @@ from orders.enums import (
     StrategyStatus,
     TradeKind,
     Validity,
+    Variety,
 )
 from orders.models_accounts import BrokerAccount
 from orders.money import to_paisa
+from orders.varieties import variety_constraints
 
 PRICE = {"max_digits": 14, "decimal_places": 4}  # checked to the paisa by a constraint
 AVERAGE = {"max_digits": 20, "decimal_places": 6}  # weighted averages are not on the paisa
@@ -203,6 +205,23 @@ class Order(models.Model):
         db_default="",  # rows written around the ORM (COPY) are no exit
         help_text="The exit this order is part of (its slices share it).",
     )
+    # Kite's variety (orders.varieties: the iceberg's rules), and the basket or sliced parent
+    # the order was placed in (orders.models_baskets).
+    variety = models.CharField(
+        max_length=7, choices=Variety.choices, default=Variety.REGULAR, db_default="regular"
+    )
+    iceberg_legs = models.PositiveSmallIntegerField(null=True, blank=True)
+    iceberg_quantity = models.PositiveIntegerField(null=True, blank=True)
+    basket = models.ForeignKey(
+        "orders.Basket", null=True, blank=True, on_delete=models.PROTECT, related_name="orders"
+    )
+    parent = models.ForeignKey(
+        "orders.OrderParent",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="children",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
     acknowledged_at = models.DateTimeField(null=True, blank=True)
@@ -277,6 +296,7 @@ class Order(models.Model):
             choices_check("validity", Validity, "order_validity_valid"),
             choices_check("exchange", Exchange, "order_exchange_valid"),
             choices_check("segment", Segment, "order_segment_valid"),
+            *variety_constraints(),
         ]
         indexes = [
             models.Index(fields=["strategy", "-created_at"], name="order_strategy_created_idx"),
@@ -520,62 +540,6 @@ class Trade(models.Model):
         )
 
 
-class PaperOrder(models.Model):
-    """The paper broker's own order book: what a simulated exchange knows, apart from ours."""
-
-    strategy = models.ForeignKey(Strategy, on_delete=models.PROTECT, related_name="+")
-    tag = models.CharField(max_length=20, unique=True)
-    broker_order_id = models.CharField(max_length=64, unique=True)
-    symbol = models.CharField(max_length=50)
-    exchange = models.CharField(max_length=5)
-    product = models.CharField(max_length=4)
-    side = models.CharField(max_length=4)
-    order_type = models.CharField(max_length=6)
-    validity = models.CharField(max_length=3)
-    quantity = models.PositiveIntegerField()
-    price = models.DecimalField(**PRICE, null=True, blank=True)
-    trigger_price = models.DecimalField(**PRICE, null=True, blank=True)
-    status = models.CharField(max_length=20, help_text="Kite's status words.")
-    triggered = models.BooleanField(default=False)
-    filled_quantity = models.PositiveIntegerField(default=0)
-    average_price = models.DecimalField(**AVERAGE, null=True, blank=True)
-    message = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        db_table = "paper_orders"
-        constraints = [
-            models.CheckConstraint(
-                condition=Q(filled_quantity__lte=F("quantity")), name="paper_order_not_overfilled"
-            )
-        ]
-        indexes = [
-            models.Index(
-                fields=["symbol", "exchange"],
-                condition=Q(status__in=["OPEN", "TRIGGER PENDING"]),
-                name="paper_order_working_idx",
-            )
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.broker_order_id} {self.status}"
-
-
-class PaperTrade(models.Model):
-    paper_order = models.ForeignKey(PaperOrder, on_delete=models.PROTECT, related_name="trades")
-    trade_id = models.CharField(max_length=64, unique=True)
-    quantity = models.PositiveIntegerField()
-    price = models.DecimalField(**PRICE)
-    executed_at = models.DateTimeField()
-
-    class Meta:
-        db_table = "paper_trades"
-
-    def __str__(self) -> str:
-        return f"{self.trade_id} {self.quantity} @ {self.price}"
-
-
 class TodayOrder(models.Model):
     """Read-only: the orders created since midnight IST, with their strategy's name.
 
@@ -678,11 +642,17 @@ class StrategyApiKey(models.Model):
         return self.revoked_at is not None
 
 
-# The strategies' event log lives in its own module; imported here so that Django finds it.
+# Baskets and sliced parents live in their own module; imported here so that Django finds them.
+from orders.models_baskets import Basket, OrderParent  # noqa: E402, F401
+
+# The strategies' event log, likewise (orders.models_events).
 from orders.models_events import StrategyEvent as StrategyEvent  # noqa: E402
 
 # The paper broker's GTTs, likewise (orders.models_gtt).
 from orders.models_gtt import PaperGtt  # noqa: E402, F401
+
+# The paper exchange's own order book and trades, likewise (orders.models_paper).
+from orders.models_paper import PaperOrder, PaperTrade  # noqa: E402, F401
 
 # Webhooks' endpoints and delivery log, likewise (orders.models_webhooks).
 from orders.models_webhooks import WebhookDelivery, WebhookEndpoint  # noqa: E402, F401

@@ -119,3 +119,23 @@ def holidays_health(today: date | None = None) -> HolidaysHealth:
             "(manage.py load_holidays <file>)"
         ),
     )
+
+
+# Zerodha takes after-market orders (variety amo) between these times (from, until) on a
+# trading day, and at any time on a weekend or holiday; they reach the exchange at the open.
+AMO_WINDOWS = {"EQ": (time(16, 0), time(8, 58)), "FUT": (time(15, 45), time(9, 10))}
+AMO_WINDOWS["OPT"] = AMO_WINDOWS["FUT"]
+
+
+def amo_window_problem(segment: str, moment: datetime, *, trading_day: bool) -> str | None:
+    """Why an AMO of ``segment`` is not taken at ``moment`` (None when it is)."""
+    if not trading_day:
+        return None
+    start, end = AMO_WINDOWS.get(segment, AMO_WINDOWS["EQ"])
+    now = ist(moment).time()
+    if now >= start or now < end:
+        return None
+    return (
+        f"variety amo at {now:%H:%M} IST: after-market orders are taken {start:%H:%M}-{end:%H:%M} "
+        "(and on non-trading days); during the session send a regular order"
+    )

@@ -50,6 +50,9 @@ PROTECTIONS_SEEN = frozenset({"positions.view_brokerprotection"})
 # that make a controlled change write it.
 ADMIN_CHANGES_SEEN = frozenset({"risk.view_adminchange"})
 
+# Baskets and sliced parents (risk migration roles_baskets): everyone reads them.
+BASKETS_SEEN = frozenset({"orders.view_basket", "orders.view_orderparent"})
+
 VIEWER = (
     frozenset(f"{app}.view_{model}" for app, model in (m.split(".") for m in VIEWED))
     | BROKER_ACCOUNTS_SEEN
@@ -58,6 +61,7 @@ VIEWER = (
     | AUDIT_SEEN
     | PROTECTIONS_SEEN
     | ADMIN_CHANGES_SEEN
+    | BASKETS_SEEN
 )
 
 # Operators watch, and settle the reconciliation issues that are not CRITICAL.
@@ -111,6 +115,7 @@ ADDED_BY = {
     "0019_roles_audit": AUDIT,
     "0020_roles_protections": PROTECTIONS_SEEN,
     "0021_admin_changes": ADMIN_CHANGES_SEEN,
+    "0023_roles_baskets": BASKETS_SEEN,
 }
 
 

@@ -27,7 +27,7 @@ from omsproject.money_format import amount
 from omsproject.rows import column_count, from_row, select_columns
 from orders.broker_sessions import session_problem
 from orders.domain import OrderRequest, Violation
-from orders.enums import OrderSide, OrderStatus, OrderType, StrategyStatus
+from orders.enums import OrderSide, OrderStatus, OrderType, StrategyStatus, Variety
 from orders.models import BrokerAccount, Order, Strategy
 from orders.money import PAISA
 from orders.state import CANCELLABLE
@@ -44,6 +44,7 @@ from risk.selectors import (
     gross_exposure,
     kill_switch_in_force,
 )
+from risk.variety_checks import iceberg_leg_violations
 
 HUNDRED = Decimal(100)
 SESSION_FIELDS = ("user_id", "is_active", "access_token", "token_expires_at")
@@ -286,7 +287,12 @@ def _instrument(ctx: Context) -> list[Violation]:
                 f"{instrument.lot_size}",
             )
         )
-    if instrument.freeze_quantity and request.quantity > instrument.freeze_quantity:
+    found += iceberg_leg_violations(request, instrument)
+    if (
+        instrument.freeze_quantity
+        and request.variety != Variety.ICEBERG
+        and request.quantity > instrument.freeze_quantity
+    ):
         found.append(
             Violation(
                 "freeze_quantity",
@@ -315,7 +321,7 @@ def _instrument(ctx: Context) -> list[Violation]:
 
 def _trigger_side(ctx: Context) -> list[Violation]:
     request = ctx.request
-    if request.trigger_price is None or ctx.last_price is None:
+    if request.trigger_price is None or ctx.last_price is None or _at_open(ctx):
         return []
     # A stop-buy waits for the price to rise to its trigger; a stop-sell for it to fall.
     if request.side == OrderSide.BUY and request.trigger_price <= ctx.last_price:
@@ -342,7 +348,7 @@ def _trigger_side(ctx: Context) -> list[Violation]:
 def _price_band(ctx: Context) -> list[Violation]:
     band = ctx.limits.price_band_percent
     price = ctx.request.price
-    if band is None or price is None or ctx.last_price is None:
+    if band is None or price is None or ctx.last_price is None or _at_open(ctx):
         return []
     distance = abs(price - ctx.last_price) * HUNDRED / ctx.last_price
     if distance > band:
@@ -426,7 +432,7 @@ def _price_stale(ctx: Context) -> list[Violation]:
     stale cannot be valued: refused, whatever the limits, when it opens or adds (exits and
     other reducing orders pass: they must go out)."""
     request = ctx.request
-    if ctx.stale_price is None or ctx.reference_price is not None or ctx.reduces:
+    if ctx.stale_price is None or ctx.reference_price is not None or ctx.reduces or _at_open(ctx):
         return []
     return [
         Violation(
@@ -512,10 +518,22 @@ def _paper_ignores_hours(strategy) -> bool:
     return (override or settings.OMS_PAPER_MARKET_HOURS) == "ignore"
 
 
+def _at_open(ctx: Context) -> bool:
+    """An AMO's checks against the market (AMO_CHECKED_AT_OPEN) are the next session's; once
+    the session is on, a modification of it is checked like any order's."""
+    if ctx.request.variety != Variety.AMO:
+        return False
+    return ctx.order is None or not calendar.in_session(ctx.now)
+
+
 def _market_hours(ctx: Context) -> list[Violation]:
+    now = ctx.now
+    if _at_open(ctx):
+        trading_day = not ctx.staff_holiday and calendar.is_exchange_trading_day(now.date())
+        problem = calendar.amo_window_problem(ctx.request.segment, now, trading_day=trading_day)
+        return [Violation("amo_window", "variety", problem)] if problem else []
     if _paper_ignores_hours(ctx.strategy):
         return []
-    now = ctx.now
     if ctx.staff_holiday or not calendar.is_exchange_trading_day(now.date()):
         return [Violation("market_closed", "market", f"{now.date()} is not an NSE trading day")]
     if not calendar.in_session(now):

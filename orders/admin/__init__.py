@@ -10,6 +10,7 @@ or a trade here, and every amount the broker or the fills decided is read-only.
 """
 
 from orders.admin.api_keys import StrategyApiKeyAdmin
+from orders.admin.baskets import BasketAdmin, OrderParentAdmin
 from orders.admin.broker_accounts import BrokerAccountAdmin
 from orders.admin.events import OrderEventAdmin, StrategyEventAdmin
 from orders.admin.orders import OrderAdmin
@@ -18,9 +19,11 @@ from orders.admin.trades import TradeAdmin
 from orders.admin.webhooks import WebhookDeliveryAdmin, WebhookEndpointAdmin
 
 __all__ = [
+    "BasketAdmin",
     "BrokerAccountAdmin",
     "OrderAdmin",
     "OrderEventAdmin",
+    "OrderParentAdmin",
     "StrategyAdmin",
     "StrategyApiKeyAdmin",
     "StrategyEventAdmin",

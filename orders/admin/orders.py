@@ -110,6 +110,7 @@ ORDER_CSV = (
     ("status", "status"),
     ("status_message", "status_message"),
     ("tag", "tag"),
+    ("variety", "variety"),
 )
 
 
@@ -142,6 +143,7 @@ class OrderAdmin(LargeTableAdmin):
         ("product", ShortChoicesFilter),
         ("exchange", ShortChoicesFilter),
         ("side", ShortChoicesFilter),
+        ("variety", ShortChoicesFilter),
     )
     list_select_related = ("strategy",)
     date_hierarchy = "created_at"
@@ -164,6 +166,8 @@ class OrderAdmin(LargeTableAdmin):
                     ("symbol", "exchange", "segment", "product"),
                     ("side", "quantity", "order_type", "validity"),
                     ("price", "trigger_price", "stop_loss", "take_profit"),
+                    ("variety", "iceberg_legs", "iceberg_quantity"),
+                    ("basket", "parent"),
                     "request_fingerprint",
                 )
             },

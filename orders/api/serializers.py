@@ -28,11 +28,13 @@ from orders.enums import (
     StrategyMode,
     StrategyStatus,
     Validity,
+    Variety,
 )
 from orders.event_feed import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MAX_WAIT
 from orders.models import Order, OrderEvent, Trade
 from orders.money import PAISA
 from orders.services.strategies import MAX_REASON_LENGTH
+from orders.varieties import ICEBERG_MAX_LEGS, ICEBERG_MIN_LEGS
 from positions.selectors import posted_prices_refusals
 
 
@@ -64,6 +66,7 @@ class OrderSerializer(FieldsOnceSerializer):
     average_price = AveragePriceField(read_only=True, allow_null=True)
     remaining_quantity = serializers.IntegerField(read_only=True)
     pending_modification = serializers.SerializerMethodField()
+    checks = serializers.SerializerMethodField()
 
     class Meta:
         model = Order
@@ -82,6 +85,12 @@ class OrderSerializer(FieldsOnceSerializer):
             "trigger_price",
             "product",
             "validity",
+            "variety",
+            "iceberg_legs",
+            "iceberg_quantity",
+            "basket",
+            "parent",
+            "checks",
             "status",
             "filled_quantity",
             "remaining_quantity",
@@ -108,6 +117,16 @@ class OrderSerializer(FieldsOnceSerializer):
     @extend_schema_field(ModificationSerializer(allow_null=True))
     def get_pending_modification(self, order: Order):
         return (order.metadata or {}).get("pending_modification")
+
+    @extend_schema_field(
+        serializers.DictField(
+            child=serializers.ListField(child=serializers.CharField()), allow_null=True
+        )
+    )
+    def get_checks(self, order: Order):
+        """An AMO's pre-trade checks: those run when placed ("now") and those left to the
+        next session ("at_open"); null for other orders (every check ran when placed)."""
+        return (order.metadata or {}).get("checks")
 
 
 class OrderEventSerializer(FieldsOnceSerializer):
@@ -207,6 +226,27 @@ class OrderPlaceSerializer(FieldsOnce, serializers.Serializer):
         required=False, allow_null=True, help_text="Closes the position at this price."
     )
     tag = serializers.CharField(required=False, allow_blank=True, max_length=64, default="")
+    variety = serializers.ChoiceField(
+        choices=Variety.choices,
+        default=Variety.REGULAR,
+        help_text="regular; amo (outside market hours, for the next session); iceberg (with "
+        "iceberg_legs and iceberg_quantity).",
+    )
+    iceberg_legs = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=ICEBERG_MIN_LEGS,
+        max_value=ICEBERG_MAX_LEGS,
+        help_text="Iceberg only: how many legs (2-50).",
+    )
+    iceberg_quantity = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        max_value=MAX_QUANTITY,
+        help_text="Iceberg only: each leg's quantity (quantity / legs, rounded up; within the "
+        "freeze quantity).",
+    )
 
 
 class OrderModifySerializer(serializers.Serializer):

@@ -260,7 +260,7 @@ def broker_position(entry: Mapping[str, Any]) -> BrokerPosition:
 def place_params(order: Order) -> dict[str, Any]:
     """Kite's place_order arguments for an order (price and trigger only when the type has them)."""
     params: dict[str, Any] = {
-        "variety": VARIETY,
+        "variety": order.variety or VARIETY,
         "exchange": order.exchange,
         "tradingsymbol": order.symbol,
         "transaction_type": order.side,
@@ -271,6 +271,9 @@ def place_params(order: Order) -> dict[str, Any]:
         "tag": order.broker_tag,
     }
     params.update(_price_params(order.order_type, order.price, order.trigger_price))
+    if order.iceberg_legs:
+        params["iceberg_legs"] = order.iceberg_legs
+        params["iceberg_quantity"] = order.iceberg_quantity
     return params
 
 
@@ -460,7 +463,7 @@ class KiteBroker:
         self._take_order_token()
         self._call(
             self.kite.modify_order,
-            variety=VARIETY,
+            variety=order.variety or VARIETY,
             order_id=order.broker_order_id,
             quantity=quantity,
             order_type=order_type,
@@ -470,7 +473,11 @@ class KiteBroker:
 
     def cancel(self, order):
         self._take_order_token()
-        self._call(self.kite.cancel_order, variety=VARIETY, order_id=order.broker_order_id)
+        self._call(
+            self.kite.cancel_order,
+            variety=order.variety or VARIETY,
+            order_id=order.broker_order_id,
+        )
         return ()  # as for modify: the CANCELLED report follows
 
     def cancel_many(self, orders):

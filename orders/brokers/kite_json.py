@@ -88,7 +88,7 @@ def margin_params(order: Order) -> dict[str, Any]:
         "exchange": order.exchange,
         "tradingsymbol": order.symbol,
         "transaction_type": order.side,
-        "variety": VARIETY,
+        "variety": order.variety or VARIETY,
         "product": order.product,
         "order_type": order.order_type,
         "quantity": order.quantity,

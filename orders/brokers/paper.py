@@ -44,15 +44,20 @@ from orders.brokers.base import (
     GttRequest,
     PlaceAck,
 )
-from orders.enums import OrderSide, OrderStatus, OrderType, Product, Segment, Validity
+from orders.enums import OrderSide, OrderStatus, OrderType, Product, Segment, Validity, Variety
 from orders.models import Order, PaperGtt, PaperOrder, PaperTrade, Strategy
 from orders.money import PAISA
+from orders.varieties import iceberg_leg_quantities
 from positions.models import OwnPrice
 from positions.selectors import last_price as strategy_last_price
+from risk import calendar
 
 logger = logging.getLogger("oms.brokers.paper")
 
 WORKING = ("OPEN", "TRIGGER PENDING")
+# An after-market order the paper exchange holds until its clock's next open (Kite's word).
+AMO_QUEUED = "AMO REQ RECEIVED"
+CANCELLABLE = (*WORKING, AMO_QUEUED)
 MAX_PLACE_DELAY_SECONDS = 30.0
 KITE_TO_OMS = {
     "OPEN": OrderStatus.OPEN,
@@ -60,6 +65,7 @@ KITE_TO_OMS = {
     "COMPLETE": OrderStatus.FILLED,
     "CANCELLED": OrderStatus.CANCELLED,
     "REJECTED": OrderStatus.REJECTED,
+    AMO_QUEUED: OrderStatus.OPEN,  # working, for the OMS: accepted, waiting for the open
 }
 
 
@@ -169,7 +175,7 @@ class PaperBroker:
     def _execute(self, paper_order: PaperOrder, fill_price: Decimal) -> list[BrokerOrderUpdate]:
         """Fill the remaining quantity of a locked paper order, in parts when configured."""
         remaining = paper_order.quantity - paper_order.filled_quantity
-        parts = split_quantity(
+        parts = _iceberg_legs_left(paper_order) or split_quantity(
             remaining, int(self.options.get("fill_parts", 1)), self._rng(paper_order)
         )
         updates = []
@@ -246,7 +252,7 @@ class PaperBroker:
                     "quantity": order.quantity,
                     "price": order.price,
                     "trigger_price": order.trigger_price,
-                    "status": "TRIGGER PENDING" if order.trigger_price else "OPEN",
+                    "status": _first_status(order),
                 },
             )
             paper_order = PaperOrder.objects.select_for_update().get(pk=paper_order.pk)
@@ -303,7 +309,7 @@ class PaperBroker:
             paper_order = PaperOrder.objects.select_for_update().get(
                 broker_order_id=order.broker_order_id
             )
-            if paper_order.status not in WORKING:
+            if paper_order.status not in CANCELLABLE:
                 raise BrokerRejected(f"order is {paper_order.status}: cannot be cancelled")
             paper_order.status = "CANCELLED"
             paper_order.message = "cancelled on request"
@@ -316,7 +322,10 @@ class PaperBroker:
         with transaction.atomic():
             cancelled = list(
                 PaperOrder.objects.select_for_update()
-                .filter(broker_order_id__in=[o.broker_order_id for o in orders], status__in=WORKING)
+                .filter(
+                    broker_order_id__in=[o.broker_order_id for o in orders],
+                    status__in=CANCELLABLE,
+                )
                 .order_by("pk")
             )
             now = timezone.now()
@@ -445,8 +454,10 @@ class PaperBroker:
         resulting reports, to be applied with order_updates_apply.
         """
         updates = []
+        # After-market orders join the book at the first price of the session (its clock).
+        statuses = (*WORKING, AMO_QUEUED) if calendar.market_is_open() else WORKING
         working = (
-            PaperOrder.objects.filter(symbol=symbol, exchange=exchange, status__in=WORKING)
+            PaperOrder.objects.filter(symbol=symbol, exchange=exchange, status__in=statuses)
             .annotate(own_price=OwnPrice("strategy_id", "symbol", "exchange"))
             .order_by("id")
         )
@@ -458,6 +469,11 @@ class PaperBroker:
             broker = cls(Strategy.objects.get(pk=strategy_id))
             with transaction.atomic():
                 paper_order = PaperOrder.objects.select_for_update().get(pk=paper_order_id)
+                if paper_order.status == AMO_QUEUED:
+                    paper_order.status = "TRIGGER PENDING" if paper_order.trigger_price else "OPEN"
+                    paper_order.message = "after-market order released at the open"
+                    paper_order.save()
+                    updates.extend(broker._deliver([broker._update(paper_order)]))
                 if paper_order.status in WORKING:
                     updates.extend(broker._deliver(broker._try_match(paper_order, last_price)))
         updates.extend(cls.gtts_on_price(symbol, exchange, last_price, strategy=strategy))
@@ -637,3 +653,29 @@ def _broker_gtt(gtt: PaperGtt) -> BrokerGtt:
         trigger_values=tuple(Decimal(value) for value in gtt.trigger_values),
         legs=tuple(legs),
     )
+
+
+def _first_status(order: Order) -> str:
+    """An AMO outside the session waits for the open; any other order is working at once."""
+    if order.variety == Variety.AMO and not calendar.market_is_open():
+        return AMO_QUEUED
+    return "TRIGGER PENDING" if order.trigger_price else "OPEN"
+
+
+def _iceberg_legs_left(paper_order: PaperOrder) -> list[int]:
+    """An iceberg's legs still to fill, as the exchange works them (one after the other, each
+    its own execution); [] for any other order."""
+    terms = (
+        Order.objects.filter(broker_tag=paper_order.tag, variety=Variety.ICEBERG)
+        .values_list("iceberg_legs", "iceberg_quantity")
+        .first()
+    )
+    if terms is None:
+        return []
+    left, done = [], paper_order.filled_quantity
+    for leg in iceberg_leg_quantities(paper_order.quantity, *terms):
+        taken = min(leg, done)
+        done -= taken
+        if leg > taken:
+            left.append(leg - taken)
+    return left

@@ -82,6 +82,8 @@ def order_margin_verdict(broker, order: Order) -> MarginVerdict:
     """
     if not settings.OMS_MARGIN_CHECK_ENABLED or not isinstance(broker, MarginBroker):
         return NOT_CHECKED
+    if (order.metadata or {}).get(BASKET_CHECKED):
+        return MarginVerdict(send=True, reason="margin checked with its basket")
     segment = segment_of(order)
     account = broker.margin_account_key()
     try:
@@ -214,3 +216,62 @@ def _refuse(order: Order, verdict: MarginVerdict) -> None:
             reason=verdict.reason,
             details=verdict.details,
         )
+
+
+BASKET_CHECKED = "margin_checked_with_basket"
+
+
+def basket_margin_verdict(broker, orders: list[Order]) -> MarginVerdict:
+    """The margin of a basket's legs together (one POST /margins/basket: hedges offset) against
+    the account's available funds, before any leg is written. Call with no transaction open.
+
+    Nothing is reserved here: the basket may still be refused by the pre-trade checks. Once it
+    is written, ``basket_margin_reserve`` sets the figure aside, and its legs are not checked
+    one by one at submission (``order_margin_verdict``; a hedged leg alone may need more than
+    the basket). An API error refuses the basket unless OMS_MARGIN_API_ERROR_POLICY is allow.
+    """
+    if not settings.OMS_MARGIN_CHECK_ENABLED or not isinstance(broker, MarginBroker):
+        return NOT_CHECKED
+    segment = segment_of(orders[0])
+    account = broker.margin_account_key()
+    try:
+        required = max(broker.basket_margins(orders).final, Decimal("0.00"))
+        _funds_refresh(broker, account, segment)
+    except (BrokerSessionExpired, BrokerRateLimited):
+        raise
+    except BrokerError as error:
+        allowed = settings.OMS_MARGIN_API_ERROR_POLICY == "allow"
+        return MarginVerdict(
+            send=allowed,
+            reason=f"basket margin check could not run: {error}",
+            details={"code": CHECK_FAILED, "error": str(error), "segment": segment},
+        )
+    remaining = MarginCache.objects.get(account_key=account, segment=segment).remaining
+    details = {
+        "code": "margin_ok" if required <= remaining else INSUFFICIENT,
+        "required": str(required),
+        "available": str(remaining),
+        "segment": segment,
+        "account": account,
+    }
+    if required > remaining:
+        reason = (
+            f"basket margin insufficient: required {rupees(required)}, "
+            f"available {rupees(remaining)} ({segment})"
+        )
+        return MarginVerdict(send=False, reason=reason, details=details)
+    return MarginVerdict(send=True, reason="basket margin check passed", details=details)
+
+
+def basket_margin_reserve(verdict: MarginVerdict) -> None:
+    """Set a written basket's margin aside on the account's cached funds (it was measured by
+    ``basket_margin_verdict``; the orders after it are measured against what is left)."""
+    details = verdict.details
+    if "account" not in details:
+        return
+    with transaction.atomic():
+        row = MarginCache.objects.select_for_update().get(
+            account_key=details["account"], segment=details["segment"]
+        )
+        row.reserved += Decimal(details["required"])
+        row.save(update_fields=["reserved"])

@@ -87,6 +87,9 @@ def order_modify(
             trigger_price=trigger_price
             if trigger_price is not None
             else (order.trigger_price if keeps_trigger else None),
+            variety=order.variety,
+            iceberg_legs=order.iceberg_legs,
+            iceberg_quantity=order.iceberg_quantity,
         )
         if request.quantity <= order.filled_quantity:
             raise OrderRequestError(

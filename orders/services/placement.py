@@ -36,6 +36,7 @@ from orders.services.errors import IdempotencyConflict, OrderThrottled, Strategy
 from orders.services.events import log_context, order_transition
 from risk import ratelimit
 from risk.validator import checks_lock, order_rate_bucket, order_verdict
+from risk.variety_checks import variety_checks
 
 logger = logging.getLogger("oms.orders")
 
@@ -119,6 +120,8 @@ def _new_order(
     metadata,
     closes_position=None,
     exit_key: str = "",
+    basket=None,
+    parent=None,
 ):
     """The order a request asks for, unsaved, and its first event."""
     order = Order(
@@ -139,9 +142,14 @@ def _new_order(
         take_profit=request.take_profit,
         tag=request.tag,
         request_fingerprint=fingerprint,
-        metadata={**(metadata or {}), "actor": actor},
+        metadata=_metadata(request, metadata, actor),
         closes_position=closes_position,
         exit_key=exit_key,
+        variety=request.variety,
+        iceberg_legs=request.iceberg_legs,
+        iceberg_quantity=request.iceberg_quantity,
+        basket=basket,
+        parent=parent,
     )
     received = OrderEvent(
         order=order,
@@ -152,6 +160,13 @@ def _new_order(
         actor=actor,
     )
     return order, received
+
+
+def _metadata(request: OrderRequest, metadata: dict | None, actor: str) -> dict:
+    written = {**(metadata or {}), "actor": actor}
+    if checks := variety_checks(request):
+        written["checks"] = checks  # an AMO: which checks ran now, which wait for the open
+    return written
 
 
 def _new_broker_tag() -> str:

@@ -53,8 +53,8 @@ def test_create_roles_re_syncs(roles):
     # roles_webhooks, the background jobs (operators too) since roles_jobs_and_health, the
     # audit lists (the change log, strategy events, the CSV export) since roles_audit, the
     # broker protections (view) since roles_protections, the controlled changes' audit rows
-    # (view) since admin_changes.
-    assert "Risk officer: 42 permissions" in out.getvalue()
+    # (view) since admin_changes, the baskets and sliced parents (view 2) since roles_baskets.
+    assert "Risk officer: 44 permissions" in out.getvalue()
 
 
 PAGES = [
@@ -65,6 +65,8 @@ PAGES = [
     "/admin/orders/strategyapikey/",
     "/admin/orders/webhookendpoint/",
     "/admin/orders/webhookdelivery/",
+    "/admin/orders/basket/",
+    "/admin/orders/orderparent/",
     "/admin/positions/position/",
     "/admin/positions/reconciliationissue/",
     "/admin/positions/dailystats/",

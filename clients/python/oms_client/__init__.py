@@ -25,12 +25,13 @@ from oms_client.errors import (
     TransportError,
     WebhookVerificationError,
 )
-from oms_client.models import Event, Order, OrderEvent, Strategy, Trade, Violation
+from oms_client.models import Basket, Event, Order, OrderEvent, Strategy, Trade, Violation
 from oms_client.webhooks import sign, verify_webhook
 
 __all__ = [
     "APIError",
     "AuthenticationFailed",
+    "Basket",
     "Conflict",
     "Event",
     "EventFeed",

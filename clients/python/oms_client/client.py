@@ -37,7 +37,7 @@ from oms_client.errors import (
     error_for,
     retry_after_of,
 )
-from oms_client.models import Event, Order, Strategy, Trade
+from oms_client.models import Basket, Event, Order, Strategy, Trade
 
 __version__ = "0.1.0"
 REPLAY_HEADER = "Idempotent-Replayed"
@@ -116,12 +116,62 @@ class OMSClient:
         take_profit: Decimal | str | int | None = None,
         tag: str = "",
         client_order_id: str | None = None,
+        variety: str = "regular",
+        iceberg_legs: int | None = None,
+        iceberg_quantity: int | None = None,
     ) -> Order:
         """Place an order; its ``client_order_id`` is generated when none is given and kept
         across retries, so it is placed once. ``order_type`` defaults to LIMIT with a price,
-        MARKET without. Raises ``RiskRefused`` (422, with ``violations`` and ``order_id``),
-        ``KillSwitchEngaged`` (423), ``Conflict`` (the id was used for another order),
-        ``InvalidRequest``, ``Throttled``..."""
+        MARKET without. ``variety``: regular, amo (outside market hours, for the next
+        session) or iceberg (with ``iceberg_legs`` and ``iceberg_quantity``). Raises
+        ``RiskRefused`` (422, with ``violations`` and ``order_id``), ``KillSwitchEngaged``
+        (423), ``Conflict`` (the id was used for another order), ``InvalidRequest``,
+        ``Throttled``..."""
+        body = self.order_body(
+            symbol,
+            side,
+            quantity,
+            order_type=order_type,
+            price=price,
+            trigger_price=trigger_price,
+            product=product,
+            exchange=exchange,
+            validity=validity,
+            stop_loss=stop_loss,
+            take_profit=take_profit,
+            tag=tag,
+            client_order_id=client_order_id,
+            variety=variety,
+            iceberg_legs=iceberg_legs,
+            iceberg_quantity=iceberg_quantity,
+        )
+        response = self._request("POST", "/orders/", json=body, safe=True)
+        return Order.from_json(
+            self._json(response), replayed=response.headers.get(REPLAY_HEADER) == "true"
+        )
+
+    def order_body(
+        self,
+        symbol: str,
+        side: str,
+        quantity: int,
+        *,
+        order_type: str | None = None,
+        price: Decimal | str | int | None = None,
+        trigger_price: Decimal | str | int | None = None,
+        product: str = "MIS",
+        exchange: str = "NSE",
+        validity: str = "DAY",
+        stop_loss: Decimal | str | int | None = None,
+        take_profit: Decimal | str | int | None = None,
+        tag: str = "",
+        client_order_id: str | None = None,
+        variety: str = "regular",
+        iceberg_legs: int | None = None,
+        iceberg_quantity: int | None = None,
+    ) -> dict[str, Any]:
+        """One order's JSON (what ``place`` sends; a leg of ``place_basket``), with its
+        ``client_order_id`` (generated when none is given)."""
         body: dict[str, Any] = {
             "client_order_id": client_order_id or self.new_client_order_id(),
             "symbol": symbol,
@@ -141,10 +191,36 @@ class OMSClient:
         ):
             if value is not None:
                 body[name] = money_out(name, value)
-        response = self._request("POST", "/orders/", json=body, safe=True)
-        return Order.from_json(
+        if variety != "regular":
+            body["variety"] = variety
+        if iceberg_legs is not None:
+            body["iceberg_legs"] = iceberg_legs
+        if iceberg_quantity is not None:
+            body["iceberg_quantity"] = iceberg_quantity
+        return body
+
+    def place_basket(
+        self, legs: list[dict[str, Any]], *, client_basket_id: str | None = None
+    ) -> Basket:
+        """Place several orders at once, all or nothing: each leg is ``order_body(...)``'s
+        arguments as a dict (``{"symbol": "RELIANCE", "side": "BUY", "quantity": 10, "price":
+        "2450.50"}``) or its result. Idempotent on ``client_basket_id`` (generated when none is
+        given, kept across retries; each leg's ``client_order_id`` likewise). A refused leg
+        raises ``RiskRefused`` (422, code ``basket_refused``: ``leg`` in ``body["error"]``, and
+        ``fields`` as ``legs.<i>.<field>``): nothing was placed."""
+        bodies = [leg if "client_order_id" in leg else self.order_body(**leg) for leg in legs]
+        body = {
+            "client_basket_id": client_basket_id or self.new_client_order_id(),
+            "legs": bodies,
+        }
+        response = self._request("POST", "/baskets/", json=body, safe=True)
+        return Basket.from_json(
             self._json(response), replayed=response.headers.get(REPLAY_HEADER) == "true"
         )
+
+    def basket(self, basket_id: int) -> Basket:
+        """A basket with its legs as they are now."""
+        return Basket.from_json(self._get(f"/baskets/{basket_id}/"))
 
     def modify(
         self,

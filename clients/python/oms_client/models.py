@@ -191,6 +191,9 @@ class Order:
     pending_modification: dict[str, Any] | None
     created_at: datetime | None
     updated_at: datetime | None
+    variety: str = "regular"
+    basket: int | None = None  # the basket it was placed in
+    parent: int | None = None  # the sliced order it is a child of
     events: list[OrderEvent] = field(default_factory=list)
     trades: list[Trade] = field(default_factory=list)
     replayed: bool = False
@@ -223,8 +226,37 @@ class Order:
             pending_modification=money_in(pending) if pending else None,
             created_at=time_or_none(data.get("created_at")),
             updated_at=time_or_none(data.get("updated_at")),
+            variety=data.get("variety") or "regular",
+            basket=data.get("basket"),
+            parent=data.get("parent"),
             events=[OrderEvent.from_json(e) for e in data.get("events", [])],
             trades=[Trade.from_json(t) for t in data.get("trades", [])],
+            replayed=replayed,
+            raw=data,
+        )
+
+
+@dataclass(frozen=True)
+class Basket:
+    """Orders placed together; each leg then lives its own life (``legs`` as they are now).
+    ``replayed``: the answer was the first basket of a request sent again."""
+
+    id: int
+    client_basket_id: str
+    margin_required: Decimal | None
+    created_at: datetime | None
+    legs: list[Order]
+    replayed: bool = False
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], *, replayed: bool = False) -> Basket:
+        return cls(
+            id=data["id"],
+            client_basket_id=data.get("client_basket_id", ""),
+            margin_required=decimal_or_none(data.get("margin_required")),
+            created_at=time_or_none(data.get("created_at")),
+            legs=[Order.from_json(leg) for leg in data.get("legs", [])],
             replayed=replayed,
             raw=data,
         )

@@ -16,6 +16,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseRedirect
 from django.urls import reverse
 
+from omsproject.money_format import plural
 from positions.exits import exit_plans, position_flatten, positions_flatten
 from positions.models import Position
 from risk.models import KillSwitchState
@@ -67,8 +68,8 @@ def flatten_page(model_admin, request, *, form_class, strategy_scope, open_posit
             model_admin.message_user(request, result.describe(), messages.ERROR)
         model_admin.message_user(
             request,
-            f"{len(results) - len(failed)} of {len(results)} position(s) closing"
-            + (f"; {len(failed)} exit(s) FAILED (listed above)" if failed else "")
+            f"{len(results) - len(failed)} of {plural(len(results), 'position')} closing"
+            + (f"; {plural(len(failed), 'exit')} FAILED (listed above)" if failed else "")
             + ".",
             messages.WARNING if failed else messages.SUCCESS,
         )

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from omsproject.money_format import plural
 from orders.broker_sessions import IST, session_problem, session_state
 from orders.enums import OrderStatus, StrategyMode, StrategyStatus
 from orders.models import Order, Strategy
@@ -129,7 +130,9 @@ def workers_alive() -> int:
 
 def worker_check(workers: int) -> HealthCheck:
     if workers:
-        return HealthCheck("worker", OK, f"{workers} worker(s) beating", {"workers": workers})
+        return HealthCheck(
+            "worker", OK, f"{plural(workers, 'worker')} beating", {"workers": workers}
+        )
     return HealthCheck(
         "worker",
         CRITICAL,
@@ -210,12 +213,13 @@ def market_data_check(now: datetime | None = None) -> HealthCheck:
         return HealthCheck(
             "market data",
             CRITICAL,
-            f"{marks.stale} of {marks.open_positions} LIVE position(s) on a stale mark ({age}): "
+            f"{marks.stale} of {plural(marks.open_positions, 'LIVE position')} on a stale mark "
+            f"({age}): "
             "stop-loss / take-profit exits wait for a fresh price; is market_feed running?",
             details,
         )
     return HealthCheck(
-        "market data", OK, f"{marks.open_positions} LIVE position(s), {age}", details
+        "market data", OK, f"{plural(marks.open_positions, 'LIVE position')}, {age}", details
     )
 
 

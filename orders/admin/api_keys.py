@@ -7,6 +7,7 @@ from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 
 from omsproject.admin_tools import OmsModelAdmin
+from omsproject.money_format import plural
 from orders.api_keys import ApiKeyError, api_key_create, api_key_revoke
 from orders.models import StrategyApiKey
 
@@ -122,7 +123,7 @@ class StrategyApiKeyAdmin(OmsModelAdmin):
                     self.message_user(request, str(error), messages.ERROR)
                     return None
                 revoked += 1
-            self.message_user(request, f"Revoked {revoked} key(s).", messages.SUCCESS)
+            self.message_user(request, f"Revoked {plural(revoked, 'key')}.", messages.SUCCESS)
             return None
         context = {
             **self.admin_site.each_context(request),

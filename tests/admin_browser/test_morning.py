@@ -113,7 +113,7 @@ def test_a_risk_officer_closes_one_position_from_its_page(page, live_server, peo
     shot("33-close-position-confirmation")
     page.click("#confirm-flatten")
 
-    expect(page.locator(".messagelist")).to_contain_text("1 of 1 position(s) closing")
+    expect(page.locator(".messagelist")).to_contain_text("1 of 1 position closing")
     exit_order = Order.objects.get(closes_position=position)
     assert (exit_order.side, exit_order.quantity, exit_order.order_type) == ("SELL", 100, "MARKET")
     assert exit_order.metadata["reason"] == "stop-loss missed at the open"

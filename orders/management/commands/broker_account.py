@@ -19,6 +19,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import IntegrityError, connection, transaction
 
 from omsproject.crypto import rotated
+from omsproject.money_format import plural
 from orders.broker_sessions import IST, session_problem, session_state
 from orders.models import BrokerAccount
 from orders.services.broker_accounts import broker_account_disconnect
@@ -102,4 +103,4 @@ class Command(BaseCommand):
                     [*changes.values(), pk],
                 )
                 count += 1
-        self.stdout.write(f"{count} account(s) re-encrypted under the newest key")
+        self.stdout.write(f"{plural(count, 'account')} re-encrypted under the newest key")

@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from omsproject.money_format import plural
 from orders.models import Strategy
 from positions.exits import positions_flatten
 
@@ -25,9 +26,9 @@ class Command(BaseCommand):
         if not reason.strip():
             raise CommandError("reason: required")
         results = positions_flatten(actor=actor, reason=reason.strip(), strategy=scope)
-        self.stdout.write(f"{len(results)} open position(s):")
+        self.stdout.write(f"{plural(len(results), 'open position')}:")
         for result in results:
             self.stdout.write(f"  {result.describe()}")
         failed = [result for result in results if result.failed]
         if failed:
-            raise CommandError(f"{len(failed)} exit(s) failed: see above")
+            raise CommandError(f"{plural(len(failed), 'exit')} failed: see above")

@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from omsproject.money_format import plural
 from risk.monitors import square_off_mis
 
 
@@ -33,6 +34,6 @@ class Command(BaseCommand):
         problems = len(plan.failed) + len(plan.held)
         if problems and not dry_run:
             raise CommandError(
-                f"{len(plan.failed)} exit(s) failed and {len(plan.held)} position(s) were left "
-                "open: see above"
+                f"{plural(len(plan.failed), 'exit')} failed and "
+                f"{plural(len(plan.held), 'position')} left open: see above"
             )

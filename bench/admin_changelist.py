@@ -164,8 +164,16 @@ def pages() -> list[tuple[str, str]]:
             f"/admin/orders/order/?created_at__year={day.year}&created_at__month={day.month}",
         ),
         ("  page 5", "/admin/orders/order/?p=5"),
+        ("  today (the shortcut)", "/admin/orders/order/?day=today"),
+        ("  rejected today", "/admin/orders/order/?day=today&status__exact=REJECTED"),
         ("order detail", f"/admin/orders/order/{newest.pk}/change/"),
         ("trade list", "/admin/orders/trade/"),
+        ("order events (audit list)", "/admin/orders/orderevent/"),
+        (
+            "  one day",
+            f"/admin/orders/orderevent/?created_at__since={day.date()}&created_at__until={day.date()}",
+        ),
+        ("positions (totals row)", "/admin/positions/position/?held=all"),
         ("dashboard", "/admin/"),
     ]
 

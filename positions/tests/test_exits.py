@@ -179,7 +179,7 @@ def test_monitors_leave_positions_of_a_halted_strategy_and_say_so():
 
     assert plan.held == [position]
     assert exit_orders(position) == []
-    with pytest.raises(CommandError, match=r"1 position\(s\) were left open"):
+    with pytest.raises(CommandError, match=r"1 position left open"):
         call_command("square_off_mis", stdout=io.StringIO())
 
 

@@ -227,7 +227,7 @@ def test_a_failed_exit_makes_the_command_fail():
     position = long_ten_below_its_stop_loss()
     kill_switch_set(KillSwitchState.HALTED, reason="test", actor="asha")
 
-    with pytest.raises(CommandError, match=r"1 exit\(s\) failed"):
+    with pytest.raises(CommandError, match=r"1 exit failed"):
         call_command("flatten", reason="try anyway", stdout=io.StringIO())
 
     (order,) = exit_orders(position)

@@ -192,7 +192,7 @@ def broker_account_checks(now: datetime | None = None) -> list[HealthCheck]:
             summary = session_problem(account, now=now)
             level = CRITICAL if live else WARNING
             if live:
-                summary += f"; {len(live)} LIVE strategy(ies) refused"
+                summary += f"; {plural(len(live), 'LIVE strategy', 'LIVE strategies')} refused"
         checks.append(HealthCheck(f"kite {user_id}", level, summary, details))
     return checks
 
@@ -269,7 +269,7 @@ def webhooks_check() -> HealthCheck:
             "not delivered yet (admin: Webhook deliveries)"
         )
         return HealthCheck("webhooks", WARNING, summary, details)
-    return HealthCheck("webhooks", OK, f"{hooks.endpoints} endpoint(s) delivering", details)
+    return HealthCheck("webhooks", OK, f"{plural(hooks.endpoints, 'endpoint')} delivering", details)
 
 
 def holidays_check(now: datetime | None = None) -> HealthCheck:
@@ -290,7 +290,7 @@ def reconciliation_check(background: Background, now: datetime | None = None) ->
     """The latest whole-book reconciliation run and the open issues: critical when a CRITICAL
     issue is open, or when the market is open and the last run is older than two of its
     intervals (OMS_RECONCILE_INTERVAL_MINUTES) and a minute (no worker runs it, or it fails);
-    a warning for open WARNING issues, or for no run at all outside the session."""
+    a warning for open WARNING issues, or for no run yet."""
     now = now or timezone.now()
     started_at, finished_at = background.run_started_at, background.run_finished_at
     market_open = (
@@ -313,13 +313,16 @@ def reconciliation_check(background: Background, now: datetime | None = None) ->
     open_issues = ", ".join(f"{n} {severity}" for severity, n in issues.items() if n)
     open_issues = f"open issues: {open_issues}" if open_issues else "no open issue"
     if finished_at is None:
-        last, overdue = "never run", market_open
+        # Not overdue: a new install, or the first minutes of a worker, has not reached its
+        # first run yet (a worker that is down is the worker card's; a run that fails, the
+        # jobs card's).
+        last, overdue = f"not run yet (every {interval} min while the market is open)", False
     else:
         age = (now - finished_at).total_seconds()
         took = details["last_run_seconds"]
         last = (
             f"last run {calendar.ist(finished_at):%H:%M} IST ({_ago(age)}, "
-            f"took {took:.1f} s, {background.run_differences} difference(s))"
+            f"took {took:.1f} s, {plural(background.run_differences, 'difference')})"
         )
         overdue = now - finished_at > due_within and market_open
     summary = f"{last}; {open_issues}"

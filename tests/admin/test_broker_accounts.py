@@ -335,8 +335,7 @@ def test_health_and_every_admin_page_say_which_account_needs_a_login(db, risk_of
     (check,) = [c for c in body["checks"] if c["name"] == "kite AB1234"]
     assert check["state"] == "critical"
     assert check["summary"] == (
-        "Kite account AB1234 has no session: log in to Kite (Connect Kite); "
-        "1 LIVE strategy(ies) refused"
+        "Kite account AB1234 has no session: log in to Kite (Connect Kite); 1 LIVE strategy refused"
     )
     assert 'id="broker-session-banner"' in page
     assert 'data-check="kite AB1234"' in page

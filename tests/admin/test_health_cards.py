@@ -120,8 +120,8 @@ def test_reconciliation_card_when_never_run_overdue_or_with_open_issues(as_risk_
     worker_beating()
     never = reconciliation_check(background_read(IN_SESSION), IN_SESSION)
     assert (never.state, never.summary) == (
-        CRITICAL,
-        "never run: overdue (due every 5 min while the market is open); no open issue",
+        WARNING,
+        "not run yet (every 5 min while the market is open); no open issue",
     )
     after_close = reconciliation_check(background_read(AFTER_CLOSE), AFTER_CLOSE)
     assert after_close.state == WARNING
@@ -135,7 +135,7 @@ def test_reconciliation_card_when_never_run_overdue_or_with_open_issues(as_risk_
     fresh = reconciliation_check(background_read(IN_SESSION), IN_SESSION)
     assert fresh.state == OK
     assert fresh.summary == (
-        "last run 10:57 IST (3 min ago, took 2.0 s, 0 difference(s)); no open issue"
+        "last run 10:57 IST (3 min ago, took 2.0 s, 0 differences); no open issue"
     )
     later = IN_SESSION + timedelta(minutes=12)  # 15 min since the run; due every 5
     overdue = reconciliation_check(background_read(later), later)

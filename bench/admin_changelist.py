@@ -140,7 +140,7 @@ def analyze() -> None:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE orders, trades, order_events, strategies")
+        cursor.execute("ANALYZE orders, trades, order_events, strategies, positions")
 
 
 # --- timing ----------------------------------------------------------------------------------

@@ -103,7 +103,9 @@ _database.update(
             "application_name": env.str("OMS_DB_APPLICATION_NAME", default="oms"),
             # pgtrigger's triggers read this setting on every row; left undefined, each read
             # raises and catches an error inside PostgreSQL (14x slower bulk inserts of trades).
-            "options": "-c pgtrigger.ignore={}",
+            # JIT off: an OLTP back office runs short queries; compiling one costs more than it
+            # saves (the positions list at 480,000 positions: 0.68 s with it, see Benchmarks).
+            "options": "-c pgtrigger.ignore={} -c jit=off",
             # Parameters bound by the server, and a statement run 5 times on a connection
             # prepared there, so PostgreSQL stops planning it again (planning was most of a
             # placement's database time). Set OMS_DB_PREPARE_THRESHOLD=0 behind a

@@ -123,6 +123,12 @@ class PositionAdmin(PositionProtectionColumns, LargeTableAdmin):
     search_fields = ("symbol",)
     search_help_text = "Exact symbol, e.g. RELIANCE."
     sortable_by = ()  # newest first (by id): what a terminal shows
+
+    def get_ordering(self, request):
+        # By the primary key (rows are written in time order): the page is read backwards
+        # through its index, never a sort of every position (480,000 in the bench took 1 s).
+        return ["-id"]
+
     fieldsets = (
         (None, {"fields": ("summary",)}),
         (

@@ -480,3 +480,18 @@ def local_time(moment, *, seconds: bool = True) -> str:
     if local.year == timezone.localdate().year:
         return local.strftime("%d %b %H:%M")
     return local.strftime("%d %b %Y %H:%M")
+
+
+class DefaultChoiceFilter(admin.SimpleListFilter):
+    """A filter whose first choice applies when none is picked (e.g. open positions only)."""
+
+    def value(self):
+        return super().value() or self.lookup_choices[0][0]
+
+    def choices(self, changelist):
+        for lookup, title in self.lookup_choices:
+            yield {
+                "selected": self.value() == lookup,
+                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
+                "display": title,
+            }

@@ -61,10 +61,6 @@ class MarginVerdict:
 NOT_CHECKED = MarginVerdict(send=True, reason="no margin check")
 
 
-def rupees(amount: Decimal) -> str:
-    return money_format.amount(amount)
-
-
 def segment_of(order: Order) -> str:
     """Kite's funds segment for the order: commodity for MCX, equity for the rest (F&O too)."""
     return "commodity" if order.exchange in COMMODITY_EXCHANGES else "equity"
@@ -104,8 +100,8 @@ def order_margin_verdict(broker, order: Order) -> MarginVerdict:
         logger.info(
             "margin check passed: order %s needs %s of the %s left in %s",
             order.pk,
-            rupees(required),
-            rupees(Decimal(verdict.details["available"])),
+            money_format.amount(required),
+            money_format.amount(Decimal(verdict.details["available"])),
             segment,
         )
         return verdict
@@ -129,8 +125,8 @@ def _reserve(account: str, segment: str, required: Decimal) -> MarginVerdict:
             return MarginVerdict(
                 send=False,
                 reason=(
-                    f"margin insufficient: required {rupees(required)}, "
-                    f"available {rupees(remaining)} ({segment})"
+                    f"margin insufficient: required {money_format.amount(required)}, "
+                    f"available {money_format.amount(remaining)} ({segment})"
                 ),
                 details=details,
             )
@@ -155,7 +151,9 @@ def _funds_refresh(broker, account: str, segment: str) -> None:
             segment=segment,
             defaults={"available": funds.net, "reserved": Decimal(0), "fetched_at": timezone.now()},
         )
-        logger.info("available funds of %s (%s): %s", account, segment, rupees(funds.net))
+        logger.info(
+            "available funds of %s (%s): %s", account, segment, money_format.amount(funds.net)
+        )
 
 
 def _fresh(account: str, segment: str) -> bool:
@@ -256,8 +254,8 @@ def basket_margin_verdict(broker, orders: list[Order]) -> MarginVerdict:
     }
     if required > remaining:
         reason = (
-            f"basket margin insufficient: required {rupees(required)}, "
-            f"available {rupees(remaining)} ({segment})"
+            f"basket margin insufficient: required {money_format.amount(required)}, "
+            f"available {money_format.amount(remaining)} ({segment})"
         )
         return MarginVerdict(send=False, reason=reason, details=details)
     return MarginVerdict(send=True, reason="basket margin check passed", details=details)

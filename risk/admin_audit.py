@@ -13,6 +13,7 @@ from django.utils.html import format_html
 
 from omsproject.admin_audit import CsvExportMixin, DateRangeFilter, titled
 from omsproject.admin_tools import LargeTableAdmin, ReadOnlyAdmin, badge, local_time
+from risk.audit import changes_sentence
 from risk.models import AdminChange
 
 ACTIONS = {ADDITION: ("Added", "green"), CHANGE: ("Changed", "blue"), DELETION: ("Deleted", "red")}
@@ -104,14 +105,6 @@ class ChangeLogAdmin(CsvExportMixin, ReadOnlyAdmin, LargeTableAdmin):
         return entry.get_change_message()
 
 
-def changes_text(changes: dict) -> str:
-    """{field: [old, new]} as one line: "status ACTIVE → PAUSED; max_open_orders 20 → 10"."""
-    return "; ".join(
-        f"{field} {old if old not in (None, '') else '—'} → {new if new not in (None, '') else '—'}"
-        for field, (old, new) in (changes or {}).items()
-    )
-
-
 CONTROLLED_CHANGES_CSV = (
     ("id", "id"),
     ("created_at", "created_at"),
@@ -122,7 +115,7 @@ CONTROLLED_CHANGES_CSV = (
     ("object_id", "object_id"),
     ("object", "object_label"),
     ("reason", "reason"),
-    ("changes", "changes", changes_text),
+    ("changes", "changes", changes_sentence),
 )
 
 
@@ -173,4 +166,4 @@ class AdminChangeAdmin(CsvExportMixin, ReadOnlyAdmin, LargeTableAdmin):
 
     @admin.display(description="old → new")
     def what_changed(self, change):
-        return changes_text(change.changes) or "—"
+        return changes_sentence(change.changes) or "—"

@@ -54,7 +54,7 @@ class ShortChoicesFilter(admin.ChoicesFieldListFilter):
 
 
 def compact_json(value) -> str:
-    return json.dumps(value, sort_keys=True, default=str) if value else "—"
+    return json.dumps(value, sort_keys=True, default=str, ensure_ascii=False) if value else "—"
 
 
 def day_start(day: date | None = None) -> datetime:
